@@ -1,0 +1,144 @@
+//! What a gateway told us, once verified and parsed: a [`GatewayEvent`].
+//!
+//! Adapters produce it; the store records it and applies it. It carries the
+//! references in the order of the lookup rules, so the rule itself
+//! ([`References::lookups`]) lives here and not in any store.
+
+use crate::money::Money;
+
+/// What happened at the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// The payment went through: confirm it.
+    Succeeded,
+    /// The payment was declined or failed.
+    Failed,
+    /// An event type the gateway sends but payhook does not act on.
+    NotHandled,
+}
+
+impl EventKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::NotHandled => "not_handled",
+        }
+    }
+
+    /// Reads a stored name back.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "not_handled" => Self::NotHandled,
+            _ => return None,
+        })
+    }
+}
+
+/// The ways an event can name its payment, strongest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct References {
+    /// payhook's own `TXN-...`, when the shop passed it to the gateway
+    /// (Stripe metadata, PayPal `custom_id`, the generic `transaction_id`).
+    pub transaction_id: Option<String>,
+    /// The gateway's id of the payment as the shop recorded it when marking
+    /// it pending (Stripe PaymentIntent id, PayPal order id, generic `payment_id`).
+    pub external_id: Option<String>,
+    /// The gateway's own reference of this particular object (Stripe charge
+    /// or PaymentIntent id, PayPal capture id).
+    pub gateway_reference: Option<String>,
+}
+
+/// One step of the lookup rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// Match `payments.transaction_id`, whatever the gateway.
+    TransactionId(&'a str),
+    /// Match `payments.external_id`, preferring payments of this gateway.
+    ExternalId(&'a str),
+    /// Match the payment's recorded gateway reference, or its external id
+    /// (a shop may record the gateway's object id as the external id).
+    GatewayReference(&'a str),
+}
+
+impl References {
+    /// The lookups to try, in the order of the design: transaction id, then
+    /// external id, then the gateway's reference. Empty references are skipped.
+    pub fn lookups(&self) -> impl Iterator<Item = Lookup<'_>> {
+        fn non_empty(value: &Option<String>) -> Option<&str> {
+            value.as_deref().filter(|v| !v.is_empty())
+        }
+        [
+            non_empty(&self.transaction_id).map(Lookup::TransactionId),
+            non_empty(&self.external_id).map(Lookup::ExternalId),
+            non_empty(&self.gateway_reference).map(Lookup::GatewayReference),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// True when no lookup can be made, so the event cannot match anything.
+    pub fn is_empty(&self) -> bool {
+        self.lookups().next().is_none()
+    }
+}
+
+/// One verified gateway call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayEvent {
+    /// The adapter's name, e.g. `stripe`; with `event_id` it identifies the event.
+    pub gateway: String,
+    /// The gateway's id of the event (`evt_...`, `WH-...`): a second delivery
+    /// of the same id is recognised and not re-applied.
+    pub event_id: String,
+    /// The gateway's own type name, e.g. `payment_intent.succeeded`.
+    pub event_type: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// How to find the payment.
+    pub references: References,
+    /// The amount the gateway reports, when it reports one.
+    pub amount: Option<Money>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_follow_the_design_order_and_skip_missing_ones() {
+        let all = References {
+            transaction_id: Some("TXN-1".into()),
+            external_id: Some("pi_1".into()),
+            gateway_reference: Some("ch_1".into()),
+        };
+        assert_eq!(
+            all.lookups().collect::<Vec<_>>(),
+            [
+                Lookup::TransactionId("TXN-1"),
+                Lookup::ExternalId("pi_1"),
+                Lookup::GatewayReference("ch_1")
+            ]
+        );
+        let partial = References {
+            transaction_id: Some(String::new()),
+            external_id: None,
+            gateway_reference: Some("cap_1".into()),
+        };
+        assert_eq!(
+            partial.lookups().collect::<Vec<_>>(),
+            [Lookup::GatewayReference("cap_1")]
+        );
+        assert!(References::default().is_empty());
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in [EventKind::Succeeded, EventKind::Failed, EventKind::NotHandled] {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The services a shop and the webhook endpoints call: thin sequences of
+//! validation, a port call and an outcome. The rules themselves live in
+//! [`crate::payment`] and [`crate::decision`].
+
+use std::sync::Arc;
+
+use crate::decision::{AmountPolicy, Outcome};
+use crate::event::EventKind;
+use crate::money::Money;
+use crate::payment::{NewOrder, NewPayment, Order, OrderId, Payment, PaymentId};
+use crate::ports::{
+    Applied, Clock, EventToApply, GatewayAdapter, ParseError, Store, StoreError, TransactionIds,
+    VerifyError, WebhookRequest,
+};
+
+/// Longest accepted text for ids and names the shop supplies.
+const MAX_TEXT: usize = 255;
+
+/// Why a shop request was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PaymentError {
+    /// A field of the request is unusable; nothing was written.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The field's name in the API.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Orders and payments, as the shop manages them.
+#[derive(Clone)]
+pub struct PaymentService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn TransactionIds>,
+}
+
+fn check_text(field: &'static str, value: &str) -> Result<(), PaymentError> {
+    if value.trim().is_empty() {
+        return Err(PaymentError::InvalidInput {
+            field,
+            reason: "must not be empty",
+        });
+    }
+    if value.len() > MAX_TEXT {
+        return Err(PaymentError::InvalidInput {
+            field,
+            reason: "is longer than 255 bytes",
+        });
+    }
+    Ok(())
+}
+
+fn check_positive(field: &'static str, amount: &Money) -> Result<(), PaymentError> {
+    if amount.is_positive() {
+        Ok(())
+    } else {
+        Err(PaymentError::InvalidInput {
+            field,
+            reason: "must be greater than zero",
+        })
+    }
+}
+
+impl PaymentService {
+    /// A service over `store`, taking time from `clock` and transaction ids from `ids`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, ids: Arc<dyn TransactionIds>) -> Self {
+        Self { store, clock, ids }
+    }
+
+    /// Records a pending order for the shop's `client_id`.
+    pub async fn create_order(&self, client_id: String, total: Money) -> Result<Order, PaymentError> {
+        check_text("client_id", &client_id)?;
+        check_positive("total", &total)?;
+        let order = NewOrder { client_id, total };
+        Ok(self.store.create_order(order, self.clock.now()).await?)
+    }
+
+    /// The order with this id.
+    pub async fn order(&self, id: OrderId) -> Result<Order, PaymentError> {
+        Ok(self.store.order(id).await?)
+    }
+
+    /// Creates a payment of `amount` for the order through `payment_method`,
+    /// with a fresh `TXN-...` transaction id.
+    pub async fn create_payment(
+        &self,
+        order_id: OrderId,
+        payment_method: String,
+        amount: Money,
+    ) -> Result<Payment, PaymentError> {
+        check_text("payment_method", &payment_method)?;
+        check_positive("amount", &amount)?;
+        let payment = NewPayment {
+            order_id,
+            transaction_id: self.ids.next_id(),
+            payment_method,
+            amount,
+        };
+        Ok(self.store.create_payment(payment, self.clock.now()).await?)
+    }
+
+    /// The payment with this id.
+    pub async fn payment(&self, id: PaymentId) -> Result<Payment, PaymentError> {
+        Ok(self.store.payment(id).await?)
+    }
+
+    /// Records that the customer was sent to the gateway, which knows the
+    /// payment as `external_id`.
+    pub async fn mark_pending(&self, id: PaymentId, external_id: String) -> Result<Payment, PaymentError> {
+        check_text("external_id", &external_id)?;
+        Ok(self
+            .store
+            .mark_pending(id, external_id, self.clock.now())
+            .await?)
+    }
+}
+
+/// Why a webhook was not applied. Nothing was written in any case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// The signature check failed.
+    #[error("invalid signature: {0}")]
+    Verify(#[from] VerifyError),
+    /// The verified body is not a usable event.
+    #[error("invalid payload: {0}")]
+    Parse(#[from] ParseError),
+    /// The store failed; the payment is as it was and a retry can succeed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A payment as webhook answers name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRef {
+    /// payhook's id.
+    pub id: PaymentId,
+    /// payhook's transaction id.
+    pub transaction_id: String,
+}
+
+impl From<&Payment> for PaymentRef {
+    fn from(payment: &Payment) -> Self {
+        Self {
+            id: payment.id,
+            transaction_id: payment.transaction_id.clone(),
+        }
+    }
+}
+
+/// What a webhook call came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WebhookOutcome {
+    /// The event was applied (or deliberately not, see [`Outcome`]).
+    Decided {
+        /// What the decision was.
+        outcome: Outcome,
+        /// The payment it concerned.
+        payment: PaymentRef,
+    },
+    /// This event id was processed before; nothing changed.
+    Duplicate {
+        /// The payment the first delivery matched.
+        payment: Option<PaymentRef>,
+    },
+    /// A type of event payhook does not act on; not stored.
+    Ignored {
+        /// The gateway's type name.
+        event_type: String,
+    },
+    /// No payment matches; the event is kept for a later delivery.
+    Unmatched {
+        /// The gateway's event id.
+        event_id: String,
+    },
+}
+
+/// Handles webhook calls: verify, parse, apply, answer.
+#[derive(Clone)]
+pub struct WebhookService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    policy: AmountPolicy,
+}
+
+impl WebhookService {
+    /// A service applying events to `store` under the amount `policy`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: AmountPolicy) -> Self {
+        Self { store, clock, policy }
+    }
+
+    /// The amount policy in force.
+    pub fn policy(&self) -> AmountPolicy {
+        self.policy
+    }
+
+    /// Verifies `request` with `adapter` on its raw bytes, parses it, and
+    /// applies it in one store transaction. A request that fails
+    /// verification or parsing writes nothing.
+    pub async fn handle(
+        &self,
+        adapter: &dyn GatewayAdapter,
+        request: &WebhookRequest<'_>,
+    ) -> Result<WebhookOutcome, WebhookError> {
+        let received_at = self.clock.now();
+        adapter.verify(request, received_at)?;
+        let event = adapter.parse(request)?;
+        if event.kind == EventKind::NotHandled {
+            return Ok(WebhookOutcome::Ignored {
+                event_type: event.event_type,
+            });
+        }
+        let event_id = event.event_id.clone();
+        let applied = self
+            .store
+            .apply_event(EventToApply {
+                event,
+                payload: request.body.to_vec(),
+                policy: self.policy,
+                received_at,
+            })
+            .await?;
+        Ok(match applied {
+            Applied::Decided { outcome, payment } => WebhookOutcome::Decided {
+                outcome,
+                payment: PaymentRef::from(&payment),
+            },
+            Applied::Duplicate { payment } => WebhookOutcome::Duplicate {
+                payment: payment.as_ref().map(PaymentRef::from),
+            },
+            Applied::Unmatched => WebhookOutcome::Unmatched { event_id },
+        })
+    }
+}
