@@ -98,7 +98,8 @@ pub struct Notification {
 impl Notification {
     /// Renders the notification of `kind` for `payment` as of `now`.
     pub fn for_payment(kind: NotificationKind, payment: &Payment, now: DateTime<Utc>) -> Self {
-        let money = |m: &Money| json!({"amount": m.amount_string(), "currency": m.currency().code()});
+        let money =
+            |m: &Money| json!({"amount": m.amount_string(), "currency": m.currency().code()});
         let mut body = json!({
             "type": kind.as_str(),
             "order_id": payment.order_id,
@@ -109,7 +110,8 @@ impl Notification {
             "currency": payment.amount.currency().code(),
             "occurred_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         });
-        if let (NotificationKind::AmountMismatch, Some(mismatch)) = (kind, &payment.amount_mismatch) {
+        if let (NotificationKind::AmountMismatch, Some(mismatch)) = (kind, &payment.amount_mismatch)
+        {
             body["expected"] = money(&mismatch.expected);
             body["received"] = money(&mismatch.received);
         }
@@ -166,7 +168,12 @@ pub fn decide(
     let mut next = payment.clone();
     next.updated_at = now;
     if next.gateway_reference.is_none() {
-        next.gateway_reference.clone_from(&event.references.gateway_reference);
+        // An empty reference is no reference, as in the lookup rules.
+        next.gateway_reference = event
+            .references
+            .gateway_reference
+            .clone()
+            .filter(|r| !r.is_empty());
     }
     match (payment.status, event.kind) {
         (_, EventKind::NotHandled) => unchanged(Outcome::Ignored),
@@ -208,7 +215,11 @@ pub fn decide(
             let order_becomes_paid = order_status == OrderStatus::Pending;
             let mut notifications = Vec::new();
             if order_becomes_paid {
-                notifications.push(Notification::for_payment(NotificationKind::OrderPaid, &next, now));
+                notifications.push(Notification::for_payment(
+                    NotificationKind::OrderPaid,
+                    &next,
+                    now,
+                ));
             }
             if mismatch.is_some() {
                 notifications.push(Notification::for_payment(

@@ -137,7 +137,11 @@ mod tests {
 
     #[test]
     fn kinds_round_trip() {
-        for kind in [EventKind::Succeeded, EventKind::Failed, EventKind::NotHandled] {
+        for kind in [
+            EventKind::Succeeded,
+            EventKind::Failed,
+            EventKind::NotHandled,
+        ] {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
         }
     }

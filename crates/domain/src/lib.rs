@@ -25,10 +25,12 @@ pub mod testing;
 
 pub use decision::{decide, AmountPolicy, Decision, Notification, NotificationKind, Outcome};
 pub use event::{EventKind, GatewayEvent, Lookup, References};
-pub use money::{Currency, Money, MoneyError};
+pub use money::{AmountText, Currency, Money, MoneyError};
 pub use payment::{
-    AmountMismatch, NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus,
-    TransitionError, UnknownStatus,
+    AmountMismatch, NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId,
+    PaymentStatus, TransitionError, UnknownStatus,
 };
 pub use secret::Secret;
-pub use service::{PaymentError, PaymentRef, PaymentService, WebhookError, WebhookOutcome, WebhookService};
+pub use service::{
+    PaymentError, PaymentRef, PaymentService, WebhookError, WebhookOutcome, WebhookService,
+};

@@ -275,9 +275,15 @@ mod tests {
         let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
         let rows = [
             (PaymentStatus::Created, Ok(PaymentStatus::PendingExternal)),
-            (PaymentStatus::PendingExternal, Ok(PaymentStatus::PendingExternal)),
+            (
+                PaymentStatus::PendingExternal,
+                Ok(PaymentStatus::PendingExternal),
+            ),
             (PaymentStatus::Failed, Ok(PaymentStatus::PendingExternal)),
-            (PaymentStatus::Completed, Err(TransitionError::AlreadyCompleted)),
+            (
+                PaymentStatus::Completed,
+                Err(TransitionError::AlreadyCompleted),
+            ),
         ];
         for (from, expected) in rows {
             let result = payment(from).mark_pending("pi_1", now);

@@ -26,19 +26,43 @@ pub trait Headers {
     fn get(&self, name: &str) -> Option<&str>;
 }
 
+fn find_header<'a, K: AsRef<str>, V: AsRef<str>>(
+    pairs: &'a [(K, V)],
+    name: &str,
+) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(key, _)| key.as_ref().eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_ref())
+}
+
 impl Headers for [(&str, &str)] {
     fn get(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| *value)
+        find_header(self, name)
     }
 }
 
 impl Headers for [(String, String)] {
     fn get(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        find_header(self, name)
+    }
+}
+
+impl Headers for Vec<(String, String)> {
+    fn get(&self, name: &str) -> Option<&str> {
+        find_header(self, name)
+    }
+}
+
+impl<const N: usize> Headers for [(&str, &str); N] {
+    fn get(&self, name: &str) -> Option<&str> {
+        find_header(self, name)
+    }
+}
+
+impl Headers for Vec<(&str, &str)> {
+    fn get(&self, name: &str) -> Option<&str> {
+        find_header(self, name)
     }
 }
 

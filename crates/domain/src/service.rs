@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::decision::{AmountPolicy, Outcome};
-use crate::event::EventKind;
+use crate::event::{EventKind, GatewayEvent};
 use crate::money::Money;
 use crate::payment::{NewOrder, NewPayment, Order, OrderId, Payment, PaymentId};
 use crate::ports::{
@@ -75,7 +75,11 @@ impl PaymentService {
     }
 
     /// Records a pending order for the shop's `client_id`.
-    pub async fn create_order(&self, client_id: String, total: Money) -> Result<Order, PaymentError> {
+    pub async fn create_order(
+        &self,
+        client_id: String,
+        total: Money,
+    ) -> Result<Order, PaymentError> {
         check_text("client_id", &client_id)?;
         check_positive("total", &total)?;
         let order = NewOrder { client_id, total };
@@ -113,7 +117,11 @@ impl PaymentService {
 
     /// Records that the customer was sent to the gateway, which knows the
     /// payment as `external_id`.
-    pub async fn mark_pending(&self, id: PaymentId, external_id: String) -> Result<Payment, PaymentError> {
+    pub async fn mark_pending(
+        &self,
+        id: PaymentId,
+        external_id: String,
+    ) -> Result<Payment, PaymentError> {
         check_text("external_id", &external_id)?;
         Ok(self
             .store
@@ -194,7 +202,11 @@ pub struct WebhookService {
 impl WebhookService {
     /// A service applying events to `store` under the amount `policy`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: AmountPolicy) -> Self {
-        Self { store, clock, policy }
+        Self {
+            store,
+            clock,
+            policy,
+        }
     }
 
     /// The amount policy in force.
@@ -210,9 +222,30 @@ impl WebhookService {
         adapter: &dyn GatewayAdapter,
         request: &WebhookRequest<'_>,
     ) -> Result<WebhookOutcome, WebhookError> {
-        let received_at = self.clock.now();
-        adapter.verify(request, received_at)?;
-        let event = adapter.parse(request)?;
+        let event = self.verify_and_parse(adapter, request)?;
+        self.apply(event, request.body.to_vec()).await
+    }
+
+    /// The first half of [`WebhookService::handle`]: the signature check on
+    /// the raw bytes, then parsing. Pure and synchronous; callers that log
+    /// the event id between the two halves use it directly.
+    pub fn verify_and_parse(
+        &self,
+        adapter: &dyn GatewayAdapter,
+        request: &WebhookRequest<'_>,
+    ) -> Result<GatewayEvent, WebhookError> {
+        adapter.verify(request, self.clock.now())?;
+        Ok(adapter.parse(request)?)
+    }
+
+    /// The second half of [`WebhookService::handle`]: applies a verified
+    /// event whose raw body is `payload`. Event types payhook does not act on
+    /// are answered `Ignored` without touching the store.
+    pub async fn apply(
+        &self,
+        event: GatewayEvent,
+        payload: Vec<u8>,
+    ) -> Result<WebhookOutcome, WebhookError> {
         if event.kind == EventKind::NotHandled {
             return Ok(WebhookOutcome::Ignored {
                 event_type: event.event_type,
@@ -223,9 +256,9 @@ impl WebhookService {
             .store
             .apply_event(EventToApply {
                 event,
-                payload: request.body.to_vec(),
+                payload,
                 policy: self.policy,
-                received_at,
+                received_at: self.clock.now(),
             })
             .await?;
         Ok(match applied {

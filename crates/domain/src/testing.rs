@@ -15,7 +15,9 @@ use chrono::{DateTime, Utc};
 
 use crate::decision::{decide, Notification};
 use crate::event::{GatewayEvent, Lookup};
-use crate::payment::{NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus};
+use crate::payment::{
+    NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus,
+};
 use crate::ports::{Applied, Clock, EventToApply, Store, StoreError, TransactionIds};
 
 /// A clock that says what it is told.
@@ -140,7 +142,11 @@ impl Store for InMemoryStore {
             .ok_or(StoreError::OrderNotFound(id))
     }
 
-    async fn create_payment(&self, payment: NewPayment, now: DateTime<Utc>) -> Result<Payment, StoreError> {
+    async fn create_payment(
+        &self,
+        payment: NewPayment,
+        now: DateTime<Utc>,
+    ) -> Result<Payment, StoreError> {
         let mut state = self.state();
         if !state.orders.iter().any(|o| o.id == payment.order_id) {
             return Err(StoreError::OrderNotFound(payment.order_id));
@@ -172,7 +178,12 @@ impl Store for InMemoryStore {
             .ok_or(StoreError::PaymentNotFound(id))
     }
 
-    async fn mark_pending(&self, id: PaymentId, external_id: String, now: DateTime<Utc>) -> Result<Payment, StoreError> {
+    async fn mark_pending(
+        &self,
+        id: PaymentId,
+        external_id: String,
+        now: DateTime<Utc>,
+    ) -> Result<Payment, StoreError> {
         let mut state = self.state();
         let current = state
             .payments
@@ -196,7 +207,10 @@ impl Store for InMemoryStore {
 
     async fn apply_event(&self, to_apply: EventToApply) -> Result<Applied, StoreError> {
         let mut state = self.state();
-        let key = (to_apply.event.gateway.clone(), to_apply.event.event_id.clone());
+        let key = (
+            to_apply.event.gateway.clone(),
+            to_apply.event.event_id.clone(),
+        );
         if let Some(stored) = state.events.get(&key) {
             if stored.outcome != "unmatched" && stored.outcome != "amount_rejected" {
                 let payment = stored
@@ -228,7 +242,13 @@ impl Store for InMemoryStore {
             .find(|o| o.id == payment.order_id)
             .map(|o| o.status)
             .ok_or(StoreError::OrderNotFound(payment.order_id))?;
-        let decision = decide(&payment, order_status, event, to_apply.policy, to_apply.received_at);
+        let decision = decide(
+            &payment,
+            order_status,
+            event,
+            to_apply.policy,
+            to_apply.received_at,
+        );
         if let Some(slot) = state.payments.iter_mut().find(|p| p.id == payment.id) {
             *slot = decision.payment.clone();
         }

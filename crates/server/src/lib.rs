@@ -1,1 +1,17 @@
-//! placeholder
+//! payhook's HTTP server: the webhook endpoints and the management API over
+//! actix-web, configuration from the environment, and telemetry.
+//!
+//! **Invariant:** this is the only crate that reads environment variables or
+//! knows HTTP. Handlers stay thin: extract, call an adapter and a domain
+//! service, map the outcome with the table in [`error`].
+
+pub mod config;
+pub mod error;
+pub mod gateways;
+pub mod routes;
+pub mod runtime;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::{Config, ConfigError};
+pub use startup::{open_store, Application};

@@ -1,1 +1,208 @@
-//! placeholder
+//! payhook's store: the [`payhook_domain::ports::Store`] port over diesel and
+//! r2d2, on SQLite (the embedded default) or PostgreSQL, chosen by the URL.
+//!
+//! Every operation is one transaction on one pooled connection, run on
+//! tokio's blocking pool so that synchronous diesel never stalls the async
+//! runtime. The decisions are the domain's ([`payhook_domain::decide`],
+//! [`payhook_domain::Payment::mark_pending`]); this crate only runs them
+//! inside the transaction and writes what they say.
+//!
+//! It deliberately knows nothing of HTTP or of any gateway.
+
+mod conn;
+mod models;
+mod ops;
+mod schema;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use payhook_domain::ports::{Applied, EventToApply, Store, StoreError};
+use payhook_domain::{NewOrder, NewPayment, Order, OrderId, Payment, PaymentId};
+
+pub use conn::{DbConn, Target, UnsupportedUrl};
+pub use ops::{EventRecord, OutboxEntry};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// How the pool behaves.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections open at once.
+    pub pool_size: u32,
+    /// How long a request waits for a connection before the store answers
+    /// `Unavailable`: the bound on a request when the database is down.
+    pub connect_timeout: Duration,
+    /// How long a SQLite writer waits for another writer's lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the store could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The URL names no supported backend.
+    #[error(transparent)]
+    Url(#[from] UnsupportedUrl),
+    /// The database could not be reached.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] r2d2::Error),
+    /// A migration failed.
+    #[error("migrations failed: {0}")]
+    Migrate(String),
+}
+
+/// The diesel store. Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub struct DieselStore {
+    pool: r2d2::Pool<conn::Manager>,
+    target: Target,
+}
+
+impl std::fmt::Debug for DieselStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DieselStore")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DieselStore {
+    /// Opens a pool on `url` (`sqlite://path` or `postgres://...`). Fails when
+    /// the database cannot be reached within `options.connect_timeout`.
+    pub fn open(url: &str, options: &StoreOptions) -> Result<Self, OpenError> {
+        let target = Target::parse(url)?;
+        let manager = conn::Manager::new(target.clone(), options.busy_timeout);
+        let pool = r2d2::Pool::builder()
+            .max_size(options.pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(options.connect_timeout)
+            .build(manager)
+            .map_err(OpenError::Connect)?;
+        Ok(Self { pool, target })
+    }
+
+    /// Applies the embedded migrations of this backend that have not run yet
+    /// and returns their versions.
+    pub fn migrate(&self) -> Result<Vec<String>, OpenError> {
+        let mut conn = self.pool.get().map_err(OpenError::Connect)?;
+        let migrations = match *conn {
+            DbConn::Sqlite(_) => SQLITE_MIGRATIONS,
+            DbConn::Pg(_) => POSTGRES_MIGRATIONS,
+        };
+        let done = conn
+            .run_pending_migrations(migrations)
+            .map_err(|e| OpenError::Migrate(e.to_string()))?;
+        Ok(done.iter().map(ToString::to_string).collect())
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        if self.target.is_sqlite() {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    }
+
+    /// Connections open and idle, for the pool-use metric.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
+    /// The outbox rows, oldest first.
+    pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.run(ops::outbox).await
+    }
+
+    /// The recorded gateway events, oldest first.
+    pub async fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
+        self.run(ops::events).await
+    }
+
+    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|join| StoreError::Backend(Box::new(join)))?
+    }
+}
+
+#[async_trait]
+impl Store for DieselStore {
+    async fn create_order(&self, order: NewOrder, now: DateTime<Utc>) -> Result<Order, StoreError> {
+        self.run(move |conn| ops::create_order(conn, &order, now))
+            .await
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Order, StoreError> {
+        self.run(move |conn| ops::order(conn, id)).await
+    }
+
+    async fn create_payment(
+        &self,
+        payment: NewPayment,
+        now: DateTime<Utc>,
+    ) -> Result<Payment, StoreError> {
+        self.run(move |conn| ops::create_payment(conn, &payment, now))
+            .await
+    }
+
+    async fn payment(&self, id: PaymentId) -> Result<Payment, StoreError> {
+        self.run(move |conn| ops::payment(conn, id)).await
+    }
+
+    async fn mark_pending(
+        &self,
+        id: PaymentId,
+        external_id: String,
+        now: DateTime<Utc>,
+    ) -> Result<Payment, StoreError> {
+        self.run(move |conn| ops::mark_pending(conn, id, &external_id, now))
+            .await
+    }
+
+    async fn apply_event(&self, event: EventToApply) -> Result<Applied, StoreError> {
+        self.run(move |conn| ops::apply_event(conn, &event)).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|conn| {
+            let migrations = match conn {
+                DbConn::Sqlite(_) => SQLITE_MIGRATIONS,
+                DbConn::Pg(_) => POSTGRES_MIGRATIONS,
+            };
+            match conn.has_pending_migration(migrations) {
+                Ok(false) => Ok(()),
+                Ok(true) => Err(StoreError::Backend("database is not migrated".into())),
+                Err(e) => Err(StoreError::Unavailable(e)),
+            }
+        })
+        .await
+    }
+}

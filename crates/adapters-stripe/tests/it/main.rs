@@ -1,0 +1,10 @@
+//! Integration tests of the Stripe adapter through the domain's
+//! `GatewayAdapter` port, on fixture events shaped like Stripe's own.
+//!
+//! Signatures are computed here with `ring` directly, never with the code
+//! under test, so a bug in the adapter's signing cannot hide itself.
+
+mod parse;
+mod properties;
+mod support;
+mod verify;

@@ -1,0 +1,7 @@
+//! Integration tests of `payhook-domain`: the state machine as a table, its
+//! properties, and the services driven end to end over the in-memory store.
+
+mod properties;
+mod services;
+mod state_machine;
+mod support;

@@ -1,0 +1,116 @@
+//! The server's errors and the one explicit table from domain and adapter
+//! errors to HTTP statuses. An internal error is logged with its cause chain
+//! and answered as a bare 500: its text never reaches the caller.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use payhook_domain::ports::StoreError;
+use payhook_domain::{PaymentError, WebhookError};
+use serde_json::json;
+
+/// Everything a route can answer other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or refused by a rule (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong bearer token (401).
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// Nothing at this id (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Body over the limit (413).
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// A feature or gateway is not configured, or the database is down (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else (500); the cause is logged, not shown.
+    #[error("internal server error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// Logs an internal cause with its chain and hides it from the caller.
+    pub fn internal(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(cause))
+    }
+}
+
+fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(cause) = self {
+            tracing::error!(error = %cause_chain(cause.as_ref()), "internal error");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Unauthorized) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(json!({"status": "error", "message": self.to_string()}))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::OrderNotFound(_) | StoreError::PaymentNotFound(_) => {
+                Self::NotFound(error.to_string())
+            }
+            StoreError::ExternalIdTaken(_) | StoreError::Transition(_) => {
+                Self::Conflict(error.to_string())
+            }
+            StoreError::Unavailable(cause) => {
+                tracing::error!(error = %cause_chain(cause.as_ref()), "database unavailable");
+                Self::Unavailable("database unavailable".into())
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<PaymentError> for ApiError {
+    fn from(error: PaymentError) -> Self {
+        match error {
+            PaymentError::InvalidInput { .. } => Self::BadRequest(error.to_string()),
+            PaymentError::Store(store) => store.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::Verify(_) | WebhookError::Parse(_) => Self::BadRequest(error.to_string()),
+            WebhookError::Store(store) => store.into(),
+            other => Self::internal(other),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The one place gateways are registered: the webhook path segment each one
+//! answers on, and its adapter when it is configured.
+
+use std::sync::Arc;
+
+use payhook_adapters_stripe::StripeAdapter;
+use payhook_domain::ports::GatewayAdapter;
+
+use crate::config::Config;
+
+/// A gateway known to the server, configured or not.
+#[derive(Clone)]
+pub struct Gateway {
+    /// The last path segment: `/api/v1/order-payments/webhooks/<segment>/`.
+    pub segment: &'static str,
+    /// The gateway's name in logs, metrics and stored events.
+    pub name: &'static str,
+    /// `None` when its secrets are not configured: the endpoint answers 503.
+    pub adapter: Option<Arc<dyn GatewayAdapter>>,
+}
+
+/// All gateways, looked up by path segment.
+#[derive(Clone, Default)]
+pub struct Gateways {
+    gateways: Vec<Gateway>,
+}
+
+impl Gateways {
+    /// Builds every gateway from the configuration. Adding a gateway is one
+    /// `register` line here plus its crate.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let mut gateways = Self::default();
+        gateways.register(
+            "stripe",
+            "stripe",
+            config
+                .stripe_secrets
+                .clone()
+                .map(StripeAdapter::new)
+                .transpose()?,
+        );
+        Ok(gateways)
+    }
+
+    /// Adds a gateway answering on `segment`.
+    pub fn register<A: GatewayAdapter + 'static>(
+        &mut self,
+        segment: &'static str,
+        name: &'static str,
+        adapter: Option<A>,
+    ) {
+        self.gateways.push(Gateway {
+            segment,
+            name,
+            adapter: adapter.map(|a| Arc::new(a) as Arc<dyn GatewayAdapter>),
+        });
+    }
+
+    /// The gateway answering on `segment`.
+    pub fn by_segment(&self, segment: &str) -> Option<&Gateway> {
+        self.gateways.iter().find(|g| g.segment == segment)
+    }
+
+    /// Every registered gateway.
+    pub fn iter(&self) -> impl Iterator<Item = &Gateway> {
+        self.gateways.iter()
+    }
+}

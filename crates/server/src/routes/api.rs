@@ -1,0 +1,233 @@
+//! The management API for the shop: orders and payments, behind a bearer
+//! token compared in constant time.
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, SecondsFormat, Utc};
+use payhook_domain::ports::StoreError;
+use payhook_domain::{
+    AmountText, Currency, Money, Order, OrderId, Payment, PaymentError, PaymentId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Refuses the call unless it carries `Authorization: Bearer <token>`.
+pub fn authorize(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(expected) = &state.api_token else {
+        return Err(ApiError::Unavailable(
+            "the management API is disabled: PAYHOOK_API_TOKEN is not set".into(),
+        ));
+    };
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    if expected.matches(presented) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Serialize)]
+struct MoneyBody {
+    amount: String,
+    currency: &'static str,
+}
+
+impl From<Money> for MoneyBody {
+    fn from(money: Money) -> Self {
+        Self {
+            amount: money.amount_string(),
+            currency: money.currency().code(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OrderBody {
+    id: OrderId,
+    client_id: String,
+    total: String,
+    currency: &'static str,
+    status: &'static str,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Order> for OrderBody {
+    fn from(order: Order) -> Self {
+        Self {
+            id: order.id,
+            total: order.total.amount_string(),
+            currency: order.total.currency().code(),
+            status: order.status.as_str(),
+            created_at: timestamp(order.created_at),
+            updated_at: timestamp(order.updated_at),
+            client_id: order.client_id,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct MismatchBody {
+    expected: MoneyBody,
+    received: MoneyBody,
+}
+
+#[derive(Serialize)]
+struct PaymentBody {
+    id: PaymentId,
+    order_id: OrderId,
+    transaction_id: String,
+    payment_method: String,
+    status: &'static str,
+    amount: String,
+    currency: &'static str,
+    external_id: Option<String>,
+    gateway_reference: Option<String>,
+    amount_mismatch: Option<MismatchBody>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Payment> for PaymentBody {
+    fn from(payment: Payment) -> Self {
+        Self {
+            id: payment.id,
+            order_id: payment.order_id,
+            status: payment.status.as_str(),
+            amount: payment.amount.amount_string(),
+            currency: payment.amount.currency().code(),
+            amount_mismatch: payment.amount_mismatch.map(|m| MismatchBody {
+                expected: m.expected.into(),
+                received: m.received.into(),
+            }),
+            created_at: timestamp(payment.created_at),
+            updated_at: timestamp(payment.updated_at),
+            transaction_id: payment.transaction_id,
+            payment_method: payment.payment_method,
+            external_id: payment.external_id,
+            gateway_reference: payment.gateway_reference,
+        }
+    }
+}
+
+fn money(amount: &AmountText, currency: &str, field: &str) -> Result<Money, ApiError> {
+    let currency = Currency::parse(currency)
+        .map_err(|e| ApiError::BadRequest(format!("invalid currency: {e}")))?;
+    amount
+        .to_money(currency)
+        .map_err(|e| ApiError::BadRequest(format!("invalid {field}: {e}")))
+}
+
+/// Body of `POST /api/v1/orders/`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    client_id: String,
+    total: AmountText,
+    currency: String,
+}
+
+/// `POST /api/v1/orders/`: 201 with the new pending order.
+pub async fn create_order(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<CreateOrder>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&request, &state)?;
+    let body = body.into_inner();
+    let total = money(&body.total, &body.currency, "total")?;
+    let order = state.payments.create_order(body.client_id, total).await?;
+    Ok(HttpResponse::Created().json(OrderBody::from(order)))
+}
+
+/// `GET /api/v1/orders/{id}/`.
+pub async fn get_order(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&request, &state)?;
+    let order = state.payments.order(OrderId(id.into_inner())).await?;
+    Ok(HttpResponse::Ok().json(OrderBody::from(order)))
+}
+
+/// Body of `POST /api/v1/order-payments/`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePayment {
+    order_id: i64,
+    payment_method: String,
+    amount: AmountText,
+    currency: String,
+}
+
+/// `POST /api/v1/order-payments/`: 201 with the new payment and its `TXN-` id.
+pub async fn create_payment(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<CreatePayment>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&request, &state)?;
+    let body = body.into_inner();
+    let amount = money(&body.amount, &body.currency, "amount")?;
+    let order_id = OrderId(body.order_id);
+    let payment = state
+        .payments
+        .create_payment(order_id, body.payment_method, amount)
+        .await
+        .map_err(|error| match error {
+            // The order is named in the body, not the URL: a bad request.
+            PaymentError::Store(StoreError::OrderNotFound(id)) => {
+                ApiError::BadRequest(format!("invalid order_id: order {id} not found"))
+            }
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::Created().json(PaymentBody::from(payment)))
+}
+
+/// `GET /api/v1/order-payments/{id}/`.
+pub async fn get_payment(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&request, &state)?;
+    let payment = state.payments.payment(PaymentId(id.into_inner())).await?;
+    Ok(HttpResponse::Ok().json(PaymentBody::from(payment)))
+}
+
+/// Body of `POST /api/v1/order-payments/{id}/external-pending/`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalPending {
+    external_id: String,
+}
+
+/// `POST /api/v1/order-payments/{id}/external-pending/`: 200 with the payment
+/// in `pending_external`; 409 when it is already completed or the external
+/// id belongs to another payment of the gateway.
+pub async fn external_pending(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<ExternalPending>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&request, &state)?;
+    let payment = state
+        .payments
+        .mark_pending(PaymentId(id.into_inner()), body.into_inner().external_id)
+        .await?;
+    Ok(HttpResponse::Ok().json(PaymentBody::from(payment)))
+}

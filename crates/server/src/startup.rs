@@ -1,0 +1,127 @@
+//! Building the application: open and migrate the store, register the
+//! gateways, bind the listener. Tests bind port 0 through the same path.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use payhook_domain::ports::Store;
+use payhook_domain::{PaymentService, WebhookService};
+use payhook_store_diesel::{DieselStore, StoreOptions};
+
+use crate::config::Config;
+use crate::gateways::Gateways;
+use crate::routes::routes;
+use crate::runtime::{ApiToken, RandomTransactionIds, SystemClock};
+
+/// What every handler shares.
+pub struct AppState {
+    /// Orders and payments for the management API.
+    pub payments: PaymentService,
+    /// Verify, parse and apply webhooks.
+    pub webhooks: WebhookService,
+    /// The registered gateways.
+    pub gateways: Gateways,
+    /// The store, for readiness.
+    pub store: Arc<DieselStore>,
+    /// `None` disables the management API.
+    pub api_token: Option<ApiToken>,
+    /// Largest accepted webhook body.
+    pub max_body_bytes: usize,
+}
+
+/// Opens the store named by the configuration and applies its migrations.
+pub fn open_store(config: &Config) -> anyhow::Result<DieselStore> {
+    let options = StoreOptions {
+        pool_size: config.db_pool_size,
+        connect_timeout: config.db_timeout,
+        ..StoreOptions::default()
+    };
+    let store = DieselStore::open(config.database_url.expose(), &options)
+        .context("cannot open the database named by DATABASE_URL")?;
+    let applied = store.migrate().context("cannot migrate the database")?;
+    for version in &applied {
+        tracing::info!(version, "applied migration");
+    }
+    Ok(store)
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Arc<DieselStore>,
+}
+
+impl Application {
+    /// Opens the store, migrates it and binds `config.addr` (port 0 picks a
+    /// free port, for tests).
+    pub fn build(config: &Config) -> anyhow::Result<Self> {
+        let store = Arc::new(open_store(config)?);
+        let gateways = Gateways::from_config(config)?;
+        for gateway in gateways.iter() {
+            if gateway.adapter.is_none() {
+                tracing::warn!(
+                    gateway = gateway.name,
+                    "gateway not configured: its webhook endpoint answers 503"
+                );
+            }
+        }
+        if config.api_token.is_none() {
+            tracing::warn!("PAYHOOK_API_TOKEN is not set: the management API is disabled");
+        }
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let clock = Arc::new(SystemClock);
+        let state = web::Data::new(AppState {
+            payments: PaymentService::new(
+                dyn_store.clone(),
+                clock.clone(),
+                Arc::new(RandomTransactionIds::default()),
+            ),
+            webhooks: WebhookService::new(dyn_store, clock, config.amount_policy),
+            gateways,
+            store: store.clone(),
+            api_token: config.api_token.as_ref().map(ApiToken::new),
+            max_body_bytes: config.max_body_bytes,
+        });
+        let listener = TcpListener::bind(config.addr)
+            .with_context(|| format!("cannot listen on PAYHOOK_ADDR {}", config.addr))?;
+        let port = listener
+            .local_addr()
+            .context("listener has no address")?
+            .port();
+        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
+            .listen(listener)
+            .context("cannot start the HTTP server")?
+            .run();
+        tracing::info!(
+            address = %config.addr,
+            port,
+            backend = store.backend(),
+            "payhook listening"
+        );
+        Ok(Self {
+            port,
+            server,
+            store,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The store the application writes to.
+    pub fn store(&self) -> Arc<DieselStore> {
+        self.store.clone()
+    }
+
+    /// Serves until the process is asked to stop (SIGINT or SIGTERM), then
+    /// lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,191 @@
+//! Connections: one diesel code base over SQLite and PostgreSQL through
+//! `#[derive(MultiConnection)]`, a pool manager that picks the backend from
+//! the URL scheme, and the write transaction each backend needs.
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+
+/// A connection to either backend. Queries written once against it run on
+/// both; backend-specific SQL is a `match` on the variant.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    /// PostgreSQL, for several server processes on one database.
+    Pg(PgConnection),
+    /// SQLite, the embedded default.
+    Sqlite(SqliteConnection),
+}
+
+/// Which database a URL names.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A SQLite file path.
+    Sqlite(String),
+    /// A libpq connection URL.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Target {
+    // A PostgreSQL URL may carry a password, so only the backend is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{path}"),
+            Self::Postgres(_) => f.write_str("postgres://[redacted]"),
+        }
+    }
+}
+
+/// A `DATABASE_URL` that names no supported backend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported database URL: expected sqlite://<path> or postgres://...")]
+pub struct UnsupportedUrl;
+
+impl Target {
+    /// Reads `sqlite://path`, `sqlite:path` or `postgres://` / `postgresql://`.
+    /// `:memory:` is refused: every pooled connection would get its own
+    /// empty database.
+    pub fn parse(url: &str) -> Result<Self, UnsupportedUrl> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or(UnsupportedUrl)?;
+        if path.is_empty() || path.contains(":memory:") {
+            return Err(UnsupportedUrl);
+        }
+        Ok(Self::Sqlite(path.to_owned()))
+    }
+
+    /// True for the embedded backend.
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Self::Sqlite(_))
+    }
+}
+
+/// Opens connections for the pool, with the per-connection settings of each backend.
+#[derive(Debug)]
+pub struct Manager {
+    target: Target,
+    busy_timeout: Duration,
+}
+
+impl Manager {
+    pub(crate) fn new(target: Target, busy_timeout: Duration) -> Self {
+        Self {
+            target,
+            busy_timeout,
+        }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        match &self.target {
+            Target::Postgres(url) => PgConnection::establish(url)
+                .map(DbConn::Pg)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+            Target::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // WAL lets readers run beside the writer; synchronous=FULL
+                // makes every acknowledged commit survive a power loss; the
+                // busy timeout makes a second writer wait instead of failing.
+                conn.batch_execute(&format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
+                    self.busy_timeout.as_millis()
+                ))
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        <DbConn as TransactionManager<DbConn>>::is_broken_transaction_manager(conn)
+    }
+}
+
+/// Runs `body` in a transaction that may write.
+///
+/// On SQLite it starts with `BEGIN IMMEDIATE`, taking the write lock up
+/// front: a deferred transaction that reads first and writes later can fail
+/// with `SQLITE_BUSY` instead of waiting. On PostgreSQL it is a plain
+/// READ COMMITTED transaction; rows are locked explicitly where needed.
+pub(crate) fn write_transaction<T, E>(
+    conn: &mut DbConn,
+    body: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConn::Sqlite(sqlite) => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+        }
+        DbConn::Pg(_) => <DbConn as TransactionManager<DbConn>>::begin_transaction(conn)?,
+    }
+    match body(conn) {
+        Ok(value) => {
+            <DbConn as TransactionManager<DbConn>>::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => {
+            <DbConn as TransactionManager<DbConn>>::rollback_transaction(conn)?;
+            Err(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_select_the_backend() {
+        assert_eq!(
+            Target::parse("sqlite://payhook.db"),
+            Ok(Target::Sqlite("payhook.db".into()))
+        );
+        assert_eq!(
+            Target::parse("sqlite:///var/lib/x.db"),
+            Ok(Target::Sqlite("/var/lib/x.db".into()))
+        );
+        assert_eq!(
+            Target::parse("sqlite:a.db"),
+            Ok(Target::Sqlite("a.db".into()))
+        );
+        assert!(matches!(
+            Target::parse("postgresql://u@h/db"),
+            Ok(Target::Postgres(_))
+        ));
+        for bad in [
+            "",
+            "mysql://x",
+            "sqlite://",
+            "sqlite::memory:",
+            "payhook.db",
+        ] {
+            assert_eq!(Target::parse(bad), Err(UnsupportedUrl), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_a_postgres_password() {
+        let target = Target::parse("postgres://u:hunter2@h/db").unwrap();
+        assert!(!format!("{target:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,222 @@
+//! Rows as diesel reads and writes them, and their conversion to domain
+//! values. A row that does not convert (unknown currency or status) means the
+//! database was changed behind payhook's back: it is an error, not a default.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use payhook_domain::{AmountMismatch, Currency, Money, Order, OrderId, Payment, PaymentId};
+
+use crate::schema::{orders, outbox, payments, webhook_events};
+
+/// A stored row that does not describe a valid domain value.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt {table} row {id}: {reason}")]
+pub struct CorruptRow {
+    table: &'static str,
+    id: i64,
+    reason: String,
+}
+
+pub(crate) fn naive(at: DateTime<Utc>) -> NaiveDateTime {
+    at.naive_utc()
+}
+
+fn utc(at: NaiveDateTime) -> DateTime<Utc> {
+    DateTime::from_naive_utc_and_offset(at, Utc)
+}
+
+fn money(table: &'static str, id: i64, minor: i64, code: &str) -> Result<Money, CorruptRow> {
+    let currency = Currency::parse(code).map_err(|e| CorruptRow {
+        table,
+        id,
+        reason: e.to_string(),
+    })?;
+    Ok(Money::from_minor(minor, currency))
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = orders)]
+pub(crate) struct OrderRow {
+    pub id: i64,
+    pub client_id: String,
+    pub total_minor: i64,
+    pub currency: String,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl TryFrom<OrderRow> for Order {
+    type Error = CorruptRow;
+    fn try_from(row: OrderRow) -> Result<Self, CorruptRow> {
+        Ok(Order {
+            id: OrderId(row.id),
+            total: money("orders", row.id, row.total_minor, &row.currency)?,
+            status: row
+                .status
+                .parse()
+                .map_err(|e: payhook_domain::UnknownStatus| CorruptRow {
+                    table: "orders",
+                    id: row.id,
+                    reason: e.to_string(),
+                })?,
+            client_id: row.client_id,
+            created_at: utc(row.created_at),
+            updated_at: utc(row.updated_at),
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = orders)]
+pub(crate) struct NewOrderRow<'a> {
+    pub client_id: &'a str,
+    pub total_minor: i64,
+    pub currency: &'a str,
+    pub status: &'a str,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = payments)]
+pub(crate) struct PaymentRow {
+    pub id: i64,
+    pub order_id: i64,
+    pub transaction_id: String,
+    pub payment_method: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: String,
+    pub external_id: Option<String>,
+    pub gateway_reference: Option<String>,
+    pub mismatch_expected_minor: Option<i64>,
+    pub mismatch_expected_currency: Option<String>,
+    pub mismatch_received_minor: Option<i64>,
+    pub mismatch_received_currency: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl TryFrom<PaymentRow> for Payment {
+    type Error = CorruptRow;
+    fn try_from(row: PaymentRow) -> Result<Self, CorruptRow> {
+        let id = row.id;
+        let amount_mismatch = match (
+            row.mismatch_expected_minor,
+            row.mismatch_expected_currency.as_deref(),
+            row.mismatch_received_minor,
+            row.mismatch_received_currency.as_deref(),
+        ) {
+            (Some(em), Some(ec), Some(rm), Some(rc)) => Some(AmountMismatch {
+                expected: money("payments", id, em, ec)?,
+                received: money("payments", id, rm, rc)?,
+            }),
+            _ => None,
+        };
+        Ok(Payment {
+            id: PaymentId(id),
+            order_id: OrderId(row.order_id),
+            amount: money("payments", id, row.amount_minor, &row.currency)?,
+            status: row
+                .status
+                .parse()
+                .map_err(|e: payhook_domain::UnknownStatus| CorruptRow {
+                    table: "payments",
+                    id,
+                    reason: e.to_string(),
+                })?,
+            transaction_id: row.transaction_id,
+            payment_method: row.payment_method,
+            external_id: row.external_id,
+            gateway_reference: row.gateway_reference,
+            amount_mismatch,
+            created_at: utc(row.created_at),
+            updated_at: utc(row.updated_at),
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = payments)]
+pub(crate) struct NewPaymentRow<'a> {
+    pub order_id: i64,
+    pub transaction_id: &'a str,
+    pub payment_method: &'a str,
+    pub amount_minor: i64,
+    pub currency: &'a str,
+    pub status: &'a str,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// The mutable part of a payment, written after a decision.
+#[derive(AsChangeset)]
+#[diesel(table_name = payments, treat_none_as_null = true)]
+pub(crate) struct PaymentChanges<'a> {
+    pub status: &'a str,
+    pub external_id: Option<&'a str>,
+    pub gateway_reference: Option<&'a str>,
+    pub mismatch_expected_minor: Option<i64>,
+    pub mismatch_expected_currency: Option<&'a str>,
+    pub mismatch_received_minor: Option<i64>,
+    pub mismatch_received_currency: Option<&'a str>,
+    pub updated_at: NaiveDateTime,
+}
+
+impl<'a> From<&'a Payment> for PaymentChanges<'a> {
+    fn from(payment: &'a Payment) -> Self {
+        let mismatch = payment.amount_mismatch.as_ref();
+        Self {
+            status: payment.status.as_str(),
+            external_id: payment.external_id.as_deref(),
+            gateway_reference: payment.gateway_reference.as_deref(),
+            mismatch_expected_minor: mismatch.map(|m| m.expected.minor()),
+            mismatch_expected_currency: mismatch.map(|m| m.expected.currency().code()),
+            mismatch_received_minor: mismatch.map(|m| m.received.minor()),
+            mismatch_received_currency: mismatch.map(|m| m.received.currency().code()),
+            updated_at: naive(payment.updated_at),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = webhook_events)]
+pub(crate) struct EventStatusRow {
+    pub id: i64,
+    pub outcome: String,
+    pub payment_id: Option<i64>,
+    pub attempts: i32,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = webhook_events)]
+pub(crate) struct NewEventRow<'a> {
+    pub gateway: &'a str,
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub kind: &'a str,
+    pub outcome: &'a str,
+    pub ref_transaction_id: Option<&'a str>,
+    pub ref_external_id: Option<&'a str>,
+    pub ref_gateway_reference: Option<&'a str>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<&'a str>,
+    pub payload: &'a [u8],
+    pub attempts: i32,
+    pub received_at: NaiveDateTime,
+    pub processed_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = outbox)]
+pub(crate) struct NewOutboxRow<'a> {
+    pub kind: &'a str,
+    pub order_id: i64,
+    pub payment_id: i64,
+    pub payload: &'a str,
+    pub status: &'a str,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}

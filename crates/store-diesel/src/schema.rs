@@ -1,0 +1,76 @@
+//! The tables, written by hand to match both `migrations/sqlite` and
+//! `migrations/postgres` with types both backends share (`BigInt` money in
+//! minor units, `Text` codes and statuses, `Timestamp` in UTC).
+
+diesel::table! {
+    orders (id) {
+        id -> BigInt,
+        client_id -> Text,
+        total_minor -> BigInt,
+        currency -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payments (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        transaction_id -> Text,
+        payment_method -> Text,
+        amount_minor -> BigInt,
+        currency -> Text,
+        status -> Text,
+        external_id -> Nullable<Text>,
+        gateway_reference -> Nullable<Text>,
+        mismatch_expected_minor -> Nullable<BigInt>,
+        mismatch_expected_currency -> Nullable<Text>,
+        mismatch_received_minor -> Nullable<BigInt>,
+        mismatch_received_currency -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> BigInt,
+        gateway -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        kind -> Text,
+        outcome -> Text,
+        payment_id -> Nullable<BigInt>,
+        ref_transaction_id -> Nullable<Text>,
+        ref_external_id -> Nullable<Text>,
+        ref_gateway_reference -> Nullable<Text>,
+        amount_minor -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        payload -> Binary,
+        attempts -> Integer,
+        received_at -> Timestamp,
+        processed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        kind -> Text,
+        order_id -> BigInt,
+        payment_id -> BigInt,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Timestamp,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(payments -> orders (order_id));
+diesel::joinable!(outbox -> payments (payment_id));
+diesel::allow_tables_to_appear_in_same_query!(orders, payments, webhook_events, outbox);
