@@ -2,7 +2,7 @@
 //! values. A row that does not convert (unknown currency or status) means the
 //! database was changed behind payhook's back: it is an error, not a default.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use payhook_domain::{AmountMismatch, Currency, Money, Order, OrderId, Payment, PaymentId};
 
@@ -17,8 +17,15 @@ pub struct CorruptRow {
     reason: String,
 }
 
+/// PostgreSQL keeps microseconds, SQLite whatever text it is given: times
+/// are cut to microseconds before they are stored or returned, so both
+/// backends store the same value and a returned payment equals a re-read one.
+pub(crate) fn stored_precision(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
 pub(crate) fn naive(at: DateTime<Utc>) -> NaiveDateTime {
-    at.naive_utc()
+    stored_precision(at).naive_utc()
 }
 
 fn utc(at: NaiveDateTime) -> DateTime<Utc> {

@@ -18,8 +18,8 @@ use payhook_domain::{
 
 use crate::conn::{write_transaction, DbConn};
 use crate::models::{
-    naive, CorruptRow, EventStatusRow, NewEventRow, NewOrderRow, NewOutboxRow, NewPaymentRow,
-    OrderRow, PaymentChanges, PaymentRow,
+    naive, stored_precision, CorruptRow, EventStatusRow, NewEventRow, NewOrderRow, NewOutboxRow,
+    NewPaymentRow, OrderRow, PaymentChanges, PaymentRow,
 };
 use crate::schema::{orders, outbox, payments, webhook_events};
 
@@ -222,26 +222,41 @@ pub(crate) fn mark_pending(
     external_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Payment, StoreError> {
+    let now = stored_precision(now);
     with_retry(conn, |conn| {
         let current =
             Payment::try_from(lock_payment(conn, id.0)?.ok_or(StoreError::PaymentNotFound(id))?)?;
-        let taken_by = payments::table
-            .filter(payments::payment_method.eq(&current.payment_method))
-            .filter(payments::external_id.eq(external_id))
-            .filter(payments::id.ne(id.0))
-            .select(payments::id)
-            .first::<i64>(conn)
-            .optional()?;
-        if let Some(other) = taken_by {
+        let holder = |conn: &mut DbConn| {
+            payments::table
+                .filter(payments::payment_method.eq(&current.payment_method))
+                .filter(payments::external_id.eq(external_id))
+                .filter(payments::id.ne(id.0))
+                .select(payments::id)
+                .first::<i64>(conn)
+                .optional()
+        };
+        if let Some(other) = holder(conn)? {
             return Err(StoreError::ExternalIdTaken(PaymentId(other)).into());
         }
         let next = current
             .mark_pending(external_id, now)
             .map_err(StoreError::from)?;
         if next != current {
-            diesel::update(payments::table.find(id.0))
-                .set(PaymentChanges::from(&next))
-                .execute(conn)?;
+            // A savepoint: on PostgreSQL two payments can pass the check
+            // above at once, and the unique index then refuses the second.
+            let updated = conn.transaction(|conn| {
+                diesel::update(payments::table.find(id.0))
+                    .set(PaymentChanges::from(&next))
+                    .execute(conn)
+            });
+            match updated {
+                Ok(_) => {}
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                    let other = holder(conn)?.unwrap_or_default();
+                    return Err(StoreError::ExternalIdTaken(PaymentId(other)).into());
+                }
+                Err(other) => return Err(other.into()),
+            }
         }
         Ok(next)
     })
@@ -378,7 +393,7 @@ pub(crate) fn apply_event(
         let order_status: OrderStatus = lock_order_status(conn, payment.order_id.0)?
             .parse()
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        let now = to_apply.received_at;
+        let now = stored_precision(to_apply.received_at);
         let decision = decide(
             &payment,
             order_status,

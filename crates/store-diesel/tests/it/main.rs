@@ -1,0 +1,15 @@
+//! Integration tests of the diesel store, one binary for the whole crate.
+//!
+//! Every test runs against a SQLite file in a temporary directory and, when
+//! `PAYHOOK_TEST_POSTGRES_URL` names a PostgreSQL server, against a fresh
+//! PostgreSQL database too. Without the variable the PostgreSQL half is
+//! skipped loudly, never silently.
+
+mod apply;
+mod concurrency;
+mod crud;
+mod migrations;
+mod open;
+mod reference;
+mod schema;
+mod support;
