@@ -29,6 +29,13 @@ pub struct Config {
     pub api_token: Option<Secret>,
     /// Stripe endpoint secrets (rotation: several); `None` answers 503.
     pub stripe_secrets: Option<Vec<Secret>>,
+    /// Generic gateway secrets (rotation: several); `None` answers 503
+    /// unless unsigned calls are allowed.
+    pub generic_secrets: Option<Vec<Secret>>,
+    /// Lets the generic endpoint take unsigned calls when it has no secret.
+    pub allow_unsigned_generic: bool,
+    /// PayPal's webhook id and pinned certificates; `None` answers 503.
+    pub paypal: Option<PaypalConfig>,
     /// What to do with a confirmation of another amount.
     pub amount_policy: AmountPolicy,
     /// Largest accepted webhook body.
@@ -37,6 +44,50 @@ pub struct Config {
     pub db_pool_size: u32,
     /// How long a request waits for a database connection.
     pub db_timeout: Duration,
+}
+
+/// What the PayPal adapter needs: the webhook id PayPal signs with, and the
+/// PEM bytes of the pinned signing certificate(s), read at start-up.
+#[derive(Clone)]
+pub struct PaypalConfig {
+    /// `PAYPAL_WEBHOOK_ID`.
+    pub webhook_id: String,
+    /// The contents of `PAYPAL_CERT_FILE`.
+    pub certificates_pem: Vec<u8>,
+    /// The file's path, for messages.
+    pub cert_file: String,
+}
+
+impl std::fmt::Debug for PaypalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaypalConfig")
+            .field("webhook_id", &self.webhook_id)
+            .field("cert_file", &self.cert_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a comma-separated list of secrets; `None` when the variable is unset.
+fn secret_list(
+    variable: &'static str,
+    value: Option<String>,
+) -> Result<Option<Vec<Secret>>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let secrets: Vec<Secret> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(Secret::new)
+        .collect();
+    if secrets.is_empty() {
+        return Err(ConfigError {
+            variable,
+            reason: "no secret in the list".into(),
+        });
+    }
+    Ok(Some(secrets))
 }
 
 /// The defaults of the design brief.
@@ -70,21 +121,46 @@ impl Config {
             .parse()
             .map_err(|_| invalid("PAYHOOK_ADDR", "expected host:port, e.g. 127.0.0.1:8000"))?;
 
-        let stripe_secrets = get("STRIPE_WEBHOOK_SECRET")
-            .map(|value| {
-                let secrets: Vec<Secret> = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(Secret::new)
-                    .collect();
-                if secrets.is_empty() {
-                    Err(invalid("STRIPE_WEBHOOK_SECRET", "no secret in the list"))
-                } else {
-                    Ok(secrets)
-                }
-            })
-            .transpose()?;
+        let stripe_secrets = secret_list("STRIPE_WEBHOOK_SECRET", get("STRIPE_WEBHOOK_SECRET"))?;
+        let generic_secrets = secret_list("WEBHOOK_SECRET", get("WEBHOOK_SECRET"))?;
+        let allow_unsigned_generic = match get("PAYHOOK_ALLOW_UNSIGNED_GENERIC")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(_) => {
+                return Err(invalid(
+                    "PAYHOOK_ALLOW_UNSIGNED_GENERIC",
+                    "expected true or false",
+                ))
+            }
+        };
+        let paypal = match (get("PAYPAL_WEBHOOK_ID"), get("PAYPAL_CERT_FILE")) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "PAYPAL_CERT_FILE",
+                    "must be set together with PAYPAL_WEBHOOK_ID",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "PAYPAL_WEBHOOK_ID",
+                    "must be set together with PAYPAL_CERT_FILE",
+                ))
+            }
+            (Some(webhook_id), Some(cert_file)) => {
+                let certificates_pem = std::fs::read(&cert_file).map_err(|e| {
+                    invalid("PAYPAL_CERT_FILE", &format!("cannot read {cert_file}: {e}"))
+                })?;
+                Some(PaypalConfig {
+                    webhook_id: webhook_id.trim().to_owned(),
+                    certificates_pem,
+                    cert_file,
+                })
+            }
+        };
 
         let amount_policy = match get("PAYHOOK_AMOUNT_MISMATCH").as_deref().map(str::trim) {
             None | Some("warn") => AmountPolicy::Warn,
@@ -141,6 +217,9 @@ impl Config {
             addr,
             api_token: get("PAYHOOK_API_TOKEN").map(Secret::new),
             stripe_secrets,
+            generic_secrets,
+            allow_unsigned_generic,
+            paypal,
             amount_policy,
             max_body_bytes,
             db_pool_size,
@@ -193,6 +272,10 @@ mod tests {
             ("PAYHOOK_DB_POOL_SIZE", "0"),
             ("PAYHOOK_DB_TIMEOUT_MS", "soon"),
             ("STRIPE_WEBHOOK_SECRET", " , "),
+            ("WEBHOOK_SECRET", ","),
+            ("PAYHOOK_ALLOW_UNSIGNED_GENERIC", "yes"),
+            ("PAYPAL_WEBHOOK_ID", "WH-1"),
+            ("PAYPAL_CERT_FILE", "/nonexistent/cert.pem"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();
@@ -201,10 +284,46 @@ mod tests {
     }
 
     #[test]
+    fn paypal_needs_both_variables_and_a_readable_file() {
+        let missing_file = config(&[
+            ("PAYPAL_WEBHOOK_ID", "WH-1"),
+            ("PAYPAL_CERT_FILE", "/nonexistent/cert.pem"),
+        ])
+        .unwrap_err();
+        assert_eq!(missing_file.variable, "PAYPAL_CERT_FILE");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cert.pem");
+        std::fs::write(&path, b"pem bytes").unwrap();
+        let path = path.to_str().unwrap();
+        let paypal = config(&[("PAYPAL_WEBHOOK_ID", "WH-1"), ("PAYPAL_CERT_FILE", path)])
+            .unwrap()
+            .paypal
+            .unwrap();
+        assert_eq!(paypal.webhook_id, "WH-1");
+        assert_eq!(paypal.certificates_pem, b"pem bytes");
+    }
+
+    #[test]
+    fn unsigned_generic_is_an_explicit_opt_in() {
+        assert!(!config(&[]).unwrap().allow_unsigned_generic);
+        assert!(
+            config(&[("PAYHOOK_ALLOW_UNSIGNED_GENERIC", "true")])
+                .unwrap()
+                .allow_unsigned_generic
+        );
+        assert!(
+            !config(&[("PAYHOOK_ALLOW_UNSIGNED_GENERIC", "false")])
+                .unwrap()
+                .allow_unsigned_generic
+        );
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let config = config(&[
             ("STRIPE_WEBHOOK_SECRET", "whsec_topsecret"),
             ("PAYHOOK_API_TOKEN", "token-topsecret"),
+            ("WEBHOOK_SECRET", "whsec_generic-topsecret"),
             ("DATABASE_URL", "postgres://u:pw-topsecret@h/db"),
         ])
         .unwrap();

@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
+use payhook_adapters_generic::GenericAdapter;
+use payhook_adapters_paypal::PaypalAdapter;
 use payhook_adapters_stripe::StripeAdapter;
 use payhook_domain::ports::GatewayAdapter;
 
@@ -29,16 +32,31 @@ impl Gateways {
     /// Builds every gateway from the configuration. Adding a gateway is one
     /// `register` line here plus its crate.
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let stripe = config.stripe_secrets.clone().map(StripeAdapter::new);
+        let generic = match (&config.generic_secrets, config.allow_unsigned_generic) {
+            (Some(secrets), _) => {
+                Some(GenericAdapter::signed(secrets.clone()).context("invalid WEBHOOK_SECRET")?)
+            }
+            (None, true) => Some(GenericAdapter::unsigned()),
+            (None, false) => None,
+        };
+        let paypal = config
+            .paypal
+            .as_ref()
+            .map(|p| PaypalAdapter::new(p.webhook_id.clone(), &p.certificates_pem))
+            .transpose()
+            .context("invalid PAYPAL_CERT_FILE or PAYPAL_WEBHOOK_ID")?;
+
         let mut gateways = Self::default();
         gateways.register(
             "stripe",
             "stripe",
-            config
-                .stripe_secrets
-                .clone()
-                .map(StripeAdapter::new)
-                .transpose()?,
+            stripe
+                .transpose()
+                .context("invalid STRIPE_WEBHOOK_SECRET")?,
         );
+        gateways.register("paypal", "paypal", paypal);
+        gateways.register("payment", "generic", generic);
         Ok(gateways)
     }
 

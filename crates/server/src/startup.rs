@@ -32,18 +32,58 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
-/// Opens the store named by the configuration and applies its migrations.
-pub fn open_store(config: &Config) -> anyhow::Result<DieselStore> {
-    let options = StoreOptions {
+fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
         pool_size: config.db_pool_size,
         connect_timeout: config.db_timeout,
         ..StoreOptions::default()
-    };
-    let store = DieselStore::open(config.database_url.expose(), &options)
-        .context("cannot open the database named by DATABASE_URL")?;
-    let applied = store.migrate().context("cannot migrate the database")?;
-    for version in &applied {
+    }
+}
+
+fn log_migrations(applied: &[String]) {
+    for version in applied {
         tracing::info!(version, "applied migration");
+    }
+}
+
+/// Opens the store named by the configuration and applies its migrations;
+/// fails when the database cannot be reached (`payhook migrate`).
+pub fn open_store(config: &Config) -> anyhow::Result<DieselStore> {
+    let store = DieselStore::open(config.database_url.expose(), &store_options(config))
+        .context("cannot open the database named by DATABASE_URL")?;
+    log_migrations(&store.migrate().context("cannot migrate the database")?);
+    Ok(store)
+}
+
+/// Opens the store for serving. A SQLite file that cannot be opened stops
+/// start-up; an unreachable PostgreSQL does not: the server starts, says so,
+/// answers 503 and fails `/readyz`, and migrates as soon as the database
+/// answers, so a fleet restarted during a database outage comes back by itself.
+fn open_store_for_serving(config: &Config) -> anyhow::Result<DieselStore> {
+    let store = DieselStore::open_lazy(config.database_url.expose(), &store_options(config))
+        .context("invalid DATABASE_URL")?;
+    match store.migrate() {
+        Ok(applied) => log_migrations(&applied),
+        Err(error) if store.backend() == "postgres" => {
+            tracing::error!(
+                %error,
+                "PostgreSQL is unreachable at start-up: serving with /readyz failing; \
+                 retrying the migrations every 2 s"
+            );
+            let retry = store.clone();
+            std::thread::spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                match retry.migrate() {
+                    Ok(applied) => {
+                        log_migrations(&applied);
+                        tracing::info!("PostgreSQL reachable and migrated");
+                        break;
+                    }
+                    Err(error) => tracing::warn!(%error, "PostgreSQL still unreachable"),
+                }
+            });
+        }
+        Err(error) => return Err(error).context("cannot open or migrate the SQLite database"),
     }
     Ok(store)
 }
@@ -59,7 +99,7 @@ impl Application {
     /// Opens the store, migrates it and binds `config.addr` (port 0 picks a
     /// free port, for tests).
     pub fn build(config: &Config) -> anyhow::Result<Self> {
-        let store = Arc::new(open_store(config)?);
+        let store = Arc::new(open_store_for_serving(config)?);
         let gateways = Gateways::from_config(config)?;
         for gateway in gateways.iter() {
             if gateway.adapter.is_none() {
@@ -68,6 +108,12 @@ impl Application {
                     "gateway not configured: its webhook endpoint answers 503"
                 );
             }
+        }
+        if config.generic_secrets.is_none() && config.allow_unsigned_generic {
+            tracing::warn!(
+                "PAYHOOK_ALLOW_UNSIGNED_GENERIC=true: the generic endpoint accepts UNSIGNED calls; \
+                 anyone who can reach it can confirm payments. For local testing only."
+            );
         }
         if config.api_token.is_none() {
             tracing::warn!("PAYHOOK_API_TOKEN is not set: the management API is disabled");

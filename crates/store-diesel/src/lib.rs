@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use diesel::connection::SimpleConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use payhook_domain::ports::{Applied, EventToApply, Store, StoreError};
 use payhook_domain::{NewOrder, NewPayment, Order, OrderId, Payment, PaymentId};
@@ -27,6 +28,9 @@ pub use ops::{EventRecord, OutboxEntry};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// The PostgreSQL advisory lock key held while migrating ("payhook" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7061_7968_6f6f_6b;
 
 /// How the pool behaves.
 #[derive(Debug, Clone)]
@@ -85,14 +89,30 @@ impl DieselStore {
     /// the database cannot be reached within `options.connect_timeout`.
     pub fn open(url: &str, options: &StoreOptions) -> Result<Self, OpenError> {
         let target = Target::parse(url)?;
-        let manager = conn::Manager::new(target.clone(), options.busy_timeout);
-        let pool = r2d2::Pool::builder()
+        let pool = Self::pool_builder(options)
+            .build(conn::Manager::new(target.clone(), options.busy_timeout))
+            .map_err(OpenError::Connect)?;
+        Ok(Self { pool, target })
+    }
+
+    /// Like [`DieselStore::open`], but does not wait for a first connection:
+    /// a server can start while its database is down, answer 503 and fail
+    /// its readiness check until the database comes back.
+    pub fn open_lazy(url: &str, options: &StoreOptions) -> Result<Self, OpenError> {
+        let target = Target::parse(url)?;
+        let pool = Self::pool_builder(options)
+            .build_unchecked(conn::Manager::new(target.clone(), options.busy_timeout));
+        Ok(Self { pool, target })
+    }
+
+    fn pool_builder(options: &StoreOptions) -> r2d2::Builder<conn::Manager> {
+        r2d2::Pool::builder()
             .max_size(options.pool_size)
             .min_idle(Some(1))
             .connection_timeout(options.connect_timeout)
-            .build(manager)
-            .map_err(OpenError::Connect)?;
-        Ok(Self { pool, target })
+            // Logged by the store's callers with context; r2d2's own log
+            // line would repeat every failed attempt.
+            .error_handler(Box::new(r2d2::NopErrorHandler))
     }
 
     /// Applies the embedded migrations of this backend that have not run yet
@@ -103,10 +123,22 @@ impl DieselStore {
             DbConn::Sqlite(_) => SQLITE_MIGRATIONS,
             DbConn::Pg(_) => POSTGRES_MIGRATIONS,
         };
+        // Several server processes may start at once on one PostgreSQL
+        // database: a session advisory lock lets one migrate at a time.
+        let locked = matches!(*conn, DbConn::Pg(_));
+        if locked {
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                .map_err(|e| OpenError::Migrate(e.to_string()))?;
+        }
         let done = conn
             .run_pending_migrations(migrations)
-            .map_err(|e| OpenError::Migrate(e.to_string()))?;
-        Ok(done.iter().map(ToString::to_string).collect())
+            .map(|versions| versions.iter().map(ToString::to_string).collect())
+            .map_err(|e| OpenError::Migrate(e.to_string()));
+        if locked {
+            conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+                .map_err(|e| OpenError::Migrate(e.to_string()))?;
+        }
+        done
     }
 
     /// `sqlite` or `postgres`.

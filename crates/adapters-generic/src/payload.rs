@@ -1,0 +1,274 @@
+//! The generic payload (`{"payment_id","transaction_id","status","amount",
+//! "currency","metadata"}`) read into a [`GatewayEvent`].
+//!
+//! Only the five fields payhook uses are deserialised, each as a borrowed raw
+//! JSON value that is then read on its own, so that an error names the exact
+//! field and never quotes the body. `metadata` and any other field are not
+//! looked at: a verified confirmation must not fail over data payhook does
+//! not use.
+
+use std::borrow::Cow;
+
+use payhook_domain::ports::{Headers, ParseError};
+use payhook_domain::{AmountText, Currency, EventKind, GatewayEvent, References};
+use serde::Deserialize;
+use serde_json::error::Category;
+use serde_json::value::RawValue;
+
+use crate::event_id;
+
+/// The fields payhook reads.
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(borrow)]
+    payment_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    transaction_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    status: Option<&'a RawValue>,
+    #[serde(borrow)]
+    amount: Option<&'a RawValue>,
+    #[serde(borrow)]
+    currency: Option<&'a RawValue>,
+}
+
+/// A JSON string, borrowed from the body unless it has escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// What `status` means. Exact, lower-case names only: a gateway that sends
+/// something else is misconfigured, and a 400 naming the field says so
+/// sooner than a silently ignored event would.
+fn classify(status: &str) -> Option<EventKind> {
+    match status {
+        "completed" => Some(EventKind::Succeeded),
+        "failed" => Some(EventKind::Failed),
+        _ => None,
+    }
+}
+
+/// Reads a generic call. See [`crate::GenericAdapter`]'s `parse` for the
+/// errors.
+pub(crate) fn parse<H: Headers + ?Sized>(
+    headers: &H,
+    body: &[u8],
+) -> Result<GatewayEvent, ParseError> {
+    let payload: Payload<'_> =
+        serde_json::from_slice(body).map_err(|error| ParseError::Malformed(describe(&error)))?;
+    if !starts_an_object(body) {
+        return Err(ParseError::Malformed("expected a JSON object".to_owned()));
+    }
+
+    let status = text(payload.status, "status")?.ok_or(ParseError::MissingField("status"))?;
+    let kind =
+        classify(&status).ok_or_else(|| invalid("status", "expected completed or failed"))?;
+
+    let references = References {
+        transaction_id: non_empty(text(payload.transaction_id, "transaction_id")?),
+        external_id: non_empty(text(payload.payment_id, "payment_id")?),
+        gateway_reference: None,
+    };
+    if references.is_empty() {
+        return Err(ParseError::MissingField("payment_id or transaction_id"));
+    }
+
+    let code = text(payload.currency, "currency")?.ok_or(ParseError::MissingField("currency"))?;
+    let currency = Currency::parse(&code).map_err(|source| ParseError::Money {
+        field: "currency",
+        source,
+    })?;
+    let amount = payload
+        .amount
+        .ok_or(ParseError::MissingField("amount"))
+        .and_then(|raw| {
+            serde_json::from_str::<AmountText>(raw.get())
+                .map_err(|_| invalid("amount", "expected a number or a decimal string"))
+        })?
+        .to_money(currency)
+        .map_err(|source| ParseError::Money {
+            field: "amount",
+            source,
+        })?;
+    if amount.minor() < 0 {
+        return Err(invalid("amount", "must not be negative"));
+    }
+
+    let event_id = event_id::event_id(headers, body)
+        .map_err(|header| invalid(header, "must be 1 to 255 visible ASCII characters"))?;
+
+    Ok(GatewayEvent {
+        gateway: crate::NAME.to_owned(),
+        event_id,
+        event_type: format!("payment.{status}"),
+        kind,
+        references,
+        amount: Some(amount),
+    })
+}
+
+/// A string field, or `None` for an absent or `null` one.
+fn text<'a>(
+    raw: Option<&'a RawValue>,
+    field: &'static str,
+) -> Result<Option<Cow<'a, str>>, ParseError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    serde_json::from_str::<Option<Text<'a>>>(raw.get())
+        .map(|text| text.map(|Text(value)| value))
+        .map_err(|_| invalid(field, "expected a string"))
+}
+
+/// Serde would also fill a struct from a JSON array, field by field in
+/// order; no gateway means that, so only objects are taken.
+fn starts_an_object(json: &[u8]) -> bool {
+    json.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// Empty references cannot match anything, so they are dropped here rather
+/// than stored as if they meant something.
+fn non_empty(value: Option<Cow<'_, str>>) -> Option<String> {
+    value.filter(|value| !value.is_empty()).map(Cow::into_owned)
+}
+
+fn invalid(field: &'static str, reason: &str) -> ParseError {
+    ParseError::InvalidField {
+        field,
+        reason: reason.to_owned(),
+    }
+}
+
+/// Says what is wrong and where, without serde's text, which can quote
+/// parts of the body.
+fn describe(error: &serde_json::Error) -> String {
+    let what = match error.classify() {
+        Category::Syntax => "invalid JSON",
+        Category::Eof => "unexpected end of JSON",
+        Category::Data => "not a payment object (or a repeated key)",
+        Category::Io => "unreadable body",
+    };
+    format!("{what} at line {} column {}", error.line(), error.column())
+}
+
+#[cfg(test)]
+mod tests {
+    use payhook_domain::{Money, MoneyError};
+
+    use super::*;
+
+    const NO_HEADERS: [(&str, &str); 0] = [];
+
+    fn parse_body(body: &str) -> Result<GatewayEvent, ParseError> {
+        parse(&NO_HEADERS, body.as_bytes())
+    }
+
+    fn with_amount(amount: &str, currency: &str) -> Result<GatewayEvent, ParseError> {
+        parse_body(&format!(
+            r#"{{"payment_id":"ext_1","status":"completed","amount":{amount},"currency":"{currency}"}}"#
+        ))
+    }
+
+    #[test]
+    fn amounts_are_read_exactly_in_the_currency() {
+        let money = |minor, code| Money::from_minor(minor, Currency::parse(code).unwrap());
+        let cases = [
+            ("150", "USD", money(15000, "USD")),
+            ("150.00", "USD", money(15000, "USD")),
+            ("\"150.00\"", "USD", money(15000, "USD")),
+            ("149.99", "USD", money(14999, "USD")),
+            ("0.1", "USD", money(10, "USD")),
+            ("1500", "JPY", money(1500, "JPY")),
+            ("\"1.5\"", "KWD", money(1500, "KWD")),
+            ("0", "usd", money(0, "USD")),
+        ];
+        for (amount, currency, expected) in cases {
+            let event = with_amount(amount, currency).unwrap();
+            assert_eq!(event.amount, Some(expected), "{amount} {currency}");
+        }
+    }
+
+    #[test]
+    fn inexact_or_unreadable_amounts_are_money_errors() {
+        for amount in ["150.001", "\"150.001\"", "1.5e2", "\"\"", "\" 150\"", "1E2"] {
+            assert!(
+                matches!(
+                    with_amount(amount, "USD"),
+                    Err(ParseError::Money {
+                        field: "amount",
+                        ..
+                    })
+                ),
+                "{amount}"
+            );
+        }
+        assert!(matches!(
+            with_amount("1500.5", "JPY"),
+            Err(ParseError::Money {
+                field: "amount",
+                source: MoneyError::TooPrecise { exponent: 0, .. }
+            })
+        ));
+    }
+
+    #[test]
+    fn amounts_of_other_json_types_are_invalid() {
+        for amount in ["true", "[]", "{}", "\"1\\u0030\""] {
+            assert!(
+                matches!(
+                    with_amount(amount, "USD"),
+                    Err(ParseError::InvalidField {
+                        field: "amount",
+                        ..
+                    })
+                ),
+                "{amount}"
+            );
+        }
+        assert_eq!(
+            with_amount("null", "USD"),
+            Err(ParseError::MissingField("amount"))
+        );
+    }
+
+    #[test]
+    fn negative_amounts_are_refused() {
+        for amount in ["-1", "\"-150.00\""] {
+            assert_eq!(
+                with_amount(amount, "USD"),
+                Err(invalid("amount", "must not be negative")),
+                "{amount}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_status_reason_does_not_quote_the_value() {
+        let body = r#"{"payment_id":"ext_1","status":"<script>","amount":1,"currency":"USD"}"#;
+        let message = parse_body(body).unwrap_err().to_string();
+        assert!(!message.contains("script"), "{message}");
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let body = r#"{"payment_id":"ext_\u0031","transaction_id":"TXN-\"A\"","status":"complet\u0065d","amount":1,"currency":"USD"}"#;
+        let event = parse_body(body).unwrap();
+        assert_eq!(event.references.external_id.as_deref(), Some("ext_1"));
+        assert_eq!(
+            event.references.transaction_id.as_deref(),
+            Some("TXN-\"A\"")
+        );
+        assert_eq!(event.event_type, "payment.completed");
+    }
+
+    #[test]
+    fn malformed_messages_do_not_quote_the_body() {
+        for body in [
+            r#"{"payment_id":"secret_value_xyz"#,
+            r#"["secret_value_xyz"]"#,
+            r#"{"secret_value_xyz": 1,}"#,
+        ] {
+            let message = parse_body(body).unwrap_err().to_string();
+            assert!(!message.contains("secret_value_xyz"), "{message}");
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! Payload parsing through `GatewayAdapter::parse`, on the fixtures, on the
+//! spec's example and on payloads with one thing changed.
+
+use payhook_adapters_generic::GenericAdapter;
+use payhook_domain::ports::{GatewayAdapter, ParseError};
+use payhook_domain::{Currency, EventKind, GatewayEvent, Money, MoneyError, References};
+use ring::digest;
+use serde_json::{json, Value};
+
+use crate::support::{adapter, fixture, request, with, TestHeaders, RAW_SECRET};
+
+/// The example payload of the design brief, byte for byte.
+const SPEC_EXAMPLE: &str = r#"{"payment_id": "ext_123", "transaction_id": "TXN-123456", "status": "completed", "amount": 150.00, "currency": "USD", "metadata": {}}"#;
+
+fn parse_with(headers: &TestHeaders, body: &[u8]) -> Result<GatewayEvent, ParseError> {
+    adapter(&[RAW_SECRET]).parse(&request(headers, body))
+}
+
+fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
+    parse_with(&TestHeaders::new(), body)
+}
+
+/// The spec example with `change` applied to its JSON.
+fn parse_changed(
+    change: impl FnOnce(&mut serde_json::Map<String, Value>),
+) -> Result<GatewayEvent, ParseError> {
+    let mut payload: Value = serde_json::from_str(SPEC_EXAMPLE).unwrap();
+    change(payload.as_object_mut().unwrap());
+    parse(&serde_json::to_vec(&payload).unwrap())
+}
+
+/// The spec example with its `amount` written as `amount` (raw JSON text)
+/// and its currency as `currency`.
+fn parse_amount(amount: &str, currency: &str) -> Result<GatewayEvent, ParseError> {
+    let body = format!(
+        r#"{{"payment_id":"ext_123","status":"completed","amount":{amount},"currency":"{currency}"}}"#
+    );
+    parse(body.as_bytes())
+}
+
+fn money(minor: i64, code: &str) -> Option<Money> {
+    Some(Money::from_minor(minor, Currency::parse(code).unwrap()))
+}
+
+fn body_digest(body: &[u8]) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(digest::digest(&digest::SHA256, body).as_ref())
+    )
+}
+
+#[test]
+fn the_spec_example() {
+    assert_eq!(
+        parse(SPEC_EXAMPLE.as_bytes()).unwrap(),
+        GatewayEvent {
+            gateway: "generic".into(),
+            event_id: body_digest(SPEC_EXAMPLE.as_bytes()),
+            event_type: "payment.completed".into(),
+            kind: EventKind::Succeeded,
+            references: References {
+                transaction_id: Some("TXN-123456".into()),
+                external_id: Some("ext_123".into()),
+                gateway_reference: None,
+            },
+            amount: money(15000, "USD"),
+        }
+    );
+}
+
+#[test]
+fn a_completed_payment() {
+    let headers = vec![("webhook-id".to_owned(), "msg_completed_1".to_owned())];
+    assert_eq!(
+        parse_with(&headers, &fixture("payment.completed")).unwrap(),
+        GatewayEvent {
+            gateway: "generic".into(),
+            event_id: "msg_completed_1".into(),
+            event_type: "payment.completed".into(),
+            kind: EventKind::Succeeded,
+            references: References {
+                transaction_id: Some("TXN-123456".into()),
+                external_id: Some("ext_123".into()),
+                gateway_reference: None,
+            },
+            amount: money(15000, "USD"),
+        }
+    );
+}
+
+#[test]
+fn a_failed_payment() {
+    let headers = vec![("Idempotency-Key".to_owned(), "key-failed-1".to_owned())];
+    assert_eq!(
+        parse_with(&headers, &fixture("payment.failed")).unwrap(),
+        GatewayEvent {
+            gateway: "generic".into(),
+            event_id: "key-failed-1".into(),
+            event_type: "payment.failed".into(),
+            kind: EventKind::Failed,
+            references: References {
+                transaction_id: Some("TXN-654321".into()),
+                external_id: Some("ext_456".into()),
+                gateway_reference: None,
+            },
+            amount: money(4999, "EUR"),
+        }
+    );
+}
+
+#[test]
+fn the_unsigned_adapter_parses_the_same_way() {
+    let headers = TestHeaders::new();
+    let body = fixture("payment.completed");
+    assert_eq!(
+        GenericAdapter::unsigned().parse(&request(&headers, &body)),
+        parse(&body)
+    );
+}
+
+#[test]
+fn event_id_precedence_webhook_id_then_idempotency_key_then_body_digest() {
+    let body = fixture("payment.completed");
+    let none = TestHeaders::new();
+    let key = with(none.clone(), "Idempotency-Key", "key-1");
+    let both = with(key.clone(), "webhook-id", "msg_1");
+    assert_eq!(parse_with(&both, &body).unwrap().event_id, "msg_1");
+    assert_eq!(parse_with(&key, &body).unwrap().event_id, "key-1");
+    assert_eq!(
+        parse_with(&none, &body).unwrap().event_id,
+        body_digest(&body)
+    );
+    assert_eq!(
+        parse_with(&none, &body).unwrap().event_id,
+        "sha256:".to_owned() + &hex::encode(digest::digest(&digest::SHA256, &body).as_ref())
+    );
+}
+
+#[test]
+fn event_ids_are_stable_across_re_deliveries() {
+    let body = fixture("payment.completed");
+    for headers in [
+        TestHeaders::new(),
+        vec![("Idempotency-Key".into(), "key-1".into())],
+        vec![("webhook-id".into(), "msg_1".into())],
+    ] {
+        let first = parse_with(&headers, &body).unwrap();
+        // A re-delivery: the same bytes, the same id headers, others changed.
+        let again = with(headers.clone(), "user-agent", "retry/2");
+        assert_eq!(parse_with(&again, &body).unwrap(), first);
+    }
+    // Without an id header, another body is another event...
+    let mut other = body.clone();
+    other.push(b'\n');
+    assert_ne!(
+        parse(&other).unwrap().event_id,
+        parse(&body).unwrap().event_id
+    );
+    // ...and with one, the header alone decides.
+    let headers = vec![("webhook-id".to_owned(), "msg_1".to_owned())];
+    assert_eq!(parse_with(&headers, &other).unwrap().event_id, "msg_1");
+}
+
+#[test]
+fn an_unusable_event_id_header_is_an_invalid_field_named_after_it() {
+    let body = fixture("payment.completed");
+    let long = "k".repeat(256);
+    for (name, value, field) in [
+        ("webhook-id", long.as_str(), "webhook-id"),
+        ("webhook-id", "", "webhook-id"),
+        ("Idempotency-Key", long.as_str(), "Idempotency-Key"),
+        ("idempotency-key", "two words", "Idempotency-Key"),
+    ] {
+        let headers = vec![(name.to_owned(), value.to_owned())];
+        assert!(
+            matches!(
+                parse_with(&headers, &body),
+                Err(ParseError::InvalidField { field: got, .. }) if got == field
+            ),
+            "{name}: {value:?}"
+        );
+    }
+}
+
+#[test]
+fn amounts_as_numbers_or_strings_are_read_exactly() {
+    for amount in ["150", "150.00", "\"150.00\"", "\"150\"", "150.0", "150.000"] {
+        assert_eq!(
+            parse_amount(amount, "USD").unwrap().amount,
+            money(15000, "USD"),
+            "{amount}"
+        );
+    }
+    assert_eq!(
+        parse_amount("149.99", "USD").unwrap().amount,
+        money(14999, "USD")
+    );
+    assert_eq!(
+        parse_amount("\"149.99\"", "USD").unwrap().amount,
+        money(14999, "USD")
+    );
+    // 0.1 + 0.2 style amounts that floats get wrong.
+    assert_eq!(
+        parse_amount("0.30", "USD").unwrap().amount,
+        money(30, "USD")
+    );
+    assert_eq!(
+        parse_amount("92233720368547758.07", "USD").unwrap().amount,
+        money(i64::MAX, "USD")
+    );
+}
+
+#[test]
+fn more_decimals_than_the_currency_has_is_a_money_error() {
+    for amount in ["\"150.001\"", "150.001", "149.999"] {
+        assert!(
+            matches!(
+                parse_amount(amount, "USD"),
+                Err(ParseError::Money {
+                    field: "amount",
+                    source: MoneyError::TooPrecise { exponent: 2, .. }
+                })
+            ),
+            "{amount}"
+        );
+    }
+    assert!(matches!(
+        parse_amount("1500.5", "JPY"),
+        Err(ParseError::Money {
+            field: "amount",
+            source: MoneyError::TooPrecise { exponent: 0, .. }
+        })
+    ));
+    assert_eq!(
+        parse_amount("1.505", "KWD").unwrap().amount,
+        money(1505, "KWD")
+    );
+}
+
+#[test]
+fn unreadable_amounts_are_errors_naming_the_amount() {
+    for amount in ["1e2", "\"1,50\"", "\"abc\"", "92233720368547758.08"] {
+        assert!(
+            matches!(
+                parse_amount(amount, "USD"),
+                Err(ParseError::Money {
+                    field: "amount",
+                    ..
+                })
+            ),
+            "{amount}"
+        );
+    }
+    for amount in ["true", "[150]", "{\"value\":150}"] {
+        assert!(
+            matches!(
+                parse_amount(amount, "USD"),
+                Err(ParseError::InvalidField {
+                    field: "amount",
+                    ..
+                })
+            ),
+            "{amount}"
+        );
+    }
+    assert!(matches!(
+        parse_amount("-150.00", "USD"),
+        Err(ParseError::InvalidField {
+            field: "amount",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn amount_and_currency_are_required() {
+    let result = parse_changed(|payload| {
+        payload.remove("amount");
+    });
+    assert_eq!(result, Err(ParseError::MissingField("amount")));
+    let result = parse_changed(|payload| {
+        payload.insert("amount".into(), Value::Null);
+    });
+    assert_eq!(result, Err(ParseError::MissingField("amount")));
+    let result = parse_changed(|payload| {
+        payload.remove("currency");
+    });
+    assert_eq!(result, Err(ParseError::MissingField("currency")));
+    let result = parse_changed(|payload| {
+        payload.insert("currency".into(), 840.into());
+    });
+    assert!(matches!(
+        result,
+        Err(ParseError::InvalidField {
+            field: "currency",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn an_unknown_currency_is_a_money_error_on_the_currency() {
+    let result = parse_changed(|payload| {
+        payload.insert("currency".into(), "XYZ".into());
+    });
+    assert_eq!(
+        result,
+        Err(ParseError::Money {
+            field: "currency",
+            source: MoneyError::UnknownCurrency("XYZ".into()),
+        })
+    );
+    let result = parse_changed(|payload| {
+        payload.insert("currency".into(), "XAU".into());
+    });
+    assert!(matches!(
+        result,
+        Err(ParseError::Money {
+            field: "currency",
+            source: MoneyError::UnsupportedCurrency("XAU"),
+        })
+    ));
+}
+
+#[test]
+fn the_currency_decides_the_exponent_in_any_case() {
+    assert_eq!(
+        parse_amount("1500", "jpy").unwrap().amount,
+        money(1500, "JPY")
+    );
+    assert_eq!(
+        parse_amount("\"1.5\"", "kwd").unwrap().amount,
+        money(1500, "KWD")
+    );
+    assert_eq!(
+        parse_amount("150", "eur").unwrap().amount,
+        money(15000, "EUR")
+    );
+}
+
+#[test]
+fn any_other_status_is_an_invalid_status() {
+    for status in [
+        "pending",
+        "Completed",
+        "COMPLETED",
+        "success",
+        "succeeded",
+        "",
+        "completed ",
+    ] {
+        let result = parse_changed(|payload| {
+            payload.insert("status".into(), status.into());
+        });
+        assert!(
+            matches!(
+                result,
+                Err(ParseError::InvalidField {
+                    field: "status",
+                    ..
+                })
+            ),
+            "{status:?} gave {result:?}"
+        );
+    }
+    let result = parse_changed(|payload| {
+        payload.insert("status".into(), 1.into());
+    });
+    assert!(matches!(
+        result,
+        Err(ParseError::InvalidField {
+            field: "status",
+            ..
+        })
+    ));
+    let result = parse_changed(|payload| {
+        payload.remove("status");
+    });
+    assert_eq!(result, Err(ParseError::MissingField("status")));
+}
+
+#[test]
+fn either_reference_alone_is_enough() {
+    let result = parse_changed(|payload| {
+        payload.remove("transaction_id");
+    });
+    assert_eq!(
+        result.unwrap().references,
+        References {
+            transaction_id: None,
+            external_id: Some("ext_123".into()),
+            gateway_reference: None,
+        }
+    );
+    let result = parse_changed(|payload| {
+        payload.insert("payment_id".into(), Value::Null);
+    });
+    assert_eq!(
+        result.unwrap().references,
+        References {
+            transaction_id: Some("TXN-123456".into()),
+            external_id: None,
+            gateway_reference: None,
+        }
+    );
+}
+
+#[test]
+fn at_least_one_non_empty_reference_is_required() {
+    let missing = Err(ParseError::MissingField("payment_id or transaction_id"));
+    assert_eq!(
+        parse_changed(|payload| {
+            payload.remove("payment_id");
+            payload.remove("transaction_id");
+        }),
+        missing
+    );
+    assert_eq!(
+        parse_changed(|payload| {
+            payload.insert("payment_id".into(), "".into());
+            payload.insert("transaction_id".into(), Value::Null);
+        }),
+        missing
+    );
+}
+
+#[test]
+fn references_must_be_strings() {
+    for field in ["payment_id", "transaction_id"] {
+        let result = parse_changed(|payload| {
+            payload.insert(field.into(), 123.into());
+        });
+        assert!(
+            matches!(result, Err(ParseError::InvalidField { field: got, .. }) if got == field),
+            "{field}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn metadata_of_any_shape_and_unknown_fields_are_ignored() {
+    let expected = parse(SPEC_EXAMPLE.as_bytes()).unwrap().amount;
+    for metadata in [
+        json!({"order": {"lines": [1, 2, {"x": null}]}}),
+        json!(null),
+        json!("a string"),
+        json!([1, 2]),
+    ] {
+        let result = parse_changed(|payload| {
+            payload.insert("metadata".into(), metadata.clone());
+            payload.insert("brand_new_field".into(), json!({"nested": true}));
+        });
+        assert_eq!(result.unwrap().amount, expected, "{metadata}");
+    }
+    let result = parse_changed(|payload| {
+        payload.remove("metadata");
+    });
+    assert_eq!(result.unwrap().kind, EventKind::Succeeded);
+}
+
+#[test]
+fn malformed_json_is_malformed() {
+    for body in [
+        &b""[..],
+        b"{",
+        b"not json",
+        b"{\"status\":\"completed\",}",
+        b"\xff\xfe{}",
+        b"[\"ext_123\", \"TXN-1\", \"completed\", 150, \"USD\"]",
+        b"\"completed\"",
+        b"null",
+        b"150.00",
+        br#"{"payment_id":"ext_1","status":"completed","amount":1,"currency":"USD"} trailing"#,
+        br#"{"payment_id":"ext_1","status":"completed","status":"failed","amount":1,"currency":"USD"}"#,
+    ] {
+        assert!(
+            matches!(parse(body), Err(ParseError::Malformed(_))),
+            "{:?} gave {:?}",
+            String::from_utf8_lossy(body),
+            parse(body)
+        );
+    }
+}
+
+#[test]
+fn malformed_messages_do_not_quote_the_body() {
+    let body = br#"{"payment_id":"ext_1","status":"completed","secret_value_xyz"#;
+    let message = parse(body).unwrap_err().to_string();
+    assert!(!message.contains("secret_value_xyz"), "{message}");
+}
+
+#[test]
+fn deeply_nested_json_is_no_stack_overflow() {
+    let depth = 100_000;
+    let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    // Ignored fields are skipped without recursion, so even absurd metadata
+    // is simply not read.
+    let body = format!(
+        r#"{{"payment_id":"ext_1","status":"completed","amount":1,"currency":"USD","metadata":{nested}}}"#
+    );
+    assert_eq!(parse(body.as_bytes()).unwrap().amount, money(100, "USD"));
+    // Read fields go through the parser's recursion limit.
+    let body =
+        format!(r#"{{"payment_id":{nested},"status":"completed","amount":1,"currency":"USD"}}"#);
+    assert!(matches!(
+        parse(body.as_bytes()),
+        Err(ParseError::InvalidField {
+            field: "payment_id",
+            ..
+        })
+    ));
+    let body = format!(r#"{{"payment_id":{}"#, r#"{"a":"#.repeat(depth));
+    assert!(matches!(
+        parse(body.as_bytes()),
+        Err(ParseError::Malformed(_))
+    ));
+    assert!(matches!(
+        parse(nested.as_bytes()),
+        Err(ParseError::Malformed(_))
+    ));
+}
