@@ -274,12 +274,18 @@ mod tests {
             ("STRIPE_WEBHOOK_SECRET", " , "),
             ("WEBHOOK_SECRET", ","),
             ("PAYHOOK_ALLOW_UNSIGNED_GENERIC", "yes"),
+            // Each PayPal variable alone names its missing partner.
             ("PAYPAL_WEBHOOK_ID", "WH-1"),
             ("PAYPAL_CERT_FILE", "/nonexistent/cert.pem"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();
-            assert_eq!(error.variable, variable, "{value}");
+            let expected = match variable {
+                "PAYPAL_WEBHOOK_ID" => "PAYPAL_CERT_FILE",
+                "PAYPAL_CERT_FILE" => "PAYPAL_WEBHOOK_ID",
+                other => other,
+            };
+            assert_eq!(error.variable, expected, "{variable}={value}");
         }
     }
 

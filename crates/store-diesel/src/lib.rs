@@ -30,7 +30,7 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migration
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
 /// The PostgreSQL advisory lock key held while migrating ("payhook" in ASCII).
-const MIGRATION_LOCK: i64 = 0x7061_7968_6f6f_6b;
+const MIGRATION_LOCK: i64 = 0x0070_6179_686f_6f6b;
 
 /// How the pool behaves.
 #[derive(Debug, Clone)]

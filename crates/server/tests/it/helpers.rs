@@ -1,0 +1,408 @@
+//! `spawn_app()`: a payhook server on a free port over a fresh SQLite file,
+//! with a client that has one method per endpoint, plus Stripe events built
+//! from the fixtures and signed here with `ring`, independently of the
+//! adapter under test.
+
+use std::fmt::Display;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::web::Bytes;
+use awc::http::header::HeaderMap;
+use awc::http::StatusCode;
+use awc::SendClientRequest;
+use payhook_server::{Application, Config};
+use payhook_store_diesel::DieselStore;
+use ring::hmac;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// The management API token of [`spawn_app`].
+pub const API_TOKEN: &str = "test-api-token";
+
+/// The Stripe endpoint secret of [`spawn_app`].
+pub const STRIPE_SECRET: &str = "whsec_server_test_secret";
+
+/// A running server and what a test needs to talk to it and look inside.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// The store the server writes to, for assertions on what was written.
+    pub store: Arc<DieselStore>,
+    /// The bearer token the management methods send; `None` sends none.
+    pub api_token: Option<String>,
+    client: awc::Client,
+    // Kept so the database file lives as long as the test.
+    _database_dir: TempDir,
+}
+
+/// A server with the default test configuration: a token, a Stripe secret,
+/// the `warn` amount policy.
+pub fn spawn_app() -> TestApp {
+    spawn_app_with(&[])
+}
+
+/// A server whose configuration is the default test one with `overrides`
+/// applied; an empty value unsets a variable, as it does in the environment.
+pub fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let database_dir = tempfile::tempdir().expect("a temporary directory");
+    let database_url = format!(
+        "sqlite://{}",
+        database_dir.path().join("payhook.db").display()
+    );
+    let mut variables: Vec<(String, String)> = vec![
+        ("DATABASE_URL".into(), database_url),
+        ("PAYHOOK_ADDR".into(), "127.0.0.1:0".into()),
+        ("PAYHOOK_API_TOKEN".into(), API_TOKEN.into()),
+        ("STRIPE_WEBHOOK_SECRET".into(), STRIPE_SECRET.into()),
+    ];
+    for (name, value) in overrides {
+        variables.retain(|(existing, _)| existing != name);
+        variables.push(((*name).to_owned(), (*value).to_owned()));
+    }
+    let config = Config::from_lookup(|name| {
+        variables
+            .iter()
+            .find(|(existing, _)| existing == name)
+            .map(|(_, value)| value.clone())
+    })
+    .expect("a valid test configuration");
+
+    let application = Application::build(&config).expect("the application builds");
+    let port = application.port();
+    let store = application.store();
+    actix_rt::spawn(application.run_until_stopped());
+
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        store,
+        api_token: config.api_token.is_some().then(|| API_TOKEN.to_owned()),
+        client: awc::Client::default(),
+        _database_dir: database_dir,
+    }
+}
+
+/// A server without these variables configured.
+pub fn spawn_app_without(variables: &[&str]) -> TestApp {
+    let unset: Vec<(&str, &str)> = variables.iter().map(|name| (*name, "")).collect();
+    spawn_app_with(&unset)
+}
+
+/// One HTTP answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status code.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The body as JSON; `Null` when empty, a JSON string when not JSON.
+    pub body: Value,
+}
+
+impl Answer {
+    /// Asserts the contract's error answer `{"status":"error","message":...}`
+    /// with `status`, and returns the message.
+    pub fn assert_error(&self, status: StatusCode) -> &str {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.body["status"], "error", "{self:?}");
+        let message = self.body["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an error message in {self:?}"));
+        assert!(!message.is_empty(), "{self:?}");
+        message
+    }
+
+    /// Asserts a success with `status` and returns the body.
+    pub fn assert_status(&self, status: StatusCode) -> &Value {
+        assert_eq!(self.status, status, "{self:?}");
+        &self.body
+    }
+}
+
+async fn read(request: SendClientRequest) -> Answer {
+    let mut response = request.await.expect("the server answers");
+    let bytes = response
+        .body()
+        .limit(1024 * 1024)
+        .await
+        .expect("a readable body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Answer {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body,
+    }
+}
+
+impl TestApp {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    fn authorized(&self, request: awc::ClientRequest) -> awc::ClientRequest {
+        match &self.api_token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    fn api_get(&self, path: &str) -> SendClientRequest {
+        self.authorized(self.client.get(self.url(path))).send()
+    }
+
+    fn api_post(&self, path: &str, body: &Value) -> SendClientRequest {
+        self.authorized(self.client.post(self.url(path)))
+            .send_json(body)
+    }
+
+    /// `POST /api/v1/orders/` with `body` as JSON.
+    pub async fn create_order(&self, body: &Value) -> Answer {
+        read(self.api_post("/api/v1/orders/", body)).await
+    }
+
+    /// `POST /api/v1/orders/` with `text` as the body, declared as JSON.
+    pub async fn create_order_text(&self, text: &str) -> Answer {
+        let request = self
+            .authorized(self.client.post(self.url("/api/v1/orders/")))
+            .content_type("application/json")
+            .send_body(text.to_owned());
+        read(request).await
+    }
+
+    /// `GET /api/v1/orders/{id}/`.
+    pub async fn get_order(&self, id: impl Display) -> Answer {
+        read(self.api_get(&format!("/api/v1/orders/{id}/"))).await
+    }
+
+    /// `POST /api/v1/order-payments/` with `body` as JSON.
+    pub async fn create_payment(&self, body: &Value) -> Answer {
+        read(self.api_post("/api/v1/order-payments/", body)).await
+    }
+
+    /// `POST /api/v1/order-payments/{id}/external-pending/`.
+    pub async fn external_pending(&self, id: impl Display, external_id: &str) -> Answer {
+        let path = format!("/api/v1/order-payments/{id}/external-pending/");
+        read(self.api_post(&path, &json!({ "external_id": external_id }))).await
+    }
+
+    /// `GET /api/v1/order-payments/{id}/`.
+    pub async fn get_payment(&self, id: impl Display) -> Answer {
+        read(self.api_get(&format!("/api/v1/order-payments/{id}/"))).await
+    }
+
+    /// `POST` of `body` to the webhook endpoint of `gateway` with `headers`.
+    pub async fn post_webhook(
+        &self,
+        gateway: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let url = self.url(&format!("/api/v1/order-payments/webhooks/{gateway}/"));
+        let mut request = self
+            .client
+            .post(url)
+            .content_type("application/json; charset=utf-8");
+        for (name, value) in headers {
+            request = request.insert_header((*name, *value));
+        }
+        read(request.send_body(body.to_vec())).await
+    }
+
+    /// `POST /api/v1/order-payments/webhooks/stripe/` with `headers`.
+    pub async fn post_stripe(&self, body: &[u8], headers: &[(&str, &str)]) -> Answer {
+        self.post_webhook("stripe", body, headers).await
+    }
+
+    /// `POST /api/v1/order-payments/webhooks/stripe/` with the body sent in
+    /// `chunk`-byte pieces, chunked, without a `Content-Length`.
+    pub async fn post_stripe_streamed(
+        &self,
+        body: &[u8],
+        chunk: usize,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self
+            .client
+            .post(self.url("/api/v1/order-payments/webhooks/stripe/"))
+            .content_type("application/json; charset=utf-8");
+        for (name, value) in headers {
+            request = request.insert_header((*name, *value));
+        }
+        let pieces: Vec<Result<Bytes, std::io::Error>> = body
+            .chunks(chunk)
+            .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+            .collect();
+        read(request.send_stream(futures_util::stream::iter(pieces))).await
+    }
+
+    /// Sends `event` the way Stripe does: serialised once, signed now with
+    /// [`STRIPE_SECRET`].
+    pub async fn send_stripe_event(&self, event: &Value) -> Answer {
+        let body = serde_json::to_vec(event).expect("an event serialises");
+        let signature = stripe_signature(&body, STRIPE_SECRET, now());
+        self.post_stripe(&body, &[("Stripe-Signature", signature.as_str())])
+            .await
+    }
+
+    /// `GET /healthz`.
+    pub async fn healthz(&self) -> Answer {
+        read(self.client.get(self.url("/healthz")).send()).await
+    }
+
+    /// `GET /readyz`.
+    pub async fn readyz(&self) -> Answer {
+        read(self.client.get(self.url("/readyz")).send()).await
+    }
+
+    /// Creates an order of `total` `currency` and a Stripe payment of the
+    /// same amount for it, asserting both answers.
+    pub async fn new_payment(&self, total: &str, currency: &str) -> Value {
+        let order = self
+            .create_order(&json!({"client_id": "c-1", "total": total, "currency": currency}))
+            .await;
+        let order = order.assert_status(StatusCode::CREATED);
+        let payment = self
+            .create_payment(&json!({
+                "order_id": order["id"],
+                "payment_method": "stripe",
+                "amount": total,
+                "currency": currency,
+            }))
+            .await;
+        payment.assert_status(StatusCode::CREATED).clone()
+    }
+
+    /// A 150.00 USD Stripe payment marked pending with `intent_id`.
+    pub async fn pending_payment(&self, intent_id: &str) -> Value {
+        let payment = self.new_payment("150.00", "USD").await;
+        let pending = self.external_pending(&payment["id"], intent_id).await;
+        let pending = pending.assert_status(StatusCode::OK);
+        assert_eq!(pending["status"], "pending_external");
+        pending.clone()
+    }
+
+    /// The payment's current state, asserting the lookup succeeds.
+    pub async fn payment(&self, payment: &Value) -> Value {
+        let answer = self.get_payment(&payment["id"]).await;
+        answer.assert_status(StatusCode::OK).clone()
+    }
+
+    /// The order's current status, asserting the lookup succeeds.
+    pub async fn order_status(&self, payment: &Value) -> String {
+        let answer = self.get_order(&payment["order_id"]).await;
+        let order = answer.assert_status(StatusCode::OK);
+        order["status"]
+            .as_str()
+            .expect("an order status")
+            .to_owned()
+    }
+
+    /// The kinds of the outbox rows, oldest first.
+    pub async fn outbox_kinds(&self) -> Vec<String> {
+        let rows = self.store.outbox().await.expect("the outbox reads");
+        rows.into_iter().map(|row| row.kind).collect()
+    }
+
+    /// Asserts that nothing was written for a refused webhook: no event
+    /// recorded, no outbox row, and `payment` (when given) unchanged.
+    pub async fn assert_nothing_written(&self, payment: Option<&Value>) {
+        let events = self.store.events().await.expect("the events read");
+        assert!(events.is_empty(), "{events:?}");
+        assert!(self.outbox_kinds().await.is_empty());
+        if let Some(before) = payment {
+            assert_eq!(&self.payment(before).await, before);
+        }
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    i64::try_from(seconds).expect("seconds fit in i64")
+}
+
+/// The lower-case hex HMAC-SHA256 of `"<t>.<body>"` keyed with the whole
+/// `secret` string: Stripe's `v1` signature.
+pub fn sign_stripe(body: &[u8], secret: &str, t: i64) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let mut signed = format!("{t}.").into_bytes();
+    signed.extend_from_slice(body);
+    hex::encode(hmac::sign(&key, &signed).as_ref())
+}
+
+/// A `Stripe-Signature` value with one `v1` for `secret` at `t`.
+pub fn stripe_signature(body: &[u8], secret: &str, t: i64) -> String {
+    format!("t={t},v1={}", sign_stripe(body, secret, t))
+}
+
+/// `tests/fixtures/<name>.json`, a Stripe event as Stripe sends it.
+pub fn fixture(name: &str) -> Value {
+    let path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests",
+        "fixtures",
+        &format!("{name}.json"),
+    ]
+    .iter()
+    .collect();
+    let text = std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    serde_json::from_slice(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// The fixture `name` as event `event_id`, for 150.00 USD, without the
+/// shop's transaction id in its metadata (so the lookup goes by ids).
+fn event(name: &str, event_id: &str) -> Value {
+    let mut event = fixture(name);
+    event["id"] = json!(event_id);
+    let object = &mut event["data"]["object"];
+    object["amount"] = json!(15000);
+    object["currency"] = json!("usd");
+    object["metadata"]
+        .as_object_mut()
+        .expect("a metadata object")
+        .remove("transaction_id");
+    event
+}
+
+/// `payment_intent.succeeded` for PaymentIntent `intent_id`, 150.00 USD.
+pub fn intent_succeeded(event_id: &str, intent_id: &str) -> Value {
+    let mut event = event("payment_intent.succeeded", event_id);
+    event["data"]["object"]["id"] = json!(intent_id);
+    event["data"]["object"]["amount_received"] = json!(15000);
+    event
+}
+
+/// `payment_intent.payment_failed` for PaymentIntent `intent_id`, 150.00 USD.
+pub fn intent_failed(event_id: &str, intent_id: &str) -> Value {
+    let mut event = event("payment_intent.payment_failed", event_id);
+    event["data"]["object"]["id"] = json!(intent_id);
+    event
+}
+
+/// `charge.succeeded` of charge `charge_id` for PaymentIntent `intent_id`,
+/// 150.00 USD.
+pub fn charge_succeeded(event_id: &str, charge_id: &str, intent_id: &str) -> Value {
+    let mut event = event("charge.succeeded", event_id);
+    event["data"]["object"]["id"] = json!(charge_id);
+    event["data"]["object"]["payment_intent"] = json!(intent_id);
+    event
+}
+
+/// The success message of a confirming webhook for `payment`.
+pub fn confirmed(payment: &Value) -> Value {
+    json!({
+        "status": "success",
+        "message": "Payment confirmed",
+        "payment_id": payment["id"],
+        "transaction_id": payment["transaction_id"],
+    })
+}
