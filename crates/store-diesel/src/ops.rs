@@ -71,14 +71,17 @@ impl From<TxError> for StoreError {
     }
 }
 
+/// A conflict the database resolved by aborting this transaction: a
+/// serialization failure (SQLSTATE 40001) or a deadlock (40P01, which diesel
+/// reports without a kind of its own, so it is recognised by its message).
 fn is_serialization_failure(error: &TxError) -> bool {
-    matches!(
-        error,
-        TxError::Db(DieselError::DatabaseError(
-            DatabaseErrorKind::SerializationFailure,
-            _
-        ))
-    )
+    match error {
+        TxError::Db(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
+        TxError::Db(DieselError::DatabaseError(_, info)) => {
+            info.message().contains("deadlock detected")
+        }
+        _ => false,
+    }
 }
 
 /// Runs a write transaction, retrying it a bounded number of times when the

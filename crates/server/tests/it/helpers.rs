@@ -1,10 +1,11 @@
 //! `spawn_app()`: a payhook server on a free port over a fresh SQLite file,
-//! with a client that has one method per endpoint, plus Stripe events built
-//! from the fixtures and signed here with `ring`, independently of the
-//! adapter under test.
+//! with a client that has one method per endpoint, plus Stripe, PayPal and
+//! generic gateway events built from the fixtures and signed here with
+//! `ring`, independently of the adapters under test.
 
 use std::fmt::Display;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,9 +13,13 @@ use actix_web::web::Bytes;
 use awc::http::header::HeaderMap;
 use awc::http::StatusCode;
 use awc::SendClientRequest;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use payhook_server::{Application, Config};
 use payhook_store_diesel::DieselStore;
 use ring::hmac;
+use ring::rand::SystemRandom;
+use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -263,6 +268,17 @@ impl TestApp {
     /// Creates an order of `total` `currency` and a Stripe payment of the
     /// same amount for it, asserting both answers.
     pub async fn new_payment(&self, total: &str, currency: &str) -> Value {
+        self.new_payment_for("stripe", total, currency).await
+    }
+
+    /// Creates an order of `total` `currency` and a payment of the same
+    /// amount by `payment_method` for it, asserting both answers.
+    pub async fn new_payment_for(
+        &self,
+        payment_method: &str,
+        total: &str,
+        currency: &str,
+    ) -> Value {
         let order = self
             .create_order(&json!({"client_id": "c-1", "total": total, "currency": currency}))
             .await;
@@ -270,7 +286,7 @@ impl TestApp {
         let payment = self
             .create_payment(&json!({
                 "order_id": order["id"],
-                "payment_method": "stripe",
+                "payment_method": payment_method,
                 "amount": total,
                 "currency": currency,
             }))
@@ -285,6 +301,50 @@ impl TestApp {
         let pending = pending.assert_status(StatusCode::OK);
         assert_eq!(pending["status"], "pending_external");
         pending.clone()
+    }
+
+    /// A 150.00 USD payment by `payment_method` marked pending with
+    /// `external_id`.
+    pub async fn pending_payment_for(&self, payment_method: &str, external_id: &str) -> Value {
+        let payment = self.new_payment_for(payment_method, "150.00", "USD").await;
+        let pending = self.external_pending(&payment["id"], external_id).await;
+        let pending = pending.assert_status(StatusCode::OK);
+        assert_eq!(pending["status"], "pending_external");
+        assert_eq!(pending["external_id"], external_id);
+        pending.clone()
+    }
+
+    /// `POST /api/v1/order-payments/webhooks/paypal/` with these headers.
+    pub async fn post_paypal(&self, body: &[u8], headers: &[(String, String)]) -> Answer {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        self.post_webhook("paypal", body, &headers).await
+    }
+
+    /// Sends `event` the way PayPal does: serialised once, signed now with
+    /// the first test-only key for [`PAYPAL_WEBHOOK_ID`].
+    pub async fn send_paypal_event(&self, event: &Value) -> Answer {
+        let body = serde_json::to_vec(event).expect("an event serialises");
+        let call = PaypalCall::signed_now(&body);
+        self.post_paypal(&body, &call.headers()).await
+    }
+
+    /// `POST /api/v1/order-payments/webhooks/payment/` with these headers.
+    pub async fn post_generic(&self, body: &[u8], headers: &[(String, String)]) -> Answer {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        self.post_webhook("payment", body, &headers).await
+    }
+
+    /// Sends `body` the way a Standard Webhooks sender does: message
+    /// `webhook_id`, signed now with [`GENERIC_SECRET`].
+    pub async fn send_generic(&self, body: &[u8], webhook_id: &str) -> Answer {
+        let headers = standard_webhook_headers(GENERIC_SECRET, webhook_id, now(), body);
+        self.post_generic(body, &headers).await
     }
 
     /// The payment's current state, asserting the lookup succeeds.
@@ -402,6 +462,253 @@ pub fn confirmed(payment: &Value) -> Value {
     json!({
         "status": "success",
         "message": "Payment confirmed",
+        "payment_id": payment["id"],
+        "transaction_id": payment["transaction_id"],
+    })
+}
+
+/// The PayPal webhook id of [`spawn_app_with_paypal`].
+pub const PAYPAL_WEBHOOK_ID: &str = "1JE4291016473214C";
+
+/// Where PayPal's live certificates are served from.
+pub const PAYPAL_CERT_URL: &str =
+    "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-1d93a270";
+
+/// The generic gateway secret of [`spawn_app_with_generic`], a Standard
+/// Webhooks `whsec_<base64>` secret.
+pub const GENERIC_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// The path of the PayPal adapter crate's test-only fixture `name`.
+pub fn paypal_fixture_path(name: &str) -> PathBuf {
+    [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "adapters-paypal",
+        "tests",
+        "fixtures",
+        name,
+    ]
+    .iter()
+    .collect()
+}
+
+fn paypal_fixture_bytes(name: &str) -> Vec<u8> {
+    let path = paypal_fixture_path(name);
+    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// A server with the default test configuration plus PayPal, pinning the
+/// PayPal adapter's test-only certificate, with `overrides` applied last.
+pub fn spawn_app_with_paypal(overrides: &[(&str, &str)]) -> TestApp {
+    let cert = paypal_fixture_path("test-only-cert.pem");
+    let cert = cert.to_str().expect("a UTF-8 fixture path");
+    let mut variables = vec![
+        ("PAYPAL_WEBHOOK_ID", PAYPAL_WEBHOOK_ID),
+        ("PAYPAL_CERT_FILE", cert),
+    ];
+    variables.extend_from_slice(overrides);
+    spawn_app_with(&variables)
+}
+
+/// A server with the default test configuration plus the generic gateway
+/// secret [`GENERIC_SECRET`], with `overrides` applied last.
+pub fn spawn_app_with_generic(overrides: &[(&str, &str)]) -> TestApp {
+    let mut variables = vec![("WEBHOOK_SECRET", GENERIC_SECRET)];
+    variables.extend_from_slice(overrides);
+    spawn_app_with(&variables)
+}
+
+/// The PayPal adapter's event fixture of `event_type` as event `event_id`
+/// for 150.00 USD, naming PayPal order `order_id` and no transaction id
+/// (neither `custom_id` nor `invoice_id`), so the lookup goes by order id.
+pub fn paypal_event(event_type: &str, event_id: &str, order_id: &str) -> Value {
+    let bytes = paypal_fixture_bytes(&format!("{event_type}.json"));
+    let mut event: Value = serde_json::from_slice(&bytes).expect("a JSON fixture");
+    event["id"] = json!(event_id);
+    let resource = event["resource"].as_object_mut().expect("a resource");
+    resource.remove("custom_id");
+    resource.remove("invoice_id");
+    resource.insert(
+        "amount".into(),
+        json!({"currency_code": "USD", "value": "150.00"}),
+    );
+    resource.insert(
+        "supplementary_data".into(),
+        json!({"related_ids": {"order_id": order_id}}),
+    );
+    event
+}
+
+/// `PAYMENT.CAPTURE.COMPLETED` for PayPal order `order_id`, 150.00 USD.
+pub fn paypal_completed(event_id: &str, order_id: &str) -> Value {
+    paypal_event("PAYMENT.CAPTURE.COMPLETED", event_id, order_id)
+}
+
+/// `PAYMENT.CAPTURE.DENIED` (capture status `DECLINED`) for PayPal order
+/// `order_id`, 150.00 USD.
+pub fn paypal_denied(event_id: &str, order_id: &str) -> Value {
+    let event = paypal_event("PAYMENT.CAPTURE.DENIED", event_id, order_id);
+    assert_eq!(event["resource"]["status"], "DECLINED");
+    event
+}
+
+/// The first test-only RSA key of the PayPal adapter's fixtures, read from
+/// its PKCS#8 PEM with base64 alone.
+fn paypal_signing_key() -> RsaKeyPair {
+    let pem = String::from_utf8(paypal_fixture_bytes("test-only-signing-key.pk8.pem"))
+        .expect("a PEM text");
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let pkcs8 = BASE64.decode(body).expect("a base64 PEM body");
+    RsaKeyPair::from_pkcs8(&pkcs8).expect("a PKCS#8 RSA key")
+}
+
+/// PayPal's transmission signature as PayPal documents it: base64 of RSA
+/// PKCS#1 v1.5 SHA-256 over
+/// `<transmission id>|<time>|<webhook id>|<CRC32 of the body, decimal>`.
+pub fn sign_paypal(transmission_id: &str, time: &str, webhook_id: &str, body: &[u8]) -> String {
+    let message = format!(
+        "{transmission_id}|{time}|{webhook_id}|{}",
+        crc32fast::hash(body)
+    );
+    let key = paypal_signing_key();
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        message.as_bytes(),
+        &mut signature,
+    )
+    .expect("signing");
+    BASE64.encode(signature)
+}
+
+/// A transmission time `offset` seconds from now, as PayPal writes it.
+pub fn paypal_time(offset: i64) -> String {
+    (chrono::Utc::now() + chrono::TimeDelta::seconds(offset))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The five `PAYPAL-*` headers of one call.
+#[derive(Clone, Debug)]
+pub struct PaypalCall {
+    /// `PAYPAL-TRANSMISSION-ID`.
+    pub transmission_id: String,
+    /// `PAYPAL-TRANSMISSION-TIME`.
+    pub time: String,
+    /// `PAYPAL-TRANSMISSION-SIG`.
+    pub signature: String,
+    /// `PAYPAL-CERT-URL`.
+    pub cert_url: String,
+    /// `PAYPAL-AUTH-ALGO`.
+    pub auth_algo: String,
+}
+
+impl PaypalCall {
+    /// A call of `body` signed with the test key for `webhook_id` at `time`,
+    /// with a fresh transmission id.
+    pub fn signed(body: &[u8], webhook_id: &str, time: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let transmission_id = format!(
+            "b2d5a4e0-cb7f-11f0-9a3b-{:012x}",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        Self {
+            signature: sign_paypal(&transmission_id, time, webhook_id, body),
+            transmission_id,
+            time: time.to_owned(),
+            cert_url: PAYPAL_CERT_URL.to_owned(),
+            auth_algo: "SHA256withRSA".to_owned(),
+        }
+    }
+
+    /// A call of `body` signed now for [`PAYPAL_WEBHOOK_ID`].
+    pub fn signed_now(body: &[u8]) -> Self {
+        Self::signed(body, PAYPAL_WEBHOOK_ID, &paypal_time(0))
+    }
+
+    /// The headers, with the names PayPal uses.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        [
+            ("PAYPAL-TRANSMISSION-ID", &self.transmission_id),
+            ("PAYPAL-TRANSMISSION-TIME", &self.time),
+            ("PAYPAL-TRANSMISSION-SIG", &self.signature),
+            ("PAYPAL-CERT-URL", &self.cert_url),
+            ("PAYPAL-AUTH-ALGO", &self.auth_algo),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.clone()))
+        .collect()
+    }
+}
+
+/// A generic gateway body, written by hand so that `amount` is exactly the
+/// JSON text given (`150`, `150.00`, `"150.00"`); a `None` id is left out.
+pub fn generic_body(
+    payment_id: Option<&str>,
+    transaction_id: Option<&str>,
+    status: &str,
+    amount: &str,
+) -> Vec<u8> {
+    let mut fields = Vec::new();
+    if let Some(id) = payment_id {
+        fields.push(format!(r#""payment_id": {}"#, json!(id)));
+    }
+    if let Some(id) = transaction_id {
+        fields.push(format!(r#""transaction_id": {}"#, json!(id)));
+    }
+    fields.push(format!(r#""status": {}"#, json!(status)));
+    fields.push(format!(r#""amount": {amount}"#));
+    fields.push(r#""currency": "USD""#.to_owned());
+    fields.push(r#""metadata": {}"#.to_owned());
+    format!("{{{}}}", fields.join(", ")).into_bytes()
+}
+
+/// The base64 HMAC-SHA256 of `"<id>.<timestamp>.<body>"` keyed with the
+/// base64-decoded part after `whsec_` (or the text of any other secret):
+/// a Standard Webhooks `v1` signature.
+pub fn sign_standard_webhook(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let key = match secret.strip_prefix("whsec_") {
+        Some(encoded) => BASE64.decode(encoded).expect("a base64 test secret"),
+        None => secret.as_bytes().to_vec(),
+    };
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &key);
+    let mut content = format!("{id}.{timestamp}.").into_bytes();
+    content.extend_from_slice(body);
+    BASE64.encode(hmac::sign(&key, &content).as_ref())
+}
+
+/// The three Standard Webhooks headers with one `v1` for `secret`.
+pub fn standard_webhook_headers(
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let signature = sign_standard_webhook(secret, id, timestamp, body);
+    vec![
+        ("webhook-id".into(), id.into()),
+        ("webhook-timestamp".into(), timestamp.to_string()),
+        ("webhook-signature".into(), format!("v1,{signature}")),
+    ]
+}
+
+/// `X-Webhook-Signature: sha256=<hex HMAC-SHA256 of the body>` keyed with
+/// the text of `secret`.
+pub fn simple_signature_headers(secret: &str, body: &[u8]) -> Vec<(String, String)> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = hex::encode(hmac::sign(&key, body).as_ref());
+    vec![("X-Webhook-Signature".into(), format!("sha256={tag}"))]
+}
+
+/// The success answer of a failing webhook for `payment`.
+pub fn payment_failed(payment: &Value) -> Value {
+    json!({
+        "status": "success",
+        "message": "Payment failed",
         "payment_id": payment["id"],
         "transaction_id": payment["transaction_id"],
     })
