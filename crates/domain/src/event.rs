@@ -7,7 +7,11 @@
 use crate::money::Money;
 
 /// What happened at the gateway.
+///
+/// Non-exhaustive: refunds and disputes are the kinds gateways send next.
+/// Adapters map any type they do not act on to [`EventKind::NotHandled`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EventKind {
     /// The payment went through: confirm it.
     Succeeded,

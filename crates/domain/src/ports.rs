@@ -2,7 +2,9 @@
 //!
 //! - [`GatewayAdapter`]: verify a raw webhook request and parse it into a
 //!   [`GatewayEvent`]. One implementation per gateway crate.
-//! - [`Store`]: persistence, with one atomic [`Store::apply_event`].
+//! - [`Store`]: persistence, with one atomic [`Store::apply_event`], and the
+//!   recorded events for audit and replay ([`Store::webhook_events`],
+//!   [`Store::webhook_event`]).
 //! - [`Clock`] and [`TransactionIds`]: time and randomness, injected so the
 //!   domain stays deterministic under test.
 //!
@@ -215,6 +217,134 @@ pub struct EventToApply {
     pub received_at: DateTime<Utc>,
 }
 
+/// Where a recorded gateway event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventOutcome {
+    /// No payment matched it (yet). It is not "processed": a re-delivery, a
+    /// replay, or marking a payment pending under an id it names, applies it.
+    Unmatched,
+    /// A payment matched and the decision said this.
+    Decided(Outcome),
+}
+
+/// Every decision outcome, for reading stored names back.
+const DECIDED_OUTCOMES: [Outcome; 7] = [
+    Outcome::Confirmed,
+    Outcome::Failed,
+    Outcome::AlreadyCompleted,
+    Outcome::AlreadyFailed,
+    Outcome::LateFailureIgnored,
+    Outcome::AmountRejected,
+    Outcome::Ignored,
+];
+
+impl EventOutcome {
+    /// The stored name: `unmatched` or the decision's name (`confirmed`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unmatched => "unmatched",
+            Self::Decided(outcome) => outcome.as_str(),
+        }
+    }
+
+    /// Reads a stored name back; `None` for a name no outcome has.
+    pub fn parse(name: &str) -> Option<Self> {
+        if name == Self::Unmatched.as_str() {
+            return Some(Self::Unmatched);
+        }
+        DECIDED_OUTCOMES
+            .into_iter()
+            .find(|outcome| outcome.as_str() == name)
+            .map(Self::Decided)
+    }
+
+    /// True when a re-delivery or a replay of the event must be answered
+    /// "already processed" instead of being evaluated again. An unmatched
+    /// event and an amount refused under `reject` are not final.
+    pub fn is_final(self) -> bool {
+        match self {
+            Self::Unmatched => false,
+            Self::Decided(outcome) => outcome.is_final(),
+        }
+    }
+}
+
+/// A gateway event as the store recorded it, without its raw body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The store's id of the record, increasing with the order of arrival.
+    pub id: i64,
+    /// The event as first delivered: gateway, event id, type, kind,
+    /// references and amount. Enough to apply it again.
+    pub event: GatewayEvent,
+    /// Where it stands now.
+    pub outcome: EventOutcome,
+    /// The payment it matched, once one did.
+    pub payment_id: Option<PaymentId>,
+    /// Deliveries and replays that reached the store.
+    pub attempts: u32,
+    /// When the first delivery arrived.
+    pub received_at: DateTime<Utc>,
+    /// When it was last evaluated.
+    pub processed_at: DateTime<Utc>,
+}
+
+/// One recorded event with the raw body it arrived with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDetail {
+    /// The record.
+    pub record: StoredEvent,
+    /// The raw body of the first delivery, byte for byte (its signature was
+    /// verified before it was stored).
+    pub payload: Vec<u8>,
+}
+
+/// Which recorded events to list, and one page of them.
+///
+/// Every condition that is set must hold. Events come by ascending id, so
+/// a caller pages by passing the last id it saw as `after_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only events of this gateway (`stripe`, `paypal`, `generic`, ...).
+    pub gateway: Option<String>,
+    /// Only events that stand here.
+    pub outcome: Option<EventOutcome>,
+    /// Only events that matched this payment.
+    pub payment_id: Option<PaymentId>,
+    /// Only events received at or after this instant.
+    pub received_after: Option<DateTime<Utc>>,
+    /// Only events received strictly before this instant, so that
+    /// consecutive windows neither overlap nor leave a gap.
+    pub received_before: Option<DateTime<Utc>>,
+    /// Only events whose id is greater than this one: the page cursor.
+    pub after_id: Option<i64>,
+    /// At most this many events.
+    pub limit: u32,
+}
+
+impl EventFilter {
+    /// The page size when the caller names none.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// The largest page a caller may ask for.
+    pub const MAX_LIMIT: u32 = 500;
+}
+
+impl Default for EventFilter {
+    /// Every event, first page of [`EventFilter::DEFAULT_LIMIT`].
+    fn default() -> Self {
+        Self {
+            gateway: None,
+            outcome: None,
+            payment_id: None,
+            received_after: None,
+            received_before: None,
+            after_id: None,
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+}
+
 /// Persistence of orders, payments, gateway events and the outbox.
 ///
 /// Each method is one unit of work: it commits entirely or not at all.
@@ -240,10 +370,21 @@ pub trait Store: Send + Sync {
     /// Marks the payment pending at its gateway under `external_id`, with
     /// [`Payment::mark_pending`] deciding inside the transaction. Returns
     /// `ExternalIdTaken` when another payment of the same gateway has it.
+    ///
+    /// In the same transaction it then applies the events that arrived
+    /// before the shop recorded the id: every [`EventOutcome::Unmatched`]
+    /// event whose external id or gateway reference equals `external_id`
+    /// and whose lookup ([`crate::References::lookups`]) now finds this
+    /// payment, oldest first, exactly as [`Store::apply_event`] would under
+    /// `policy` at `now`. The payment returned is the state after them, so
+    /// it may already be completed or failed. A webhook that raced the shop
+    /// is thus never left behind: either this transaction sees it, or its
+    /// own lookup sees this one's payment.
     async fn mark_pending(
         &self,
         id: PaymentId,
         external_id: String,
+        policy: AmountPolicy,
         now: DateTime<Utc>,
     ) -> Result<Payment, StoreError>;
 
@@ -253,6 +394,14 @@ pub trait Store: Send + Sync {
     /// the lookup rules, run [`crate::decide`], write payment, order, outbox
     /// rows and the event's outcome, commit.
     async fn apply_event(&self, event: EventToApply) -> Result<Applied, StoreError>;
+
+    /// The recorded events that pass `filter`, by ascending id, at most
+    /// `filter.limit` of them, without their raw bodies.
+    async fn webhook_events(&self, filter: EventFilter) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The recorded event with this id and its raw body; `None` when no
+    /// event has this id.
+    async fn webhook_event(&self, id: i64) -> Result<Option<EventDetail>, StoreError>;
 
     /// Succeeds when the database answers and is migrated.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -269,4 +418,28 @@ pub trait Clock: Send + Sync {
 pub trait TransactionIds: Send + Sync {
     /// A new id, unique with overwhelming probability.
     fn next_id(&self) -> String;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_outcomes_round_trip_through_their_names() {
+        let all = std::iter::once(EventOutcome::Unmatched)
+            .chain(DECIDED_OUTCOMES.into_iter().map(EventOutcome::Decided));
+        for outcome in all {
+            assert_eq!(EventOutcome::parse(outcome.as_str()), Some(outcome));
+        }
+        assert_eq!(EventOutcome::parse("processed"), None);
+        assert_eq!(EventOutcome::parse(""), None);
+    }
+
+    #[test]
+    fn only_unmatched_and_refused_amounts_stay_open() {
+        assert!(!EventOutcome::Unmatched.is_final());
+        assert!(!EventOutcome::Decided(Outcome::AmountRejected).is_final());
+        assert!(EventOutcome::Decided(Outcome::Confirmed).is_final());
+        assert!(EventOutcome::Decided(Outcome::LateFailureIgnored).is_final());
+    }
 }

@@ -1,6 +1,9 @@
 //! The services a shop and the webhook endpoints call: thin sequences of
 //! validation, a port call and an outcome. The rules themselves live in
 //! [`crate::payment`] and [`crate::decision`].
+//!
+//! [`WebhookService`] also answers for the recorded events: listing them
+//! for audit and replaying one through the same path as a delivery.
 
 use std::sync::Arc;
 
@@ -9,8 +12,8 @@ use crate::event::{EventKind, GatewayEvent};
 use crate::money::Money;
 use crate::payment::{NewOrder, NewPayment, Order, OrderId, Payment, PaymentId};
 use crate::ports::{
-    Applied, Clock, EventToApply, GatewayAdapter, ParseError, Store, StoreError, TransactionIds,
-    VerifyError, WebhookRequest,
+    Applied, Clock, EventDetail, EventFilter, EventToApply, GatewayAdapter, ParseError, Store,
+    StoreError, StoredEvent, TransactionIds, VerifyError, WebhookRequest,
 };
 
 /// Longest accepted text for ids and names the shop supplies.
@@ -39,6 +42,7 @@ pub struct PaymentService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn TransactionIds>,
+    amount_policy: AmountPolicy,
 }
 
 fn check_text(field: &'static str, value: &str) -> Result<(), PaymentError> {
@@ -70,8 +74,33 @@ fn check_positive(field: &'static str, amount: &Money) -> Result<(), PaymentErro
 
 impl PaymentService {
     /// A service over `store`, taking time from `clock` and transaction ids from `ids`.
+    ///
+    /// Events that arrived before their payment was marked pending are
+    /// applied by [`PaymentService::mark_pending`] under
+    /// [`AmountPolicy::Reject`] until [`PaymentService::with_amount_policy`]
+    /// says otherwise: without being told the policy in force, a mismatched
+    /// amount is left open (a re-delivery or a replay through
+    /// [`WebhookService`] evaluates it again) rather than confirmed.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, ids: Arc<dyn TransactionIds>) -> Self {
-        Self { store, clock, ids }
+        Self {
+            store,
+            clock,
+            ids,
+            amount_policy: AmountPolicy::Reject,
+        }
+    }
+
+    /// The same service, applying early events under `policy` when a
+    /// payment is marked pending. Give it the [`WebhookService`]'s policy.
+    #[must_use]
+    pub fn with_amount_policy(mut self, policy: AmountPolicy) -> Self {
+        self.amount_policy = policy;
+        self
+    }
+
+    /// The amount policy for events applied when a payment is marked pending.
+    pub fn amount_policy(&self) -> AmountPolicy {
+        self.amount_policy
     }
 
     /// Records a pending order for the shop's `client_id`.
@@ -116,7 +145,10 @@ impl PaymentService {
     }
 
     /// Records that the customer was sent to the gateway, which knows the
-    /// payment as `external_id`.
+    /// payment as `external_id`, and applies in the same transaction the
+    /// gateway events that arrived before and name that id (see
+    /// [`Store::mark_pending`]): the payment returned may already be
+    /// completed or failed.
     pub async fn mark_pending(
         &self,
         id: PaymentId,
@@ -125,7 +157,7 @@ impl PaymentService {
         check_text("external_id", &external_id)?;
         Ok(self
             .store
-            .mark_pending(id, external_id, self.clock.now())
+            .mark_pending(id, external_id, self.amount_policy, self.clock.now())
             .await?)
     }
 }
@@ -143,6 +175,9 @@ pub enum WebhookError {
     /// The store failed; the payment is as it was and a retry can succeed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No recorded event has this id (audit and replay).
+    #[error("webhook event {0} not found")]
+    EventNotFound(i64),
 }
 
 /// A payment as webhook answers name it.
@@ -152,6 +187,8 @@ pub struct PaymentRef {
     pub id: PaymentId,
     /// payhook's transaction id.
     pub transaction_id: String,
+    /// True when the payment carries a recorded amount mismatch.
+    pub amount_mismatch: bool,
 }
 
 impl From<&Payment> for PaymentRef {
@@ -159,6 +196,7 @@ impl From<&Payment> for PaymentRef {
         Self {
             id: payment.id,
             transaction_id: payment.transaction_id.clone(),
+            amount_mismatch: payment.amount_mismatch.is_some(),
         }
     }
 }
@@ -189,6 +227,16 @@ pub enum WebhookOutcome {
         /// The gateway's event id.
         event_id: String,
     },
+}
+
+/// One page of recorded events, as [`WebhookService::events`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    /// The events, by ascending id.
+    pub items: Vec<StoredEvent>,
+    /// The cursor of the next page (`after_id`), when more events pass the
+    /// filter; `None` on the last page.
+    pub next_after_id: Option<i64>,
 }
 
 /// Handles webhook calls: verify, parse, apply, answer.
@@ -271,5 +319,50 @@ impl WebhookService {
             },
             Applied::Unmatched => WebhookOutcome::Unmatched { event_id },
         })
+    }
+    /// The recorded events that pass `filter`, one page of them by
+    /// ascending id. The page size is `filter.limit` held between 1 and
+    /// [`EventFilter::MAX_LIMIT`].
+    pub async fn events(&self, filter: EventFilter) -> Result<EventPage, WebhookError> {
+        let limit = filter.limit.clamp(1, EventFilter::MAX_LIMIT);
+        // One more than asked tells whether another page exists.
+        let mut items = self
+            .store
+            .webhook_events(EventFilter {
+                limit: limit + 1,
+                ..filter
+            })
+            .await?;
+        let page = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_after_id = if items.len() > page {
+            items.truncate(page);
+            items.last().map(|event| event.id)
+        } else {
+            None
+        };
+        Ok(EventPage {
+            items,
+            next_after_id,
+        })
+    }
+
+    /// The recorded event with this id and its raw body, or `EventNotFound`.
+    pub async fn event(&self, id: i64) -> Result<EventDetail, WebhookError> {
+        self.store
+            .webhook_event(id)
+            .await?
+            .ok_or(WebhookError::EventNotFound(id))
+    }
+
+    /// Applies the recorded event with this id again, through the same
+    /// path as a delivery ([`WebhookService::apply`]) under the policy in
+    /// force now: an event already processed answers `Duplicate` and
+    /// changes nothing, an unmatched one tries the lookup again, an amount
+    /// refused under `reject` is evaluated again. The stored event was
+    /// verified when it arrived, so no signature is checked. Returns
+    /// `EventNotFound` when no event has this id.
+    pub async fn replay(&self, id: i64) -> Result<WebhookOutcome, WebhookError> {
+        let EventDetail { record, payload } = self.event(id).await?;
+        self.apply(record.event, payload).await
     }
 }

@@ -3,22 +3,25 @@
 //! this crate, of adapters and of embedders; the server never uses them.
 //!
 //! The in-memory store follows the same contract as the real one (duplicate
-//! detection, lookup order, unmatched events retried) with one lock, so it is
+//! detection, lookup order, unmatched events retried, and applied when a
+//! payment is marked pending under an id they name) with one lock, so it is
 //! a reference for what a store must do, not a performance model.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::decision::{decide, Notification};
+use crate::decision::{decide, AmountPolicy, Notification};
 use crate::event::{GatewayEvent, Lookup};
 use crate::payment::{
     NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus,
 };
-use crate::ports::{Applied, Clock, EventToApply, Store, StoreError, TransactionIds};
+use crate::ports::{
+    Applied, Clock, EventDetail, EventFilter, EventOutcome, EventToApply, Store, StoreError,
+    StoredEvent, TransactionIds,
+};
 
 /// A clock that says what it is told.
 #[derive(Debug)]
@@ -52,22 +55,17 @@ impl TransactionIds for SequentialIds {
     }
 }
 
-/// A recorded gateway event, as the in-memory store keeps it.
-#[derive(Debug, Clone)]
-pub struct StoredEvent {
-    /// The event.
-    pub event: GatewayEvent,
-    /// `unmatched` or the decision's outcome name.
-    pub outcome: String,
-    /// The payment it matched.
-    pub payment_id: Option<PaymentId>,
+/// One recorded event with its raw body; `events[n]` has id `n + 1`.
+struct EventRow {
+    stored: StoredEvent,
+    payload: Vec<u8>,
 }
 
 #[derive(Default)]
 struct State {
     orders: Vec<Order>,
     payments: Vec<Payment>,
-    events: HashMap<(String, String), StoredEvent>,
+    events: Vec<EventRow>,
     outbox: Vec<Notification>,
 }
 
@@ -92,10 +90,82 @@ impl InMemoryStore {
         self.state().outbox.clone()
     }
 
-    /// The recorded events.
+    /// The recorded events, oldest first.
     pub fn events(&self) -> Vec<StoredEvent> {
-        self.state().events.values().cloned().collect()
+        self.state()
+            .events
+            .iter()
+            .map(|row| row.stored.clone())
+            .collect()
     }
+}
+
+/// True when `stored` meets every condition `filter` sets (the limit aside).
+fn passes(filter: &EventFilter, stored: &StoredEvent) -> bool {
+    filter.after_id.is_none_or(|after| stored.id > after)
+        && filter
+            .gateway
+            .as_ref()
+            .is_none_or(|gateway| &stored.event.gateway == gateway)
+        && filter
+            .outcome
+            .is_none_or(|outcome| stored.outcome == outcome)
+        && filter
+            .payment_id
+            .is_none_or(|id| stored.payment_id == Some(id))
+        && filter
+            .received_after
+            .is_none_or(|after| stored.received_at >= after)
+        && filter
+            .received_before
+            .is_none_or(|before| stored.received_at < before)
+}
+
+/// The payment `event` names, by the lookup rules.
+fn lookup(payments: &[Payment], event: &GatewayEvent) -> Option<Payment> {
+    event
+        .references
+        .lookups()
+        .find_map(|lookup| find(payments, lookup, &event.gateway))
+        .cloned()
+}
+
+/// Decides `event`, recorded as `events[index]`, for `payment` and writes
+/// what the decision says: payment, order, outbox and the event's outcome.
+/// The part of applying an event shared by `apply_event` and `mark_pending`.
+fn decide_and_write(
+    state: &mut State,
+    index: usize,
+    event: &GatewayEvent,
+    payment: Payment,
+    policy: AmountPolicy,
+    now: DateTime<Utc>,
+) -> Result<Applied, StoreError> {
+    let order_status = state
+        .orders
+        .iter()
+        .find(|o| o.id == payment.order_id)
+        .map(|o| o.status)
+        .ok_or(StoreError::OrderNotFound(payment.order_id))?;
+    let decision = decide(&payment, order_status, event, policy, now);
+    if let Some(slot) = state.payments.iter_mut().find(|p| p.id == payment.id) {
+        *slot = decision.payment.clone();
+    }
+    if decision.order_becomes_paid {
+        if let Some(order) = state.orders.iter_mut().find(|o| o.id == payment.order_id) {
+            order.status = OrderStatus::Paid;
+            order.updated_at = now;
+        }
+    }
+    state.outbox.extend(decision.notifications.iter().cloned());
+    let stored = &mut state.events[index].stored;
+    stored.outcome = EventOutcome::Decided(decision.outcome);
+    stored.payment_id = Some(payment.id);
+    stored.processed_at = now;
+    Ok(Applied::Decided {
+        outcome: decision.outcome,
+        payment: decision.payment,
+    })
 }
 
 fn find<'a>(payments: &'a [Payment], lookup: Lookup<'_>, gateway: &str) -> Option<&'a Payment> {
@@ -182,6 +252,7 @@ impl Store for InMemoryStore {
         &self,
         id: PaymentId,
         external_id: String,
+        policy: AmountPolicy,
         now: DateTime<Utc>,
     ) -> Result<Payment, StoreError> {
         let mut state = self.state();
@@ -198,79 +269,115 @@ impl Store for InMemoryStore {
         }) {
             return Err(StoreError::ExternalIdTaken(other.id));
         }
-        let next = current.mark_pending(&external_id, now)?;
+        let mut latest = current.mark_pending(&external_id, now)?;
         if let Some(slot) = state.payments.iter_mut().find(|p| p.id == id) {
-            *slot = next.clone();
+            *slot = latest.clone();
         }
-        Ok(next)
+        // The events that arrived before the shop recorded the id, oldest first.
+        let names = |value: &Option<String>| {
+            !external_id.is_empty() && value.as_deref() == Some(external_id.as_str())
+        };
+        let waiting: Vec<usize> = (0..state.events.len())
+            .filter(|&index| {
+                let stored = &state.events[index].stored;
+                stored.outcome == EventOutcome::Unmatched
+                    && (names(&stored.event.references.external_id)
+                        || names(&stored.event.references.gateway_reference))
+            })
+            .collect();
+        for index in waiting {
+            // Its own lookup decides, as for a delivery: a transaction id
+            // naming another payment wins over the external id.
+            let event = state.events[index].stored.event.clone();
+            match lookup(&state.payments, &event) {
+                Some(payment) if payment.id == id => {
+                    if let Applied::Decided { payment, .. } =
+                        decide_and_write(&mut state, index, &event, payment, policy, now)?
+                    {
+                        latest = payment;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(latest)
     }
 
     async fn apply_event(&self, to_apply: EventToApply) -> Result<Applied, StoreError> {
         let mut state = self.state();
-        let key = (
-            to_apply.event.gateway.clone(),
-            to_apply.event.event_id.clone(),
-        );
-        if let Some(stored) = state.events.get(&key) {
-            if stored.outcome != "unmatched" && stored.outcome != "amount_rejected" {
-                let payment = stored
-                    .payment_id
-                    .and_then(|id| state.payments.iter().find(|p| p.id == id).cloned());
-                return Ok(Applied::Duplicate { payment });
-            }
-        }
         let event = &to_apply.event;
-        let found = event
-            .references
-            .lookups()
-            .find_map(|lookup| find(&state.payments, lookup, &event.gateway))
-            .cloned();
-        let Some(payment) = found else {
-            state.events.insert(
-                key,
-                StoredEvent {
-                    event: to_apply.event,
-                    outcome: "unmatched".into(),
-                    payment_id: None,
-                },
-            );
+        let earlier = state.events.iter().position(|row| {
+            row.stored.event.gateway == event.gateway && row.stored.event.event_id == event.event_id
+        });
+        let index = match earlier {
+            Some(index) => {
+                let stored = &state.events[index].stored;
+                if stored.outcome.is_final() {
+                    let payment = stored
+                        .payment_id
+                        .and_then(|id| state.payments.iter().find(|p| p.id == id).cloned());
+                    return Ok(Applied::Duplicate { payment });
+                }
+                let stored = &mut state.events[index].stored;
+                stored.attempts = stored.attempts.saturating_add(1);
+                stored.processed_at = to_apply.received_at;
+                index
+            }
+            None => {
+                let id = i64::try_from(state.events.len() + 1).unwrap_or(i64::MAX);
+                state.events.push(EventRow {
+                    stored: StoredEvent {
+                        id,
+                        event: to_apply.event.clone(),
+                        outcome: EventOutcome::Unmatched,
+                        payment_id: None,
+                        attempts: 1,
+                        received_at: to_apply.received_at,
+                        processed_at: to_apply.received_at,
+                    },
+                    payload: to_apply.payload.clone(),
+                });
+                state.events.len() - 1
+            }
+        };
+        // This delivery's content decides, as in the diesel store; the
+        // record keeps the first delivery's.
+        let Some(payment) = lookup(&state.payments, event) else {
             return Ok(Applied::Unmatched);
         };
-        let order_status = state
-            .orders
-            .iter()
-            .find(|o| o.id == payment.order_id)
-            .map(|o| o.status)
-            .ok_or(StoreError::OrderNotFound(payment.order_id))?;
-        let decision = decide(
-            &payment,
-            order_status,
+        decide_and_write(
+            &mut state,
+            index,
             event,
+            payment,
             to_apply.policy,
             to_apply.received_at,
-        );
-        if let Some(slot) = state.payments.iter_mut().find(|p| p.id == payment.id) {
-            *slot = decision.payment.clone();
-        }
-        if decision.order_becomes_paid {
-            if let Some(order) = state.orders.iter_mut().find(|o| o.id == payment.order_id) {
-                order.status = OrderStatus::Paid;
-                order.updated_at = to_apply.received_at;
-            }
-        }
-        state.outbox.extend(decision.notifications.iter().cloned());
-        state.events.insert(
-            key,
-            StoredEvent {
-                event: to_apply.event,
-                outcome: decision.outcome.as_str().into(),
-                payment_id: Some(payment.id),
-            },
-        );
-        Ok(Applied::Decided {
-            outcome: decision.outcome,
-            payment: decision.payment,
-        })
+        )
+    }
+
+    async fn webhook_events(&self, filter: EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        let limit = usize::try_from(filter.limit).unwrap_or(usize::MAX);
+        Ok(self
+            .state()
+            .events
+            .iter()
+            .map(|row| &row.stored)
+            .filter(|stored| passes(&filter, stored))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn webhook_event(&self, id: i64) -> Result<Option<EventDetail>, StoreError> {
+        Ok(self
+            .state()
+            .events
+            .iter()
+            .find(|row| row.stored.id == id)
+            .map(|row| EventDetail {
+                record: row.stored.clone(),
+                payload: row.payload.clone(),
+            }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

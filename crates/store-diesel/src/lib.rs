@@ -8,6 +8,79 @@
 //! inside the transaction and writes what they say.
 //!
 //! It deliberately knows nothing of HTTP or of any gateway.
+//!
+//! # Embedding
+//!
+//! Open a store, run the migrations, and hand it to the domain's services
+//! with a clock and a transaction id source. Calls must run inside a tokio
+//! runtime (the store uses its blocking pool). The full example, with a
+//! Stripe event received over HTTP, is
+//! `cargo run -p payhook-store-diesel --example embedded_shop`.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::sync::Arc;
+//!
+//! use chrono::{DateTime, Utc};
+//! use payhook_domain::ports::{Clock, Store, TransactionIds};
+//! use payhook_domain::{
+//!     AmountPolicy, Currency, EventKind, GatewayEvent, Money, OrderStatus, Outcome,
+//!     PaymentService, PaymentStatus, References, WebhookOutcome, WebhookService,
+//! };
+//! use payhook_store_diesel::{DieselStore, StoreOptions};
+//!
+//! struct SystemClock;
+//!
+//! impl Clock for SystemClock {
+//!     fn now(&self) -> DateTime<Utc> {
+//!         std::time::SystemTime::now().into()
+//!     }
+//! }
+//!
+//! struct Counter(AtomicU64);
+//!
+//! impl TransactionIds for Counter {
+//!     fn next_id(&self) -> String {
+//!         format!("TXN-DOC-{}", self.0.fetch_add(1, Ordering::Relaxed))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let url = format!("sqlite://{}", dir.path().join("shop.db").display());
+//! let store = DieselStore::open(&url, &StoreOptions::default())?;
+//! store.migrate()?;
+//!
+//! let store: Arc<dyn Store> = Arc::new(store);
+//! let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+//! let ids = Arc::new(Counter(AtomicU64::new(1)));
+//! let payments = PaymentService::new(store.clone(), clock.clone(), ids);
+//! let webhooks = WebhookService::new(store, clock, AmountPolicy::Warn);
+//!
+//! let usd = Currency::parse("USD")?;
+//! let order = payments.create_order("customer-1".into(), Money::parse("150.00", usd)?).await?;
+//! let payment = payments.create_payment(order.id, "stripe".into(), order.total).await?;
+//! payments.mark_pending(payment.id, "pi_123".into()).await?;
+//!
+//! // What an adapter's `parse` returns for a verified call (here built by
+//! // hand; `WebhookService::handle` does verify, parse and apply in one).
+//! let event = GatewayEvent {
+//!     gateway: "stripe".into(),
+//!     event_id: "evt_1".into(),
+//!     event_type: "payment_intent.succeeded".into(),
+//!     kind: EventKind::Succeeded,
+//!     references: References { external_id: Some("pi_123".into()), ..References::default() },
+//!     amount: Some(Money::from_minor(15000, usd)),
+//! };
+//! let outcome = webhooks.apply(event, b"{\"id\":\"evt_1\"}".to_vec()).await?;
+//! assert!(matches!(outcome, WebhookOutcome::Decided { outcome: Outcome::Confirmed, .. }));
+//!
+//! assert_eq!(payments.payment(payment.id).await?.status, PaymentStatus::Completed);
+//! assert_eq!(payments.order(order.id).await?.status, OrderStatus::Paid);
+//! # Ok(())
+//! # }
+//! ```
 
 mod conn;
 mod models;
@@ -20,10 +93,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use payhook_domain::ports::{Applied, EventToApply, Store, StoreError};
-use payhook_domain::{NewOrder, NewPayment, Order, OrderId, Payment, PaymentId};
+use payhook_domain::ports::{
+    Applied, EventDetail, EventFilter, EventToApply, Store, StoreError, StoredEvent,
+};
+use payhook_domain::{AmountPolicy, NewOrder, NewPayment, Order, OrderId, Payment, PaymentId};
 
-pub use conn::{DbConn, Target, UnsupportedUrl};
+// `DbConn` stays inside: it is diesel's connection, and an embedder that
+// ran SQL on it would bypass the store's transactions and locks.
+use conn::DbConn;
+pub use conn::{Target, UnsupportedUrl};
 pub use ops::{EventRecord, OutboxEntry};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -156,6 +234,21 @@ impl DieselStore {
         (state.connections, state.idle_connections)
     }
 
+    /// Connections open, idle, and the pool's maximum.
+    pub fn pool_usage(&self) -> (u32, u32, u32) {
+        let state = self.pool.state();
+        (
+            state.connections,
+            state.idle_connections,
+            self.pool.max_size(),
+        )
+    }
+
+    /// Outbox rows not yet delivered (pending), for the backlog metric.
+    pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        self.run(ops::outbox_backlog).await
+    }
+
     /// The outbox rows, oldest first.
     pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         self.run(ops::outbox).await
@@ -213,14 +306,24 @@ impl Store for DieselStore {
         &self,
         id: PaymentId,
         external_id: String,
+        policy: AmountPolicy,
         now: DateTime<Utc>,
     ) -> Result<Payment, StoreError> {
-        self.run(move |conn| ops::mark_pending(conn, id, &external_id, now))
+        self.run(move |conn| ops::mark_pending(conn, id, &external_id, policy, now))
             .await
     }
 
     async fn apply_event(&self, event: EventToApply) -> Result<Applied, StoreError> {
         self.run(move |conn| ops::apply_event(conn, &event)).await
+    }
+
+    async fn webhook_events(&self, filter: EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        self.run(move |conn| ops::webhook_events(conn, &filter))
+            .await
+    }
+
+    async fn webhook_event(&self, id: i64) -> Result<Option<EventDetail>, StoreError> {
+        self.run(move |conn| ops::webhook_event(conn, id)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -4,7 +4,11 @@
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
-use payhook_domain::{AmountMismatch, Currency, Money, Order, OrderId, Payment, PaymentId};
+use payhook_domain::ports::{EventOutcome, StoredEvent};
+use payhook_domain::{
+    AmountMismatch, Currency, EventKind, GatewayEvent, Money, Order, OrderId, Payment, PaymentId,
+    References,
+};
 
 use crate::schema::{orders, outbox, payments, webhook_events};
 
@@ -15,6 +19,12 @@ pub struct CorruptRow {
     table: &'static str,
     id: i64,
     reason: String,
+}
+
+impl CorruptRow {
+    pub(crate) fn new(table: &'static str, id: i64, reason: String) -> Self {
+        Self { table, id, reason }
+    }
 }
 
 /// PostgreSQL keeps microseconds, SQLite whatever text it is given: times
@@ -194,6 +204,70 @@ pub(crate) struct EventStatusRow {
     pub outcome: String,
     pub payment_id: Option<i64>,
     pub attempts: i32,
+}
+
+/// A recorded event without its payload: what listings and replays read.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = webhook_events)]
+pub(crate) struct EventRow {
+    pub id: i64,
+    pub gateway: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub kind: String,
+    pub outcome: String,
+    pub payment_id: Option<i64>,
+    pub ref_transaction_id: Option<String>,
+    pub ref_external_id: Option<String>,
+    pub ref_gateway_reference: Option<String>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub attempts: i32,
+    pub received_at: NaiveDateTime,
+    pub processed_at: NaiveDateTime,
+}
+
+impl TryFrom<EventRow> for StoredEvent {
+    type Error = CorruptRow;
+    fn try_from(row: EventRow) -> Result<Self, CorruptRow> {
+        let id = row.id;
+        let corrupt = |reason: String| CorruptRow {
+            table: "webhook_events",
+            id,
+            reason,
+        };
+        let kind = EventKind::parse(&row.kind)
+            .ok_or_else(|| corrupt(format!("unknown kind {:?}", row.kind)))?;
+        let outcome = EventOutcome::parse(&row.outcome)
+            .ok_or_else(|| corrupt(format!("unknown outcome {:?}", row.outcome)))?;
+        let amount = match (row.amount_minor, row.currency.as_deref()) {
+            (Some(minor), Some(code)) => Some(money("webhook_events", id, minor, code)?),
+            (None, None) => None,
+            _ => return Err(corrupt("an amount without a currency or back".into())),
+        };
+        let attempts = u32::try_from(row.attempts)
+            .map_err(|_| corrupt(format!("negative attempts {}", row.attempts)))?;
+        Ok(StoredEvent {
+            id,
+            event: GatewayEvent {
+                gateway: row.gateway,
+                event_id: row.event_id,
+                event_type: row.event_type,
+                kind,
+                references: References {
+                    transaction_id: row.ref_transaction_id,
+                    external_id: row.ref_external_id,
+                    gateway_reference: row.ref_gateway_reference,
+                },
+                amount,
+            },
+            outcome,
+            payment_id: row.payment_id.map(PaymentId),
+            attempts,
+            received_at: utc(row.received_at),
+            processed_at: utc(row.processed_at),
+        })
+    }
 }
 
 #[derive(Insertable)]

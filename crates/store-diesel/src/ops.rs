@@ -6,25 +6,42 @@
 //! and rows are taken in one order — event, payment, order — with
 //! `SELECT ... FOR UPDATE`, so two transactions never wait on each other in
 //! a cycle.
+//!
+//! Marking a payment pending also applies the unmatched events naming its
+//! new external id. On PostgreSQL that would race a delivery of such an
+//! event (each transaction blind to the other's uncommitted row), so both
+//! take a transaction-scoped advisory lock on the external id first: the
+//! mark-pending before anything else, the delivery only when its lookup
+//! found nothing, and before looking again. Marking pending skips events
+//! locked by a delivery in flight (`SKIP LOCKED`) instead of waiting on
+//! them; that delivery's second lookup sees the payment.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use payhook_domain::ports::{Applied, EventToApply, StoreError};
+use diesel::sql_types::Integer;
+use payhook_domain::ports::{
+    Applied, EventDetail, EventFilter, EventOutcome, EventToApply, StoreError, StoredEvent,
+};
 use payhook_domain::{
-    decide, GatewayEvent, Lookup, NewOrder, NewPayment, Order, OrderId, OrderStatus, Outcome,
+    decide, AmountPolicy, GatewayEvent, Lookup, NewOrder, NewPayment, Order, OrderId, OrderStatus,
     Payment, PaymentId,
 };
 
 use crate::conn::{write_transaction, DbConn};
 use crate::models::{
-    naive, stored_precision, CorruptRow, EventStatusRow, NewEventRow, NewOrderRow, NewOutboxRow,
-    NewPaymentRow, OrderRow, PaymentChanges, PaymentRow,
+    naive, stored_precision, CorruptRow, EventRow, EventStatusRow, NewEventRow, NewOrderRow,
+    NewOutboxRow, NewPaymentRow, OrderRow, PaymentChanges, PaymentRow,
 };
 use crate::schema::{orders, outbox, payments, webhook_events};
 
 /// The stored outcome of an event that matched no payment yet.
-pub(crate) const UNMATCHED: &str = "unmatched";
+const UNMATCHED: &str = "unmatched";
+
+/// The first key of the PostgreSQL advisory locks on external ids ("phx1");
+/// the second is a hash of the id. Two-key locks never collide with the
+/// one-key migration lock.
+const EXTERNAL_ID_LOCK: i32 = 0x7068_7831;
 
 /// How many times a transaction that lost a serialization race is retried.
 const SERIALIZATION_RETRIES: usize = 3;
@@ -134,6 +151,38 @@ fn lock_order_status(conn: &mut DbConn, id: i64) -> QueryResult<String> {
     }
 }
 
+/// A 32-bit FNV-1a hash of `text`, the second key of its advisory lock.
+/// Two ids with the same hash only share a lock: harmless.
+fn lock_key(text: &str) -> i32 {
+    let hash = text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    i32::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// On PostgreSQL, takes the transaction's advisory locks on these external
+/// ids, in one order (by key) so that two transactions cannot deadlock on
+/// them. SQLite's single writer needs none.
+fn lock_external_ids(conn: &mut DbConn, ids: &[&str]) -> QueryResult<()> {
+    let DbConn::Pg(pg) = conn else {
+        return Ok(());
+    };
+    let mut keys: Vec<i32> = ids
+        .iter()
+        .filter(|id| !id.is_empty())
+        .map(|id| lock_key(id))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind::<Integer, _>(EXTERNAL_ID_LOCK)
+            .bind::<Integer, _>(key)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn create_order(
     conn: &mut DbConn,
     order: &NewOrder,
@@ -223,10 +272,14 @@ pub(crate) fn mark_pending(
     conn: &mut DbConn,
     id: PaymentId,
     external_id: &str,
+    policy: AmountPolicy,
     now: DateTime<Utc>,
 ) -> Result<Payment, StoreError> {
     let now = stored_precision(now);
     with_retry(conn, |conn| {
+        // Taken before the payment row; a delivery waits for it only while
+        // holding no payment or order lock, so neither waits in a cycle.
+        lock_external_ids(conn, &[external_id])?;
         let current =
             Payment::try_from(lock_payment(conn, id.0)?.ok_or(StoreError::PaymentNotFound(id))?)?;
         let holder = |conn: &mut DbConn| {
@@ -261,8 +314,72 @@ pub(crate) fn mark_pending(
                 Err(other) => return Err(other.into()),
             }
         }
-        Ok(next)
+        apply_waiting_events(conn, id, next, external_id, policy, now)
     })
+}
+
+/// The unmatched events whose external id or gateway reference is
+/// `external_id`, oldest first; on PostgreSQL locked, skipping those a
+/// delivery in flight holds (it will find the payment itself).
+fn unmatched_events_naming(conn: &mut DbConn, external_id: &str) -> QueryResult<Vec<EventRow>> {
+    // One query, written once; its type names the backend, so it is built per arm.
+    macro_rules! naming {
+        () => {
+            webhook_events::table
+                .filter(webhook_events::outcome.eq(UNMATCHED))
+                .filter(
+                    webhook_events::ref_external_id
+                        .eq(external_id)
+                        .or(webhook_events::ref_gateway_reference.eq(external_id)),
+                )
+                .order(webhook_events::id)
+                .select(EventRow::as_select())
+        };
+    }
+    match conn {
+        DbConn::Pg(pg) => naming!().for_update().skip_locked().load(pg),
+        DbConn::Sqlite(_) => naming!().load(conn),
+    }
+}
+
+/// Applies, in the mark-pending transaction, the events that arrived before
+/// payment `id` was recorded under `external_id`, and returns the payment
+/// as they leave it (`pending` when there are none).
+fn apply_waiting_events(
+    conn: &mut DbConn,
+    id: PaymentId,
+    pending: Payment,
+    external_id: &str,
+    policy: AmountPolicy,
+    now: DateTime<Utc>,
+) -> Result<Payment, TxError> {
+    let mut latest = pending;
+    if external_id.is_empty() {
+        return Ok(latest);
+    }
+    for row in unmatched_events_naming(conn, external_id)? {
+        let stored = StoredEvent::try_from(row)?;
+        // The event's own lookup decides, as for a delivery: a transaction
+        // id naming another payment wins over the external id.
+        let Some(found) = find_payment(conn, &stored.event)? else {
+            continue;
+        };
+        if found.id != id.0 {
+            tracing::warn!(
+                event = stored.id,
+                payment = found.id,
+                "an unmatched event naming this external id belongs to another payment; left as is"
+            );
+            continue;
+        }
+        let payment = Payment::try_from(found)?;
+        if let Applied::Decided { payment, .. } =
+            decide_and_write(conn, stored.id, &stored.event, payment, policy, now)?
+        {
+            latest = payment;
+        }
+    }
+    Ok(latest)
 }
 
 /// Finds the payment an event names, trying the lookups in the domain's order.
@@ -355,8 +472,14 @@ fn record_event(
                     .select(EventStatusRow::as_select())
                     .first(conn)?,
             };
-            if existing.outcome != UNMATCHED && existing.outcome != Outcome::AmountRejected.as_str()
-            {
+            let outcome = EventOutcome::parse(&existing.outcome).ok_or_else(|| {
+                CorruptRow::new(
+                    "webhook_events",
+                    existing.id,
+                    format!("unknown outcome {:?}", existing.outcome),
+                )
+            })?;
+            if outcome.is_final() {
                 let payment = match existing.payment_id {
                     Some(id) => Some(Payment::try_from(
                         payments::table
@@ -384,68 +507,148 @@ pub(crate) fn apply_event(
     conn: &mut DbConn,
     to_apply: &EventToApply,
 ) -> Result<Applied, StoreError> {
+    let event = &to_apply.event;
     with_retry(conn, |conn| {
         let event_row = match record_event(conn, to_apply)? {
             Ok(id) => id,
             Err(duplicate) => return Ok(duplicate),
         };
-        let Some(row) = find_payment(conn, &to_apply.event)? else {
+        let mut found = find_payment(conn, event)?;
+        if found.is_none() && matches!(conn, DbConn::Pg(_)) {
+            // A payment may be being marked pending under one of these ids
+            // right now, blind to this uncommitted event: wait for it under
+            // the id's lock, then look again (see the module comment).
+            let references = &event.references;
+            let ids: Vec<&str> = [&references.external_id, &references.gateway_reference]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            if !ids.is_empty() {
+                lock_external_ids(conn, &ids)?;
+                found = find_payment(conn, event)?;
+            }
+        }
+        let Some(row) = found else {
             return Ok(Applied::Unmatched);
         };
         let payment = Payment::try_from(row)?;
-        let order_status: OrderStatus = lock_order_status(conn, payment.order_id.0)?
-            .parse()
-            .map_err(|e| StoreError::Backend(Box::new(e)))?;
         let now = stored_precision(to_apply.received_at);
-        let decision = decide(
-            &payment,
-            order_status,
-            &to_apply.event,
-            to_apply.policy,
-            now,
-        );
-        if decision.changes_payment(&payment) {
-            diesel::update(payments::table.find(payment.id.0))
-                .set(PaymentChanges::from(&decision.payment))
-                .execute(conn)?;
-        }
-        if decision.order_becomes_paid {
-            diesel::update(
-                orders::table
-                    .find(payment.order_id.0)
-                    .filter(orders::status.eq(OrderStatus::Pending.as_str())),
-            )
-            .set((
-                orders::status.eq(OrderStatus::Paid.as_str()),
-                orders::updated_at.eq(naive(now)),
-            ))
-            .execute(conn)?;
-        }
-        for notification in &decision.notifications {
-            diesel::insert_into(outbox::table)
-                .values(NewOutboxRow {
-                    kind: notification.kind.as_str(),
-                    order_id: payment.order_id.0,
-                    payment_id: payment.id.0,
-                    payload: &notification.payload,
-                    status: "pending",
-                    attempts: 0,
-                    next_attempt_at: naive(now),
-                    created_at: naive(now),
-                })
-                .execute(conn)?;
-        }
-        diesel::update(webhook_events::table.find(event_row))
-            .set((
-                webhook_events::outcome.eq(decision.outcome.as_str()),
-                webhook_events::payment_id.eq(payment.id.0),
-            ))
-            .execute(conn)?;
-        Ok(Applied::Decided {
-            outcome: decision.outcome,
-            payment: decision.payment,
-        })
+        decide_and_write(conn, event_row, event, payment, to_apply.policy, now)
     })
+}
+
+/// Decides `event`, recorded as row `event_row`, for the locked `payment`
+/// and writes what the decision says: the payment if it changed, the order
+/// if it becomes paid, one outbox row per notification, and the event's
+/// outcome. The part of applying an event that a delivery and marking a
+/// payment pending share.
+fn decide_and_write(
+    conn: &mut DbConn,
+    event_row: i64,
+    event: &GatewayEvent,
+    payment: Payment,
+    policy: AmountPolicy,
+    now: DateTime<Utc>,
+) -> Result<Applied, TxError> {
+    let order_status: OrderStatus = lock_order_status(conn, payment.order_id.0)?
+        .parse()
+        .map_err(|e| StoreError::Backend(Box::new(e)))?;
+    let decision = decide(&payment, order_status, event, policy, now);
+    if decision.changes_payment(&payment) {
+        diesel::update(payments::table.find(payment.id.0))
+            .set(PaymentChanges::from(&decision.payment))
+            .execute(conn)?;
+    }
+    if decision.order_becomes_paid {
+        diesel::update(
+            orders::table
+                .find(payment.order_id.0)
+                .filter(orders::status.eq(OrderStatus::Pending.as_str())),
+        )
+        .set((
+            orders::status.eq(OrderStatus::Paid.as_str()),
+            orders::updated_at.eq(naive(now)),
+        ))
+        .execute(conn)?;
+    }
+    for notification in &decision.notifications {
+        diesel::insert_into(outbox::table)
+            .values(NewOutboxRow {
+                kind: notification.kind.as_str(),
+                order_id: payment.order_id.0,
+                payment_id: payment.id.0,
+                payload: &notification.payload,
+                status: "pending",
+                attempts: 0,
+                next_attempt_at: naive(now),
+                created_at: naive(now),
+            })
+            .execute(conn)?;
+    }
+    diesel::update(webhook_events::table.find(event_row))
+        .set((
+            webhook_events::outcome.eq(decision.outcome.as_str()),
+            webhook_events::payment_id.eq(payment.id.0),
+            webhook_events::processed_at.eq(naive(now)),
+        ))
+        .execute(conn)?;
+    Ok(Applied::Decided {
+        outcome: decision.outcome,
+        payment: decision.payment,
+    })
+}
+
+/// The recorded events that pass `filter`, by ascending id.
+pub(crate) fn webhook_events(
+    conn: &mut DbConn,
+    filter: &EventFilter,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut query = webhook_events::table
+        .select(EventRow::as_select())
+        .order(webhook_events::id)
+        .limit(i64::from(filter.limit))
+        .into_boxed();
+    if let Some(after_id) = filter.after_id {
+        query = query.filter(webhook_events::id.gt(after_id));
+    }
+    if let Some(gateway) = &filter.gateway {
+        query = query.filter(webhook_events::gateway.eq(gateway));
+    }
+    if let Some(outcome) = filter.outcome {
+        query = query.filter(webhook_events::outcome.eq(outcome.as_str()));
+    }
+    if let Some(payment_id) = filter.payment_id {
+        query = query.filter(webhook_events::payment_id.eq(payment_id.0));
+    }
+    if let Some(after) = filter.received_after {
+        query = query.filter(webhook_events::received_at.ge(naive(after)));
+    }
+    if let Some(before) = filter.received_before {
+        query = query.filter(webhook_events::received_at.lt(naive(before)));
+    }
+    let rows: Vec<EventRow> = query.load(conn).map_err(store_error)?;
+    rows.into_iter()
+        .map(|row| StoredEvent::try_from(row).map_err(|e| StoreError::Backend(Box::new(e))))
+        .collect()
+}
+
+/// The recorded event with this id and its payload, if any.
+pub(crate) fn webhook_event(conn: &mut DbConn, id: i64) -> Result<Option<EventDetail>, StoreError> {
+    let found: Option<(EventRow, Vec<u8>)> = webhook_events::table
+        .find(id)
+        .select((EventRow::as_select(), webhook_events::payload))
+        .first(conn)
+        .optional()
+        .map_err(store_error)?;
+    found
+        .map(|(row, payload)| {
+            Ok(EventDetail {
+                record: StoredEvent::try_from(row).map_err(|e| StoreError::Backend(Box::new(e)))?,
+                payload,
+            })
+        })
+        .transpose()
 }
 
 /// One outbox row, as stored.
@@ -501,5 +704,13 @@ pub(crate) fn events(conn: &mut DbConn) -> Result<Vec<EventRecord>, StoreError> 
         .order(webhook_events::id)
         .select(EventRecord::as_select())
         .load(conn)
+        .map_err(store_error)
+}
+
+pub(crate) fn outbox_backlog(conn: &mut DbConn) -> Result<i64, StoreError> {
+    outbox::table
+        .filter(outbox::status.eq("pending"))
+        .count()
+        .get_result(conn)
         .map_err(store_error)
 }

@@ -420,7 +420,7 @@ proptest! {
                     )
                     .await
                     .expect("payment");
-                store.mark_pending(p.id, external.into(), at(0)).await.expect("pending");
+                store.mark_pending(p.id, external.into(), AmountPolicy::Warn, at(0)).await.expect("pending");
             }
             let mut ever_completed = Vec::new();
             for (i, (index, policy)) in deliveries.iter().enumerate() {

@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use payhook_domain::ports::{
-    GatewayAdapter, Headers, ParseError, StoreError, VerifyError, WebhookRequest,
+    EventFilter, EventOutcome, GatewayAdapter, Headers, ParseError, StoreError, VerifyError,
+    WebhookRequest,
 };
 use payhook_domain::testing::{FixedClock, InMemoryStore, SequentialIds};
 use payhook_domain::{
-    AmountMismatch, AmountPolicy, EventKind, GatewayEvent, Money, NotificationKind, Order, OrderId,
-    OrderStatus, Outcome, Payment, PaymentError, PaymentId, PaymentRef, PaymentService,
-    PaymentStatus, References, TransitionError, WebhookError, WebhookOutcome, WebhookService,
+    AmountMismatch, AmountPolicy, EventKind, EventPage, GatewayEvent, Money, NotificationKind,
+    Order, OrderId, OrderStatus, Outcome, Payment, PaymentError, PaymentId, PaymentRef,
+    PaymentService, PaymentStatus, References, TransitionError, WebhookError, WebhookOutcome,
+    WebhookService,
 };
 use serde_json::{json, Value};
 
@@ -185,7 +187,13 @@ impl Harness {
             .store
             .events()
             .into_iter()
-            .map(|e| (e.event.event_id, e.outcome, e.payment_id))
+            .map(|e| {
+                (
+                    e.event.event_id,
+                    e.outcome.as_str().to_owned(),
+                    e.payment_id,
+                )
+            })
             .collect();
         events.sort();
         events
@@ -355,9 +363,10 @@ async fn event_ids_are_unique_per_gateway_not_globally() {
 #[tokio::test]
 async fn an_unmatched_event_is_applied_when_redelivered_after_the_payment_exists() {
     let h = harness(AmountPolicy::Warn);
+    // It names the transaction id the next payment will get, before it exists.
     let body = succeeded(
         "evt_early",
-        json!({"external_id": "pi_later", "amount": "150.00", "currency": "USD"}),
+        json!({"transaction_id": "TXN-TEST-1", "amount": "150.00", "currency": "USD"}),
     );
     assert_eq!(
         h.deliver(&body).await.expect("unmatched"),
@@ -380,7 +389,12 @@ async fn an_unmatched_event_is_applied_when_redelivered_after_the_payment_exists
     );
 
     let order = h.order_for("o").await;
-    let payment = h.pending_payment(&order, "pi_later").await;
+    let payment = h
+        .payments
+        .create_payment(order.id, "test".into(), money(15000, "USD"))
+        .await
+        .expect("payment");
+    assert_eq!(payment.transaction_id, "TXN-TEST-1");
     let outcome = h.deliver(&body).await.expect("applied now");
     assert_eq!(outcome, decided(Outcome::Confirmed, &payment));
     assert_eq!(h.payment(payment.id).await.status, PaymentStatus::Completed);
@@ -394,6 +408,7 @@ async fn an_unmatched_event_is_applied_when_redelivered_after_the_payment_exists
             Some(payment.id)
         )]
     );
+    assert_eq!(h.store.events()[0].attempts, 3);
 
     // Now it has been applied, the next delivery is a duplicate.
     assert!(matches!(
@@ -607,11 +622,11 @@ async fn a_different_amount_under_warn_confirms_and_notifies_the_mismatch() {
         "evt_1",
         json!({"external_id": "pi_1", "amount": "140.00", "currency": "USD"}),
     );
-    assert_eq!(
-        h.deliver(&body).await.expect("confirmed"),
-        decided(Outcome::Confirmed, &payment)
-    );
+    let outcome = h.deliver(&body).await.expect("confirmed");
     let stored = h.payment(payment.id).await;
+    // The answer names the payment as stored, mismatch flag included.
+    assert_eq!(outcome, decided(Outcome::Confirmed, &stored));
+    assert!(matches!(&outcome, WebhookOutcome::Decided { payment, .. } if payment.amount_mismatch));
     assert_eq!(stored.status, PaymentStatus::Completed);
     assert_eq!(
         stored.amount_mismatch,
@@ -666,8 +681,8 @@ async fn a_rejected_amount_is_evaluated_again_on_redelivery() {
         .deliver_via(&warn, &TEST, body.to_string().as_bytes(), Some("ok"))
         .await
         .expect("confirmed");
-    assert_eq!(outcome, decided(Outcome::Confirmed, &payment));
     let stored = h.payment(payment.id).await;
+    assert_eq!(outcome, decided(Outcome::Confirmed, &stored));
     assert_eq!(
         stored.amount_mismatch.map(|m| m.received),
         Some(Money::from_minor(15000, currency("JPY")))
@@ -970,4 +985,274 @@ async fn mark_pending_on_a_completed_payment_is_refused() {
         "{result:?}"
     );
     assert_eq!(h.payment(payment.id).await, completed);
+}
+
+#[tokio::test]
+async fn marking_pending_applies_an_event_that_arrived_first() {
+    let h = harness(AmountPolicy::Warn);
+    let early = succeeded(
+        "evt_early",
+        json!({"external_id": "pi_late", "amount": "150.00", "currency": "USD"}),
+    );
+    let unrelated = succeeded("evt_other", json!({"external_id": "pi_other"}));
+    for body in [&early, &unrelated] {
+        assert!(matches!(
+            h.deliver(body).await,
+            Ok(WebhookOutcome::Unmatched { .. })
+        ));
+    }
+    let order = h.order_for("o").await;
+    let created = h
+        .payments
+        .create_payment(order.id, "test".into(), money(15000, "USD"))
+        .await
+        .expect("payment");
+
+    h.clock.set(at(30));
+    let marked = h
+        .payments
+        .mark_pending(created.id, "pi_late".into())
+        .await
+        .expect("pending");
+
+    // The shop's call comes back with the payment as the early event left it.
+    assert_eq!(marked.status, PaymentStatus::Completed);
+    assert_eq!(marked.external_id.as_deref(), Some("pi_late"));
+    assert_eq!(marked.updated_at, at(30));
+    assert_eq!(h.payment(created.id).await, marked);
+    assert_eq!(h.order_status(order.id).await, OrderStatus::Paid);
+    assert_eq!(h.outbox_kinds(), [NotificationKind::OrderPaid]);
+    assert_eq!(
+        h.events(),
+        [
+            (
+                "evt_early".to_owned(),
+                "confirmed".to_owned(),
+                Some(created.id)
+            ),
+            ("evt_other".to_owned(), "unmatched".to_owned(), None),
+        ]
+    );
+    let applied = &h.store.events()[0];
+    assert_eq!((applied.attempts, applied.processed_at), (1, at(30)));
+
+    // Applied once: the gateway's retry is a duplicate.
+    assert_eq!(
+        h.deliver(&early).await.expect("retry"),
+        WebhookOutcome::Duplicate {
+            payment: Some(PaymentRef::from(&marked))
+        }
+    );
+    assert_eq!(h.outbox_kinds(), [NotificationKind::OrderPaid]);
+}
+
+#[tokio::test]
+async fn early_events_are_held_to_the_payment_services_amount_policy() {
+    let h = harness(AmountPolicy::Warn);
+    // Not told the policy, the payment service refuses a mismatch rather
+    // than confirm it.
+    assert_eq!(h.payments.amount_policy(), AmountPolicy::Reject);
+    let mismatched = |event_id: &str, external_id: &str| {
+        succeeded(
+            event_id,
+            json!({"external_id": external_id, "amount": "140.00", "currency": "USD"}),
+        )
+    };
+    for (event_id, external_id) in [("evt_strict", "pi_strict"), ("evt_lenient", "pi_lenient")] {
+        let body = mismatched(event_id, external_id);
+        assert!(matches!(
+            h.deliver(&body).await,
+            Ok(WebhookOutcome::Unmatched { .. })
+        ));
+    }
+    let order = h.order_for("o").await;
+    let strict = h
+        .payments
+        .create_payment(order.id, "test".into(), money(15000, "USD"))
+        .await
+        .expect("payment");
+    let lenient = h
+        .payments
+        .create_payment(order.id, "test".into(), money(15000, "USD"))
+        .await
+        .expect("payment");
+
+    let refused = h
+        .payments
+        .mark_pending(strict.id, "pi_strict".into())
+        .await
+        .expect("pending");
+    assert_eq!(refused.status, PaymentStatus::PendingExternal);
+    assert!(h.events().contains(&(
+        "evt_strict".to_owned(),
+        "amount_rejected".to_owned(),
+        Some(strict.id)
+    )));
+
+    let confirmed = h
+        .payments
+        .clone()
+        .with_amount_policy(AmountPolicy::Warn)
+        .mark_pending(lenient.id, "pi_lenient".into())
+        .await
+        .expect("pending");
+    assert_eq!(confirmed.status, PaymentStatus::Completed);
+    assert_eq!(
+        confirmed.amount_mismatch.map(|m| m.received),
+        Some(money(14000, "USD"))
+    );
+
+    // The refused one stays open: a replay under the webhook policy confirms it.
+    let stored = h
+        .store
+        .events()
+        .into_iter()
+        .find(|e| e.event.event_id == "evt_strict")
+        .expect("recorded");
+    assert!(matches!(
+        h.webhooks.replay(stored.id).await,
+        Ok(WebhookOutcome::Decided {
+            outcome: Outcome::Confirmed,
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn replay_runs_a_recorded_event_through_the_delivery_path() {
+    let h = harness(AmountPolicy::Warn);
+    // Names the transaction id the first payment will get, before it exists.
+    let body = succeeded(
+        "evt_replayed",
+        json!({"transaction_id": "TXN-TEST-1", "amount": "150.00", "currency": "USD"}),
+    );
+    assert!(matches!(
+        h.deliver(&body).await,
+        Ok(WebhookOutcome::Unmatched { .. })
+    ));
+    let id = h.store.events()[0].id;
+    let detail = h.webhooks.event(id).await.expect("recorded");
+    assert_eq!(detail.payload, body.to_string().into_bytes());
+    assert_eq!(detail.record.event.event_id, "evt_replayed");
+
+    assert_eq!(
+        h.webhooks.replay(id).await.expect("replay"),
+        WebhookOutcome::Unmatched {
+            event_id: "evt_replayed".into()
+        },
+        "nobody yet: still unmatched"
+    );
+
+    let order = h.order_for("o").await;
+    let payment = h
+        .payments
+        .create_payment(order.id, "test".into(), money(15000, "USD"))
+        .await
+        .expect("payment");
+    h.clock.set(at(40));
+    assert_eq!(
+        h.webhooks.replay(id).await.expect("replay"),
+        decided(Outcome::Confirmed, &payment)
+    );
+    assert_eq!(h.payment(payment.id).await.updated_at, at(40));
+    assert_eq!(h.order_status(order.id).await, OrderStatus::Paid);
+    assert_eq!(h.outbox_kinds(), [NotificationKind::OrderPaid]);
+
+    // Processed now: replaying it again changes nothing.
+    let completed = h.payment(payment.id).await;
+    assert_eq!(
+        h.webhooks.replay(id).await.expect("replay"),
+        WebhookOutcome::Duplicate {
+            payment: Some(PaymentRef::from(&completed))
+        }
+    );
+    assert_eq!(h.outbox_kinds(), [NotificationKind::OrderPaid]);
+
+    assert!(matches!(
+        h.webhooks.replay(id + 100).await,
+        Err(WebhookError::EventNotFound(missing)) if missing == id + 100
+    ));
+}
+
+#[tokio::test]
+async fn recorded_events_are_listed_by_page() {
+    let h = harness(AmountPolicy::Warn);
+    let order = h.order_for("o").await;
+    let payment = h.pending_payment(&order, "pi_1").await;
+    for n in 0..5 {
+        h.clock.set(at(n * 10));
+        let body = succeeded(&format!("evt_{n}"), json!({"external_id": "pi_1"}));
+        h.deliver(&body).await.expect("delivered");
+    }
+    h.deliver_via(
+        &h.webhooks,
+        &TestAdapter { name: "other" },
+        succeeded("evt_x", json!({"external_id": "pi_nobody"}))
+            .to_string()
+            .as_bytes(),
+        Some("ok"),
+    )
+    .await
+    .expect("delivered");
+
+    let first = h
+        .webhooks
+        .events(EventFilter {
+            gateway: Some("test".into()),
+            limit: 2,
+            ..EventFilter::default()
+        })
+        .await
+        .expect("page");
+    let names = |page: &EventPage| -> Vec<String> {
+        page.items
+            .iter()
+            .map(|e| e.event.event_id.clone())
+            .collect()
+    };
+    assert_eq!(names(&first), ["evt_0", "evt_1"]);
+    assert_eq!(first.next_after_id, Some(first.items[1].id));
+    let rest = h
+        .webhooks
+        .events(EventFilter {
+            gateway: Some("test".into()),
+            after_id: first.next_after_id,
+            limit: 10,
+            ..EventFilter::default()
+        })
+        .await
+        .expect("page");
+    assert_eq!(names(&rest), ["evt_2", "evt_3", "evt_4"]);
+    assert_eq!(rest.next_after_id, None);
+
+    let filtered =
+        |filter: EventFilter| async { names(&h.webhooks.events(filter).await.expect("page")) };
+    assert_eq!(
+        filtered(EventFilter {
+            outcome: Some(EventOutcome::Unmatched),
+            ..EventFilter::default()
+        })
+        .await,
+        ["evt_x"]
+    );
+    assert_eq!(
+        filtered(EventFilter {
+            outcome: Some(EventOutcome::Decided(Outcome::AlreadyCompleted)),
+            payment_id: Some(payment.id),
+            received_after: Some(at(20)),
+            received_before: Some(at(40)),
+            ..EventFilter::default()
+        })
+        .await,
+        ["evt_2", "evt_3"]
+    );
+    // A page size out of range is held between 1 and the maximum.
+    assert_eq!(
+        filtered(EventFilter {
+            limit: 0,
+            ..EventFilter::default()
+        })
+        .await,
+        ["evt_0"]
+    );
 }

@@ -48,6 +48,8 @@ pub fn event(kind: EventKind, amount: Option<Money>) -> GatewayEvent {
             EventKind::Succeeded => "payment.succeeded",
             EventKind::Failed => "payment.failed",
             EventKind::NotHandled => "payment.created",
+            // `EventKind` is non-exhaustive; a kind added later is some other type.
+            _ => "payment.created",
         }
         .into(),
         kind,

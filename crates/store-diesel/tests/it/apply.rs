@@ -3,16 +3,16 @@
 
 use payhook_domain::ports::{Applied, Store};
 use payhook_domain::{
-    AmountMismatch, AmountPolicy, EventKind, OrderStatus, Outcome, Payment, PaymentStatus,
-    References,
+    AmountMismatch, AmountPolicy, EventKind, NewPayment, OrderStatus, Outcome, Payment,
+    PaymentStatus, References,
 };
 use payhook_store_diesel::{DieselStore, EventRecord, StoreOptions};
 use serde_json::Value;
 
 use crate::support::{
     at, by_external_id, by_gateway_reference, by_transaction_id, created_payment, failed,
-    for_each_backend, fresh_id, money, outbox_kinds, outbox_of, pending_payment, stripe_event,
-    succeeded, to_apply, usd, warn, Backend,
+    for_each_backend, fresh_id, fresh_transaction_id, money, order, outbox_kinds, outbox_of,
+    pending_payment, stripe_event, succeeded, to_apply, usd, warn, Backend,
 };
 
 /// The outcome and payment of a decided event; panics on any other answer.
@@ -482,9 +482,16 @@ async fn an_unmatched_event_is_kept_and_applied_on_redelivery() {
     for_each_backend(
         StoreOptions::default(),
         |Backend { name, store, .. }| async move {
-            let external_id = fresh_id("pi");
+            // It names a transaction id no payment has yet. (An event naming
+            // an external id is applied when the shop records that id: see
+            // `audit.rs`.)
+            let transaction_id = fresh_transaction_id();
             let event_id = fresh_id("evt");
-            let event = succeeded(&event_id, by_external_id(&external_id), Some(usd(15000)));
+            let event = succeeded(
+                &event_id,
+                by_transaction_id(&transaction_id),
+                Some(usd(15000)),
+            );
 
             let first = store
                 .apply_event(warn(event.clone()))
@@ -496,8 +503,20 @@ async fn an_unmatched_event_is_kept_and_applied_on_redelivery() {
             assert_eq!(record.payment_id, None, "{name}");
             assert_eq!(record.attempts, 1, "{name}");
 
-            // The shop records the gateway's id afterwards; the gateway retries.
-            let payment = pending_payment(&store, "stripe", &external_id, usd(15000)).await;
+            // The payment appears afterwards; the gateway retries.
+            let shop_order = order(&store, usd(15000)).await;
+            let payment = store
+                .create_payment(
+                    NewPayment {
+                        order_id: shop_order.id,
+                        transaction_id,
+                        payment_method: "stripe".into(),
+                        amount: usd(15000),
+                    },
+                    at(1),
+                )
+                .await
+                .expect("create payment");
             let (outcome, confirmed) = decided(
                 name,
                 store
@@ -746,9 +765,9 @@ async fn an_order_is_paid_once_when_two_of_its_payments_complete() {
             let first = created_payment(&store, "stripe", usd(15000)).await;
             let second = store
                 .create_payment(
-                    payhook_domain::NewPayment {
+                    NewPayment {
                         order_id: first.order_id,
-                        transaction_id: crate::support::fresh_transaction_id(),
+                        transaction_id: fresh_transaction_id(),
                         payment_method: "paypal".into(),
                         amount: usd(15000),
                     },

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use payhook_domain::ports::{Applied, EventToApply, Store, StoreError};
-use payhook_domain::{NewPayment, OrderStatus, Outcome, PaymentStatus};
+use payhook_domain::{AmountPolicy, NewPayment, OrderStatus, Outcome, PaymentStatus};
 use payhook_store_diesel::{DieselStore, StoreOptions};
 
 use crate::support::{
@@ -322,7 +322,9 @@ async fn two_payments_claiming_one_external_id_at_once_get_a_named_refusal() {
                     let external_id = external_id.clone();
                     tokio::spawn(async move {
                         barrier.wait().await;
-                        store.mark_pending(id, external_id, at(10)).await
+                        store
+                            .mark_pending(id, external_id, AmountPolicy::Warn, at(10))
+                            .await
                     })
                 })
                 .collect();
@@ -357,7 +359,7 @@ async fn redeliveries_of_an_open_event_arriving_at_once_apply_it_once() {
         let first = store
             .apply_event(crate::support::to_apply(
                 event.clone(),
-                payhook_domain::AmountPolicy::Reject,
+                AmountPolicy::Reject,
             ))
             .await
             .expect("apply under reject");
@@ -395,15 +397,29 @@ async fn redeliveries_of_an_open_event_arriving_at_once_apply_it_once() {
             "{name}"
         );
 
-        // Open because it matched nothing: the shop then records the id.
-        let external_id = fresh_id("pi");
-        let event = succeeded(&fresh_id("evt"), by_external_id(&external_id), None);
+        // Open because it matched nothing: the payment it names appears
+        // afterwards. (Marking a payment pending applies such events itself;
+        // see `audit.rs`.)
+        let transaction_id = fresh_transaction_id();
+        let event = succeeded(&fresh_id("evt"), by_transaction_id(&transaction_id), None);
         let first = store
             .apply_event(warn(event.clone()))
             .await
             .expect("apply unmatched");
         assert_eq!(first, Applied::Unmatched, "{name}");
-        let payment = pending_payment(&store, "stripe", &external_id, usd(15000)).await;
+        let shop_order = crate::support::order(&store, usd(15000)).await;
+        let payment = store
+            .create_payment(
+                NewPayment {
+                    order_id: shop_order.id,
+                    transaction_id,
+                    payment_method: "stripe".into(),
+                    amount: usd(15000),
+                },
+                at(1),
+            )
+            .await
+            .expect("create payment");
         let answers = apply_at_once(&store, vec![warn(event); 10]).await;
         let confirmed = answers
             .iter()

@@ -3,7 +3,8 @@
 
 use payhook_domain::ports::{Applied, Store, StoreError};
 use payhook_domain::{
-    NewOrder, NewPayment, OrderId, OrderStatus, Outcome, PaymentId, PaymentStatus, TransitionError,
+    AmountPolicy, NewOrder, NewPayment, OrderId, OrderStatus, Outcome, PaymentId, PaymentStatus,
+    TransitionError,
 };
 use payhook_store_diesel::StoreOptions;
 
@@ -133,7 +134,7 @@ async fn missing_orders_and_payments_are_named_errors() {
                 "{name}: {missing:?}"
             );
             let pending_missing = store
-                .mark_pending(PaymentId(31_337), "pi_x".into(), at(0))
+                .mark_pending(PaymentId(31_337), "pi_x".into(), AmountPolicy::Warn, at(0))
                 .await;
             assert!(
                 matches!(
@@ -155,7 +156,7 @@ async fn mark_pending_records_the_external_id() {
             let payment = created_payment(&store, "stripe", usd(15000)).await;
             let external_id = fresh_id("pi");
             let pending = store
-                .mark_pending(payment.id, external_id.clone(), at(10))
+                .mark_pending(payment.id, external_id.clone(), AmountPolicy::Warn, at(10))
                 .await
                 .expect("mark pending");
             assert_eq!(pending.status, PaymentStatus::PendingExternal, "{name}");
@@ -174,7 +175,7 @@ async fn mark_pending_records_the_external_id() {
 
             // The shop restarts its checkout: same id again changes nothing.
             let again = store
-                .mark_pending(payment.id, external_id.clone(), at(20))
+                .mark_pending(payment.id, external_id.clone(), AmountPolicy::Warn, at(20))
                 .await
                 .expect("mark pending again");
             assert_eq!(again, pending, "{name}");
@@ -187,7 +188,7 @@ async fn mark_pending_records_the_external_id() {
             // ... or with a new id at the gateway.
             let renewed_id = fresh_id("pi");
             let renewed = store
-                .mark_pending(payment.id, renewed_id.clone(), at(30))
+                .mark_pending(payment.id, renewed_id.clone(), AmountPolicy::Warn, at(30))
                 .await
                 .expect("mark pending with a new id");
             assert_eq!(
@@ -216,11 +217,11 @@ async fn an_external_id_is_unique_per_gateway_only() {
             let elsewhere = created_payment(&store, "paypal", usd(15000)).await;
 
             store
-                .mark_pending(first.id, external_id.clone(), at(10))
+                .mark_pending(first.id, external_id.clone(), AmountPolicy::Warn, at(10))
                 .await
                 .expect("first takes the id");
             let taken = store
-                .mark_pending(second.id, external_id.clone(), at(11))
+                .mark_pending(second.id, external_id.clone(), AmountPolicy::Warn, at(11))
                 .await;
             assert!(
                 matches!(taken, Err(StoreError::ExternalIdTaken(id)) if id == first.id),
@@ -235,7 +236,12 @@ async fn an_external_id_is_unique_per_gateway_only() {
 
             // Another gateway may use the same id for its own payment.
             let other_gateway = store
-                .mark_pending(elsewhere.id, external_id.clone(), at(12))
+                .mark_pending(
+                    elsewhere.id,
+                    external_id.clone(),
+                    AmountPolicy::Warn,
+                    at(12),
+                )
                 .await
                 .expect("same id on another gateway");
             assert_eq!(
@@ -278,7 +284,7 @@ async fn mark_pending_follows_the_state_machine() {
                 "{name}: {failure:?}"
             );
             let pending_again = store
-                .mark_pending(retried.id, fresh_id("pi"), at(200))
+                .mark_pending(retried.id, fresh_id("pi"), AmountPolicy::Warn, at(200))
                 .await
                 .expect("failed -> pending");
             assert_eq!(
@@ -305,7 +311,7 @@ async fn mark_pending_follows_the_state_machine() {
                 panic!("{name}: {success:?}");
             };
             let refused = store
-                .mark_pending(completed.id, fresh_id("pi"), at(300))
+                .mark_pending(completed.id, fresh_id("pi"), AmountPolicy::Warn, at(300))
                 .await;
             assert!(
                 matches!(
@@ -382,7 +388,7 @@ async fn mark_pending_returns_the_payment_as_stored() {
         |Backend { name, store, .. }| async move {
             let payment = created_payment(&store, "stripe", usd(15000)).await;
             let pending = store
-                .mark_pending(payment.id, fresh_id("pi"), precise(60))
+                .mark_pending(payment.id, fresh_id("pi"), AmountPolicy::Warn, precise(60))
                 .await
                 .expect("mark pending");
             assert_eq!(

@@ -6,6 +6,7 @@
 //! skipped loudly, never silently.
 
 mod apply;
+mod audit;
 mod concurrency;
 mod crud;
 mod migrations;

@@ -187,7 +187,12 @@ async fn run(store: &dyn Store, script: &Script) -> (Vec<Answer>, Vec<Order>, Ve
                 external_id,
             } => answer(
                 store
-                    .mark_pending(payments[*payment], external_id.clone(), now)
+                    .mark_pending(
+                        payments[*payment],
+                        external_id.clone(),
+                        AmountPolicy::Warn,
+                        now,
+                    )
                     .await,
                 Answer::Payment,
             ),
@@ -259,7 +264,7 @@ async fn expected(seed: u64, script: &Script) -> Expected {
                 (
                     e.event.gateway,
                     e.event.event_id,
-                    e.outcome,
+                    e.outcome.as_str().to_owned(),
                     e.payment_id.map(|id| id.0),
                 )
             })

@@ -252,7 +252,7 @@ pub async fn pending_payment(
 ) -> Payment {
     let payment = created_payment(store, method, amount).await;
     store
-        .mark_pending(payment.id, external_id.into(), at(2))
+        .mark_pending(payment.id, external_id.into(), AmountPolicy::Warn, at(2))
         .await
         .expect("mark pending")
 }
@@ -292,6 +292,8 @@ pub fn stripe_event(
         EventKind::Succeeded => "payment_intent.succeeded",
         EventKind::Failed => "payment_intent.payment_failed",
         EventKind::NotHandled => "customer.created",
+        // `EventKind` is non-exhaustive; a kind added later is some other type.
+        _ => "customer.created",
     };
     GatewayEvent {
         gateway: "stripe".into(),

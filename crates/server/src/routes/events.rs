@@ -1,0 +1,263 @@
+//! Audit and replay, behind the management token: the recorded gateway
+//! events listed with filters and a cursor, one read back with the raw body
+//! it arrived with, and one applied again through the same path as a
+//! delivery.
+//!
+//! It never verifies a signature: only events whose signature was verified
+//! are ever stored, and a replay re-applies what was stored.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use chrono::{DateTime, SecondsFormat, Utc};
+use payhook_domain::ports::{EventDetail, EventFilter, EventOutcome, StoredEvent};
+use payhook_domain::{PaymentId, WebhookError};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::routes::api::authorize;
+use crate::routes::webhooks::respond;
+use crate::startup::AppState;
+
+/// Longest accepted `gateway` filter, as for the other names the API takes.
+const MAX_GATEWAY: usize = 255;
+
+/// Times to the microsecond, as stored, so that a listed `received_at` can
+/// be passed back as a filter bound exactly.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// One event in a listing: no body, no references.
+#[derive(Serialize)]
+struct EventItem {
+    id: i64,
+    gateway: String,
+    event_id: String,
+    event_type: String,
+    kind: &'static str,
+    outcome: &'static str,
+    payment_id: Option<PaymentId>,
+    attempts: u32,
+    received_at: String,
+    processed_at: String,
+}
+
+impl From<StoredEvent> for EventItem {
+    fn from(stored: StoredEvent) -> Self {
+        Self {
+            id: stored.id,
+            kind: stored.event.kind.as_str(),
+            outcome: stored.outcome.as_str(),
+            payment_id: stored.payment_id,
+            attempts: stored.attempts,
+            received_at: timestamp(stored.received_at),
+            processed_at: timestamp(stored.processed_at),
+            gateway: stored.event.gateway,
+            event_id: stored.event.event_id,
+            event_type: stored.event.event_type,
+        }
+    }
+}
+
+/// One event read alone: the listing's fields, the references and amount it
+/// was looked up by, and the raw body: `payload` when it is UTF-8 text,
+/// else `payload_base64`.
+#[derive(Serialize)]
+struct EventDetailBody {
+    #[serde(flatten)]
+    item: EventItem,
+    ref_transaction_id: Option<String>,
+    ref_external_id: Option<String>,
+    ref_gateway_reference: Option<String>,
+    amount: Option<String>,
+    currency: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_base64: Option<String>,
+}
+
+impl From<EventDetail> for EventDetailBody {
+    fn from(detail: EventDetail) -> Self {
+        let EventDetail { record, payload } = detail;
+        let references = record.event.references.clone();
+        let amount = record.event.amount;
+        let (payload, payload_base64) = match String::from_utf8(payload) {
+            Ok(text) => (Some(text), None),
+            Err(bytes) => (None, Some(BASE64.encode(bytes.into_bytes()))),
+        };
+        Self {
+            item: EventItem::from(record),
+            ref_transaction_id: references.transaction_id,
+            ref_external_id: references.external_id,
+            ref_gateway_reference: references.gateway_reference,
+            amount: amount.map(|money| money.amount_string()),
+            currency: amount.map(|money| money.currency().code()),
+            payload,
+            payload_base64,
+        }
+    }
+}
+
+/// The query of `GET /api/v1/webhook-events/`, as text: each value is read
+/// below so that a refusal names its parameter.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    gateway: Option<String>,
+    outcome: Option<String>,
+    payment_id: Option<String>,
+    received_after: Option<String>,
+    received_before: Option<String>,
+    after_id: Option<String>,
+    limit: Option<String>,
+}
+
+fn invalid(parameter: &str, expected: &str) -> ApiError {
+    ApiError::BadRequest(format!("invalid {parameter}: expected {expected}"))
+}
+
+fn time(parameter: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| {
+            invalid(
+                parameter,
+                "an RFC 3339 time such as 2026-11-27T10:00:00Z (send a + offset as %2B)",
+            )
+        })
+}
+
+fn id(parameter: &str, value: &str) -> Result<i64, ApiError> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id >= 0)
+        .ok_or_else(|| invalid(parameter, "a non-negative integer id"))
+}
+
+impl ListQuery {
+    fn into_filter(self) -> Result<EventFilter, ApiError> {
+        let gateway = match self.gateway {
+            Some(name) if name.is_empty() || name.len() > MAX_GATEWAY => {
+                return Err(invalid("gateway", "a gateway name such as stripe"));
+            }
+            other => other,
+        };
+        let outcome = self
+            .outcome
+            .map(|name| {
+                EventOutcome::parse(&name).ok_or_else(|| {
+                    invalid(
+                        "outcome",
+                        "unmatched, confirmed, failed, already_completed, already_failed, \
+                         late_failure_ignored or amount_rejected",
+                    )
+                })
+            })
+            .transpose()?;
+        let limit = match self.limit {
+            None => EventFilter::DEFAULT_LIMIT,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|limit| (1..=EventFilter::MAX_LIMIT).contains(limit))
+                .ok_or_else(|| {
+                    invalid(
+                        "limit",
+                        &format!("an integer from 1 to {}", EventFilter::MAX_LIMIT),
+                    )
+                })?,
+        };
+        Ok(EventFilter {
+            gateway,
+            outcome,
+            payment_id: self
+                .payment_id
+                .map(|text| id("payment_id", &text).map(PaymentId))
+                .transpose()?,
+            received_after: self
+                .received_after
+                .map(|text| time("received_after", &text))
+                .transpose()?,
+            received_before: self
+                .received_before
+                .map(|text| time("received_before", &text))
+                .transpose()?,
+            after_id: self
+                .after_id
+                .map(|text| id("after_id", &text))
+                .transpose()?,
+            limit,
+        })
+    }
+}
+
+/// `GET /api/v1/webhook-events/`: one page of recorded events by ascending
+/// id, `{"items": [...], "next_after_id": <id or null>}`. Filters:
+/// `gateway`, `outcome`, `payment_id`, `received_after` (inclusive) and
+/// `received_before` (exclusive) as RFC 3339; pages: `limit` (default 50,
+/// at most 500) and the cursor `after_id`. 400 names a bad parameter.
+pub async fn list_events(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&request, &state)?;
+    let query = web::Query::<ListQuery>::from_query(request.query_string())
+        .map_err(|error| ApiError::BadRequest(format!("invalid query: {error}")))?;
+    let filter = query.into_inner().into_filter()?;
+    let page = state.webhooks.events(filter).await?;
+    let items: Vec<EventItem> = page.items.into_iter().map(EventItem::from).collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "items": items,
+        "next_after_id": page.next_after_id,
+    })))
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("webhook event {id} not found"))
+}
+
+/// `GET /api/v1/webhook-events/{id}/`: the event with its references,
+/// amount and raw body; 404 when no event has this id.
+pub async fn get_event(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&request, &state)?;
+    let id = id.into_inner();
+    match state.webhooks.event(id).await {
+        Ok(detail) => Ok(HttpResponse::Ok().json(EventDetailBody::from(detail))),
+        Err(WebhookError::EventNotFound(_)) => Err(not_found(id)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `POST /api/v1/webhook-events/{id}/replay/`: applies the stored event
+/// again through the delivery path, idempotent like a delivery, and answers
+/// as the webhook endpoint would (200 success or already processed, 404
+/// while no payment matches, 400 for an amount refused under `reject`).
+/// 404 too when no event has this id.
+pub async fn replay_event(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&request, &state)?;
+    let id = id.into_inner();
+    match state.webhooks.replay(id).await {
+        Ok(outcome) => {
+            let (name, response) = respond(&outcome);
+            tracing::info!(event = id, outcome = name, "webhook event replayed");
+            response
+        }
+        Err(WebhookError::EventNotFound(_)) => Err(not_found(id)),
+        Err(other) => {
+            tracing::info!(event = id, outcome = "error", "webhook event replayed");
+            Err(other.into())
+        }
+    }
+}
