@@ -4,6 +4,7 @@
 //! kept in [`Secret`] so that printing the configuration never shows them.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use payhook_domain::{AmountPolicy, Secret};
@@ -44,6 +45,24 @@ pub struct Config {
     pub db_pool_size: u32,
     /// How long a request waits for a database connection.
     pub db_timeout: Duration,
+    /// Log lines as JSON or as text for people.
+    pub log_format: LogFormat,
+    /// Sustained failed verifications or authentications per second and
+    /// client address before 429.
+    pub failed_attempts_per_second: NonZeroU32,
+    /// Burst of failures allowed per client address.
+    pub failed_attempts_burst: NonZeroU32,
+    /// Verified webhooks processed at once before 503.
+    pub max_in_flight: usize,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log pipelines.
+    Json,
+    /// Human-readable text.
+    Pretty,
 }
 
 /// What the PayPal adapter needs: the webhook id PayPal signs with, and the
@@ -212,7 +231,29 @@ impl Config {
             },
         };
 
+        let log_format = match get("PAYHOOK_LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("pretty" | "text") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(invalid("PAYHOOK_LOG_FORMAT", "expected json or pretty")),
+        };
+        let positive = |variable: &'static str, default: u32| -> Result<NonZeroU32, ConfigError> {
+            match get(variable) {
+                None => Ok(NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN)),
+                Some(text) => text
+                    .trim()
+                    .parse::<NonZeroU32>()
+                    .map_err(|_| invalid(variable, "expected a positive whole number")),
+            }
+        };
+        let failed_attempts_per_second = positive("PAYHOOK_FAILED_ATTEMPTS_PER_SECOND", 10)?;
+        let failed_attempts_burst = positive("PAYHOOK_FAILED_ATTEMPTS_BURST", 20)?;
+        let max_in_flight = positive("PAYHOOK_MAX_IN_FLIGHT", 512)?.get() as usize;
+
         Ok(Self {
+            log_format,
+            failed_attempts_per_second,
+            failed_attempts_burst,
+            max_in_flight,
             database_url: Secret::new(database_url),
             addr,
             api_token: get("PAYHOOK_API_TOKEN").map(Secret::new),
@@ -271,6 +312,10 @@ mod tests {
             ("PAYHOOK_MAX_BODY_BYTES", "0"),
             ("PAYHOOK_DB_POOL_SIZE", "0"),
             ("PAYHOOK_DB_TIMEOUT_MS", "soon"),
+            ("PAYHOOK_LOG_FORMAT", "xml"),
+            ("PAYHOOK_FAILED_ATTEMPTS_PER_SECOND", "0"),
+            ("PAYHOOK_FAILED_ATTEMPTS_BURST", "many"),
+            ("PAYHOOK_MAX_IN_FLIGHT", "-3"),
             ("STRIPE_WEBHOOK_SECRET", " , "),
             ("WEBHOOK_SECRET", ","),
             ("PAYHOOK_ALLOW_UNSIGNED_GENERIC", "yes"),

@@ -5,9 +5,12 @@
 //! knows HTTP. Handlers stay thin: extract, call an adapter and a domain
 //! service, map the outcome with the table in [`error`].
 
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod gateways;
+pub mod limits;
+pub mod metrics;
 pub mod routes;
 pub mod runtime;
 pub mod startup;

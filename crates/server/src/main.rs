@@ -1,41 +1,65 @@
-//! The `payhook` binary: parses the command line and starts the server.
+//! The `payhook` binary: parses the command line and hands over to the
+//! server library.
+
+use std::process::ExitCode;
 
 use anyhow::Context;
-use payhook_server::{open_store, telemetry, Application, Config};
+use clap::{Parser, Subcommand};
+use payhook_server::{check, open_store, telemetry, Application, Config};
 
-const USAGE: &str = "usage: payhook [serve|migrate]\n\
-  serve    run the HTTP server (default)\n\
-  migrate  apply the database migrations and exit\n\
-configuration comes from the environment; see the README";
+/// Receives payment-gateway webhooks and confirms orders exactly once.
+///
+/// All configuration comes from environment variables (see the README);
+/// `payhook check-config` prints what is in effect.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Print the effective configuration, secrets masked; exit non-zero on a problem.
+    CheckConfig,
+}
 
 #[actix_web::main]
-async fn main() -> anyhow::Result<()> {
-    let command = std::env::args().nth(1);
-    if matches!(command.as_deref(), Some("-h" | "--help" | "help")) {
-        println!("{USAGE}");
-        return Ok(());
-    }
-    telemetry::init(std::env::var("PAYHOOK_LOG_FORMAT").is_ok_and(|f| f == "json"));
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {
             eprintln!("payhook: configuration error: {error}");
-            std::process::exit(2);
+            return ExitCode::from(2);
         }
     };
-    match command.as_deref() {
-        None | Some("serve") => {
-            let app = Application::build(&config)?;
-            app.run_until_stopped().await.context("server failed")
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            print!("{}", check::describe(&config));
+            check::validate(&config).context("configuration check failed")
         }
-        Some("migrate") => {
-            open_store(&config)?;
-            println!("migrations applied");
-            Ok(())
+        Command::Migrate => {
+            telemetry::init(config.log_format);
+            open_store(&config).map(|_| println!("migrations applied"))
         }
-        Some(other) => {
-            eprintln!("payhook: unknown command {other:?}\n{USAGE}");
-            std::process::exit(2);
+        Command::Serve => {
+            telemetry::init(config.log_format);
+            match Application::build(&config) {
+                Ok(app) => app.run_until_stopped().await.context("server failed"),
+                Err(error) => Err(error),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("payhook: {error:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -13,8 +13,11 @@ use payhook_store_diesel::{DieselStore, StoreOptions};
 
 use crate::config::Config;
 use crate::gateways::Gateways;
+use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::routes::routes;
 use crate::runtime::{ApiToken, RandomTransactionIds, SystemClock};
+use crate::telemetry::RequestId;
 
 /// What every handler shares.
 pub struct AppState {
@@ -30,6 +33,10 @@ pub struct AppState {
     pub api_token: Option<ApiToken>,
     /// Largest accepted webhook body.
     pub max_body_bytes: usize,
+    /// The Prometheus metrics.
+    pub metrics: Metrics,
+    /// Rate limits and the in-flight bound.
+    pub limits: Limits,
 }
 
 fn store_options(config: &Config) -> StoreOptions {
@@ -125,12 +132,19 @@ impl Application {
                 dyn_store.clone(),
                 clock.clone(),
                 Arc::new(RandomTransactionIds::default()),
-            ),
+            )
+            .with_amount_policy(config.amount_policy),
             webhooks: WebhookService::new(dyn_store, clock, config.amount_policy),
             gateways,
             store: store.clone(),
             api_token: config.api_token.as_ref().map(ApiToken::new),
             max_body_bytes: config.max_body_bytes,
+            metrics: Metrics::new(),
+            limits: Limits::new(
+                config.failed_attempts_per_second,
+                config.failed_attempts_burst,
+                config.max_in_flight,
+            ),
         });
         let listener = TcpListener::bind(config.addr)
             .with_context(|| format!("cannot listen on PAYHOOK_ADDR {}", config.addr))?;
@@ -138,10 +152,18 @@ impl Application {
             .local_addr()
             .context("listener has no address")?
             .port();
-        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
-            .listen(listener)
-            .context("cannot start the HTTP server")?
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(RequestId)
+                .app_data(state.clone())
+                .configure(routes)
+        })
+        // SIGTERM or SIGINT: stop accepting, let requests in flight finish
+        // (up to 30 s), then return from `run_until_stopped`.
+        .shutdown_timeout(30)
+        .listen(listener)
+        .context("cannot start the HTTP server")?
+        .run();
         tracing::info!(
             address = %config.addr,
             port,
@@ -168,6 +190,9 @@ impl Application {
     /// Serves until the process is asked to stop (SIGINT or SIGTERM), then
     /// lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        self.server.await?;
+        tracing::info!("requests drained; closing the database pool");
+        drop(self.store);
+        Ok(())
     }
 }

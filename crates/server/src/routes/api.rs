@@ -25,13 +25,18 @@ pub fn authorize(request: &HttpRequest, state: &AppState) -> Result<(), ApiError
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized)?;
-    if expected.matches(presented) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
+        .map(str::trim);
+    if presented.is_some_and(|token| expected.matches(token)) {
+        return Ok(());
     }
+    // Failed attempts are budgeted per client address, so guessing the
+    // token runs into 429 long before it could succeed.
+    let client = request.peer_addr().map(|addr| addr.ip());
+    if let Err(retry_after) = state.limits.failed_authentication(client) {
+        state.metrics.rate_limited("failed_authentication");
+        return Err(ApiError::TooManyRequests(retry_after));
+    }
+    Err(ApiError::Unauthorized)
 }
 
 fn timestamp(at: DateTime<Utc>) -> String {

@@ -22,3 +22,20 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }
     }
 }
+
+/// `GET /metrics`: Prometheus (OpenMetrics) text. Unauthenticated like the
+/// health checks; expose it only where the scraper can reach it.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let store = state.store.clone();
+    let backlog = match store.outbox_backlog().await {
+        Ok(count) => Some(count),
+        Err(error) => {
+            tracing::warn!(%error, "cannot count the outbox backlog");
+            None
+        }
+    };
+    let text = state.metrics.render(state.store.pool_usage(), backlog);
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(text)
+}

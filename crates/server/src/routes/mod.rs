@@ -1,6 +1,7 @@
 //! Every route of the server, registered in [`routes`].
 
 pub mod api;
+pub mod events;
 pub mod health;
 pub mod webhooks;
 
@@ -24,6 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(health::metrics))
     .route(
         "/api/v1/order-payments/webhooks/{gateway}/",
         web::post().to(webhooks::receive),
@@ -41,5 +43,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/api/v1/order-payments/{id}/external-pending/",
         web::post().to(api::external_pending),
+    )
+    .route(
+        "/api/v1/webhook-events/",
+        web::get().to(events::list_events),
+    )
+    .route(
+        "/api/v1/webhook-events/{id}/",
+        web::get().to(events::get_event),
+    )
+    .route(
+        "/api/v1/webhook-events/{id}/replay/",
+        web::post().to(events::replay_event),
     );
 }

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
+use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use payhook_domain::ports::{Headers, WebhookRequest};
@@ -59,7 +59,7 @@ fn answer(status: &str, message: &str, payment: Option<&PaymentRef>) -> HttpResp
 }
 
 /// The outcome's name in logs, and the HTTP answer.
-fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpResponse, ApiError>) {
+pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpResponse, ApiError>) {
     match outcome {
         WebhookOutcome::Decided { outcome, payment } => {
             let message = match outcome {
@@ -112,9 +112,29 @@ fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpResponse, ApiE
     }
 }
 
+/// True for `application/json` and `application/*+json`, with any parameters.
+fn is_json(request: &HttpRequest) -> bool {
+    let Some(value) = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 /// Handles one gateway call. Logs one line per attempt, rejected ones
-/// included, with the gateway, event id when known, outcome and latency;
-/// never the body, a secret or a signature.
+/// included, with the gateway, event id when known, outcome, latency and
+/// client address (the request id comes from the request's span); never the
+/// body, a secret or a signature.
 pub async fn receive(
     segment: web::Path<String>,
     request: HttpRequest,
@@ -125,32 +145,36 @@ pub async fn receive(
     let Some(gateway) = state.gateways.by_segment(&segment) else {
         return Err(ApiError::NotFound("no such webhook endpoint".into()));
     };
-    let client = request
-        .connection_info()
-        .peer_addr()
-        .unwrap_or("unknown")
-        .to_owned();
-    let log = |event_id: &str, outcome: &str| {
+    let peer = request.peer_addr().map(|addr| addr.ip());
+    let finish = |event_id: &str, outcome: &'static str| {
+        let elapsed = started.elapsed();
+        state
+            .metrics
+            .webhook(gateway.name, outcome, elapsed.as_secs_f64());
         tracing::info!(
             gateway = gateway.name,
             event_id,
             outcome,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            client = client.as_str(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            client = %peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
             "webhook"
         );
     };
     let Some(adapter) = gateway.adapter.as_deref() else {
-        log("", "not_configured");
+        finish("", "not_configured");
         return Err(ApiError::Unavailable(format!(
             "the {} gateway is not configured",
             gateway.name
         )));
     };
+    if !is_json(&request) {
+        finish("", "malformed");
+        return Err(ApiError::UnsupportedMediaType);
+    }
     let body = match read_body(&request, payload, state.max_body_bytes).await {
         Ok(body) => body,
         Err(error) => {
-            log("", "too_large");
+            finish("", "too_large");
             return Err(error);
         }
     };
@@ -161,24 +185,54 @@ pub async fn receive(
     };
     let event = match state.webhooks.verify_and_parse(adapter, &webhook) {
         Ok(event) => event,
+        Err(WebhookError::Verify(error)) => {
+            // Only failures count against the client: a gateway's burst of
+            // valid events is never throttled here.
+            if let Err(retry_after) = state.limits.failed_verification(peer) {
+                state.metrics.rate_limited("failed_verification");
+                finish("", "rate_limited");
+                return Err(ApiError::TooManyRequests(retry_after));
+            }
+            finish("", "bad_signature");
+            return Err(WebhookError::Verify(error).into());
+        }
         Err(error) => {
-            let outcome = match error {
-                WebhookError::Verify(_) => "bad_signature",
-                _ => "malformed",
-            };
-            log("", outcome);
+            finish("", "malformed");
             return Err(error.into());
         }
+    };
+    let Some(_permit) = state.limits.in_flight() else {
+        state.metrics.rate_limited("in_flight");
+        finish(&event.event_id, "overloaded");
+        return Err(ApiError::Overloaded);
     };
     let event_id = event.event_id.clone();
     match state.webhooks.apply(event, body.to_vec()).await {
         Ok(outcome) => {
             let (name, response) = respond(&outcome);
-            log(&event_id, name);
+            if let WebhookOutcome::Decided {
+                outcome: decided,
+                payment,
+            } = &outcome
+            {
+                if payment.amount_mismatch && matches!(decided, Outcome::Confirmed)
+                    || matches!(decided, Outcome::AmountRejected)
+                {
+                    state.metrics.amount_mismatch(gateway.name);
+                    tracing::warn!(
+                        gateway = gateway.name,
+                        event_id = event_id.as_str(),
+                        payment_id = payment.id.0,
+                        outcome = name,
+                        "amount mismatch"
+                    );
+                }
+            }
+            finish(&event_id, name);
             response
         }
         Err(error) => {
-            log(&event_id, "error");
+            finish(&event_id, "error");
             Err(error.into())
         }
     }

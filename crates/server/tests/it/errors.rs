@@ -5,7 +5,7 @@ use awc::http::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{
-    confirmed, intent_succeeded, now, sign_stripe, spawn_app, spawn_app_with, spawn_app_without,
+    intent_succeeded, now, sign_stripe, spawn_app, spawn_app_with, spawn_app_without,
     stripe_signature, STRIPE_SECRET,
 };
 
@@ -130,7 +130,7 @@ async fn an_unknown_currency_is_refused() {
 }
 
 #[actix_rt::test]
-async fn an_event_without_a_payment_is_kept_and_applied_on_redelivery() {
+async fn an_event_without_a_payment_is_kept_and_applied_once_the_payment_is_known() {
     let app = spawn_app();
     let payment = app.new_payment("150.00", "USD").await;
     let event = intent_succeeded("evt_early", "pi_early");
@@ -146,21 +146,22 @@ async fn an_event_without_a_payment_is_kept_and_applied_on_redelivery() {
     assert_eq!(app.payment(&payment).await["status"], "created");
     assert!(app.outbox_kinds().await.is_empty());
 
-    // The shop catches up and records the PaymentIntent; Stripe retries.
+    // The shop catches up and records the PaymentIntent: the kept event is
+    // applied in the same call. Stripe's retry is then a duplicate.
     let pending = app.external_pending(&payment["id"], "pi_early").await;
-    assert_eq!(
-        pending.assert_status(StatusCode::OK)["status"],
-        "pending_external"
-    );
+    assert_eq!(pending.assert_status(StatusCode::OK)["status"], "completed");
     let retry = app.send_stripe_event(&event).await;
 
-    assert_eq!(retry.assert_status(StatusCode::OK), &confirmed(&payment));
+    let retry = retry.assert_status(StatusCode::OK);
+    assert_eq!(retry["payment_id"], payment["id"]);
+    let message = retry["message"].as_str().unwrap();
+    assert!(message.contains("already processed"), "{message}");
     assert_eq!(app.payment(&payment).await["status"], "completed");
     assert_eq!(app.outbox_kinds().await, ["order.paid"]);
     let events = app.store.events().await.unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].outcome, "confirmed");
-    assert_eq!(events[0].attempts, 2);
+    assert_eq!(events[0].attempts, 1);
     assert_eq!(events[0].payment_id, payment["id"].as_i64());
 }
 

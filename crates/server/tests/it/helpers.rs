@@ -201,6 +201,28 @@ impl TestApp {
         read(self.api_get(&format!("/api/v1/order-payments/{id}/"))).await
     }
 
+    /// `GET /api/v1/webhook-events/?<query>`; `query` is sent as given
+    /// (already encoded), none when empty.
+    pub async fn list_events(&self, query: &str) -> Answer {
+        let path = if query.is_empty() {
+            "/api/v1/webhook-events/".to_owned()
+        } else {
+            format!("/api/v1/webhook-events/?{query}")
+        };
+        read(self.api_get(&path)).await
+    }
+
+    /// `GET /api/v1/webhook-events/{id}/`.
+    pub async fn get_event(&self, id: impl Display) -> Answer {
+        read(self.api_get(&format!("/api/v1/webhook-events/{id}/"))).await
+    }
+
+    /// `POST /api/v1/webhook-events/{id}/replay/`, without a body.
+    pub async fn replay_event(&self, id: impl Display) -> Answer {
+        let url = self.url(&format!("/api/v1/webhook-events/{id}/replay/"));
+        read(self.authorized(self.client.post(url)).send()).await
+    }
+
     /// `POST` of `body` to the webhook endpoint of `gateway` with `headers`.
     pub async fn post_webhook(
         &self,

@@ -6,11 +6,13 @@
 //! with `ring` directly, never with the adapters under test, so a bug in
 //! their signing cannot hide itself.
 
+mod audit;
 mod errors;
 mod generic_flow;
 mod health;
 mod helpers;
 mod management_api;
+mod operations;
 mod paypal_flow;
 mod processes;
 mod stripe_flow;

@@ -85,15 +85,17 @@ impl Drop for PostgresDb {
 }
 
 /// A `payhook` server process; killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) address: String,
+    /// Every line the server wrote to stdout (its log), for inspection.
+    pub(crate) log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
     /// Starts the binary on `database_url` with a free port, and waits for
     /// its "payhook listening" log line.
-    fn start(database_url: &str, extra: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(database_url: &str, extra: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_payhook"));
         command
             .env_clear()
@@ -111,11 +113,14 @@ impl Server {
         let mut child = command.spawn().expect("start the payhook binary");
         let stdout = child.stdout.take().expect("piped stdout");
         let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = log.clone();
         // Keep draining the log after start-up so the server never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut port_tx = Some(port_tx);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                kept.lock().expect("log lock").push(line.clone());
                 if let Ok(entry) = serde_json::from_str::<Value>(&line) {
                     if entry["fields"]["message"] == "payhook listening" {
                         if let Some(tx) = port_tx.take() {
@@ -132,6 +137,7 @@ impl Server {
         Self {
             child,
             address: format!("http://127.0.0.1:{port}"),
+            log,
         }
     }
 
@@ -149,7 +155,7 @@ impl Drop for Server {
     }
 }
 
-fn client() -> awc::Client {
+pub(crate) fn client() -> awc::Client {
     awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish()
@@ -172,7 +178,7 @@ async fn api_post(client: &awc::Client, address: &str, path: &str, body: &Value)
 
 /// Creates `count` pending 150.00 USD payments with external ids
 /// `pi_<tag>_<i>`; returns their ids in order.
-async fn pending_payments(address: &str, tag: &str, count: usize) -> Vec<i64> {
+pub(crate) async fn pending_payments(address: &str, tag: &str, count: usize) -> Vec<i64> {
     let client = client();
     futures_util::stream::iter(0..count)
         .map(|i| {
@@ -209,7 +215,7 @@ async fn pending_payments(address: &str, tag: &str, count: usize) -> Vec<i64> {
 }
 
 /// The signed body of event `evt_<tag>_<i>` confirming `pi_<tag>_<i>`.
-fn event_body(tag: &str, i: usize) -> Vec<u8> {
+pub(crate) fn event_body(tag: &str, i: usize) -> Vec<u8> {
     serde_json::to_vec(&intent_succeeded(
         &format!("evt_{tag}_{i}"),
         &format!("pi_{tag}_{i}"),
@@ -218,7 +224,11 @@ fn event_body(tag: &str, i: usize) -> Vec<u8> {
 }
 
 /// Delivers a signed event; `None` when the connection failed.
-async fn deliver(client: &awc::Client, address: &str, body: Vec<u8>) -> Option<StatusCode> {
+pub(crate) async fn deliver(
+    client: &awc::Client,
+    address: &str,
+    body: Vec<u8>,
+) -> Option<StatusCode> {
     let signature = stripe_signature(&body, STRIPE_SECRET, now());
     let mut response = client
         .post(format!("{address}/api/v1/order-payments/webhooks/stripe/"))
