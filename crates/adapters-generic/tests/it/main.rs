@@ -6,6 +6,7 @@
 //! with the code under test, so a bug in the adapter's signing cannot hide
 //! itself; the Standard Webhooks published vectors pin the test signer too.
 
+mod conformance;
 mod parse;
 mod properties;
 mod support;
