@@ -47,6 +47,8 @@ struct StripeObject<'a> {
     payment_intent: Option<&'a RawValue>,
     #[serde(borrow)]
     metadata: Option<&'a RawValue>,
+    #[serde(borrow)]
+    captured: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +114,24 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
         Some(raw) => nested(raw, "data.object")?,
         None => return Err(ParseError::MissingField("data.object")),
     };
+
+    // A charge made with manual capture reports `charge.succeeded` when it is
+    // only authorised (`captured: false`): no money has moved yet, so it
+    // must not confirm the order. `payment_intent.succeeded` (or a later
+    // capture) does.
+    if matches!(object_kind, ObjectKind::Charge)
+        && kind == EventKind::Succeeded
+        && object.captured.map(RawValue::get) == Some("false")
+    {
+        return Ok(GatewayEvent {
+            gateway: crate::NAME.to_owned(),
+            event_id: event_id.into_owned(),
+            event_type: event_type.into_owned(),
+            kind: EventKind::NotHandled,
+            references: References::default(),
+            amount: None,
+        });
+    }
 
     let own_id = non_empty(text(object.id, "data.object.id")?);
     let payment_intent_id = match object_kind {
@@ -312,6 +332,17 @@ mod tests {
             format!(r#"{{"id":"evt_1","type":"{event_type}","data":{{"object":{object}}}}}"#)
                 .as_bytes(),
         )
+    }
+
+    #[test]
+    fn an_uncaptured_charge_does_not_confirm() {
+        let object = r#"{"id":"ch_1","payment_intent":"pi_1","amount":100,"currency":"usd","captured":false}"#;
+        let authorised = parse_object(object, "charge.succeeded").unwrap();
+        assert_eq!(authorised.kind, EventKind::NotHandled);
+        let captured = parse_object(&object.replace("false", "true"), "charge.succeeded").unwrap();
+        assert_eq!(captured.kind, EventKind::Succeeded);
+        let failed = parse_object(object, "charge.failed").unwrap();
+        assert_eq!(failed.kind, EventKind::Failed);
     }
 
     #[test]

@@ -119,12 +119,24 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// Serialises this process's SQLite write transactions.
+///
+/// SQLite has one write lock per database. Without this, pooled connections
+/// compete for it through SQLite's busy handler, which sleeps in steps of up
+/// to 100 ms instead of being woken when the lock frees: the lock sits idle
+/// between commits and, under load, a writer can exceed the busy timeout and
+/// fail. A mutex hands the lock over at once, in arrival order. Other
+/// processes on the same file still meet the busy timeout. One mutex per
+/// process is enough: a server opens one SQLite database.
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `body` in a transaction that may write.
 ///
-/// On SQLite it starts with `BEGIN IMMEDIATE`, taking the write lock up
-/// front: a deferred transaction that reads first and writes later can fail
-/// with `SQLITE_BUSY` instead of waiting. On PostgreSQL it is a plain
-/// READ COMMITTED transaction; rows are locked explicitly where needed.
+/// On SQLite it holds [`SQLITE_WRITER`] and starts with `BEGIN IMMEDIATE`,
+/// taking the write lock up front: a deferred transaction that reads first
+/// and writes later can fail with `SQLITE_BUSY` instead of waiting. On
+/// PostgreSQL it is a plain READ COMMITTED transaction; rows are locked
+/// explicitly where needed.
 pub(crate) fn write_transaction<T, E>(
     conn: &mut DbConn,
     body: impl FnOnce(&mut DbConn) -> Result<T, E>,
@@ -132,12 +144,20 @@ pub(crate) fn write_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    match conn {
+    let _writer = match conn {
         DbConn::Sqlite(sqlite) => {
+            // A panic in another writer leaves no half transaction behind
+            // (its connection rolled back or was dropped), so a poisoned
+            // lock is still safe to take.
+            let guard = SQLITE_WRITER.lock().unwrap_or_else(|e| e.into_inner());
             AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+            Some(guard)
         }
-        DbConn::Pg(_) => <DbConn as TransactionManager<DbConn>>::begin_transaction(conn)?,
-    }
+        DbConn::Pg(_) => {
+            <DbConn as TransactionManager<DbConn>>::begin_transaction(conn)?;
+            None
+        }
+    };
     match body(conn) {
         Ok(value) => {
             <DbConn as TransactionManager<DbConn>>::commit_transaction(conn)?;
