@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The PostgreSQL ceiling for payhook: pgbench runs payhook's per-event
+# transaction (the statements crates/store-diesel/src/ops.rs sends for a first
+# delivery that confirms a payment) at payhook's concurrency, on a scratch
+# database created here from migrations/postgres and dropped on exit.
+#
+#   bench/pg-ceiling.sh [-u ADMIN_URL] [-n EVENTS] [-c CLIENTS] [-j THREADS]
+#
+#   -u  a database URL to create the scratch database from
+#       (default postgres://postgres@127.0.0.1:5432/test; loopback hosts only)
+#   -n  events, at least (default 20000; rounded up to a multiple of -c)
+#   -c  concurrent clients (default 64, loadgen's default)
+#   -j  pgbench threads (default: number of cores)
+#
+# Prints pgbench's report with per-statement latencies and a last line
+#   RESULT events=.. clients=.. tps=.. latency_avg_ms=.. ok=true
+set -euo pipefail
+
+ADMIN_URL=postgres://postgres@127.0.0.1:5432/test
+EVENTS=20000
+CLIENTS=64
+THREADS=$(nproc)
+while getopts "u:n:c:j:h" opt; do
+  case $opt in
+    u) ADMIN_URL=$OPTARG ;;
+    n) EVENTS=$OPTARG ;;
+    c) CLIENTS=$OPTARG ;;
+    j) THREADS=$OPTARG ;;
+    *) sed -n '2,17p' "$0"; exit 2 ;;
+  esac
+done
+[[ $EVENTS =~ ^[0-9]+$ && $EVENTS -ge 1 && $EVENTS -le 1000000 ]] || { echo "-n: 1..1000000" >&2; exit 2; }
+[[ $CLIENTS =~ ^[0-9]+$ && $CLIENTS -ge 1 && $CLIENTS -le 1000 ]] || { echo "-c: 1..1000" >&2; exit 2; }
+(( THREADS > CLIENTS )) && THREADS=$CLIENTS
+
+# Loopback only: this is a load test.
+host=$(sed -E 's#^[a-z]+://([^@/]*@)?(\[[^]]*\]|[^:/?]*).*#\2#' <<<"$ADMIN_URL")
+case $host in
+  127.0.0.1|localhost|\[::1\]) ;;
+  *) echo "pg-ceiling: refusing host '$host': loopback only" >&2; exit 2 ;;
+esac
+
+PGBENCH=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | tail -1 || true)
+[[ -x $PGBENCH ]] || { echo "pg-ceiling: pgbench not found" >&2; exit 2; }
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PER_CLIENT=$(( (EVENTS + CLIENTS - 1) / CLIENTS ))
+TOTAL=$(( PER_CLIENT * CLIENTS ))
+DB=payhook_pgbench_$$_$(date +%s)
+DB_URL="${ADMIN_URL%/*}/$DB"
+WORK=$(mktemp -d)
+
+cleanup() {
+  psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+psql -q -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "CREATE DATABASE $DB" >/dev/null
+for up in "$ROOT"/migrations/postgres/*/up.sql; do
+  psql -q -v ON_ERROR_STOP=1 "$DB_URL" -f "$up" >/dev/null
+done
+psql -q -v ON_ERROR_STOP=1 "$DB_URL" >/dev/null <<SQL
+INSERT INTO orders (client_id, total_minor, currency, status, created_at, updated_at)
+  SELECT 'bench-' || i, 15000, 'USD', 'pending', now(), now() FROM generate_series(1, $TOTAL) i;
+INSERT INTO payments (order_id, transaction_id, payment_method, amount_minor, currency, status,
+                      external_id, created_at, updated_at)
+  SELECT i, 'TXN-BENCH' || lpad(i::text, 12, '0'), 'stripe', 15000, 'USD', 'pending_external',
+         'pi_bench_' || i, now(), now()
+  FROM generate_series(1, $TOTAL) i;
+CREATE SEQUENCE payhook_bench_event;
+VACUUM ANALYZE;
+SQL
+
+# The stored payload: a real-shaped Stripe event (~1.6 KB once compacted),
+# sent as a bind parameter like payhook sends it.
+PAYLOAD=$(tr -d '\n' < "$ROOT/crates/adapters-stripe/tests/fixtures/payment_intent.succeeded.json" | sed -E 's/ +/ /g')
+
+# One event. Same statements, same order, same locks as payhook's store on
+# PostgreSQL: the event row first in a savepoint (its unique index decides
+# duplicates), the payment found by external id and re-read FOR UPDATE, the
+# order's status FOR UPDATE, then the writes.
+cat > "$WORK/event.sql" <<'SQL'
+BEGIN;
+SELECT nextval('payhook_bench_event') AS k \gset
+SAVEPOINT diesel_savepoint_1;
+INSERT INTO webhook_events (gateway, event_id, event_type, kind, outcome, ref_transaction_id, ref_external_id, ref_gateway_reference, amount_minor, currency, payload, attempts, received_at, processed_at) VALUES ('stripe', 'evt_bench_' || :k, 'payment_intent.succeeded', 'succeeded', 'unmatched', NULL, 'pi_bench_' || :k, 'pi_bench_' || :k, 15000, 'USD', convert_to(:payload, 'UTF8'), 1, now(), now()) RETURNING id AS event_row \gset
+RELEASE SAVEPOINT diesel_savepoint_1;
+SELECT * FROM payments WHERE external_id = 'pi_bench_' || :k ORDER BY (payment_method = 'stripe') DESC, id LIMIT 1 \gset
+SELECT * FROM payments WHERE id = :id FOR UPDATE;
+SELECT status FROM orders WHERE id = :order_id FOR UPDATE;
+UPDATE payments SET status = 'completed', external_id = 'pi_bench_' || :k, gateway_reference = 'pi_bench_' || :k, mismatch_expected_minor = NULL, mismatch_expected_currency = NULL, mismatch_received_minor = NULL, mismatch_received_currency = NULL, updated_at = now() WHERE id = :id;
+UPDATE orders SET status = 'paid', updated_at = now() WHERE id = :order_id AND status = 'pending';
+INSERT INTO outbox (kind, order_id, payment_id, payload, status, attempts, next_attempt_at, created_at) VALUES ('order.paid', :order_id, :id, '{"type":"order.paid","order_id":' || :order_id || ',"payment_id":' || :id || ',"transaction_id":"' || :transaction_id || '","payment_status":"completed","amount":"150.00","currency":"USD","occurred_at":"' || now() || '"}', 'pending', 0, now(), now());
+UPDATE webhook_events SET outcome = 'confirmed', payment_id = :id WHERE id = :event_row;
+COMMIT;
+SQL
+
+echo "pg-ceiling: $TOTAL events ($PER_CLIENT per client), $CLIENTS clients, $THREADS threads, database $DB"
+"$PGBENCH" -n -M prepared -r -c "$CLIENTS" -j "$THREADS" -t "$PER_CLIENT" \
+  -D payload="$PAYLOAD" -f "$WORK/event.sql" "$DB_URL" | tee "$WORK/report.txt"
+
+TPS=$(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\).*/\1/p' "$WORK/report.txt")
+LATENCY=$(sed -nE 's/^latency average = ([0-9.]+) ms.*/\1/p' "$WORK/report.txt")
+ROWS=$(psql -qtA "$DB_URL" -c "SELECT count(*) FROM outbox")
+PAID=$(psql -qtA "$DB_URL" -c "SELECT count(*) FROM orders WHERE status = 'paid'")
+OK=true
+[[ $ROWS == "$TOTAL" && $PAID == "$TOTAL" && -n $TPS ]] || OK=false
+echo "outbox rows: $ROWS, orders paid: $PAID (expected $TOTAL each)"
+echo "RESULT events=$TOTAL clients=$CLIENTS tps=$TPS latency_avg_ms=$LATENCY ok=$OK"
+[[ $OK == true ]]

@@ -1,0 +1,22 @@
+//! payhook's load benchmark, as a library behind two binaries:
+//!
+//! - `payhook-loadgen` drives a payhook server on this machine (running, or
+//!   started by it) through the management API and the Stripe webhook
+//!   endpoint, measures throughput, latency and the server's memory, then
+//!   checks that every payment was confirmed exactly once;
+//! - `sqlite-ceiling` runs payhook's per-event transaction directly on a
+//!   SQLite file, one commit (one fsync) per event: the rate the embedded
+//!   store could reach without batching.
+//!
+//! What it deliberately does not do: it never talks to anything but the
+//! loopback interface ([`target::LoopbackUrl`] refuses other hosts), every
+//! run is bounded in count and time, and nothing here is a dependency of
+//! the server. It is a tool: its errors are `anyhow` chains printed once.
+
+pub mod load;
+pub mod proc_stats;
+pub mod rng;
+pub mod server;
+pub mod stats;
+pub mod stripe;
+pub mod target;

@@ -1,0 +1,417 @@
+//! `payhook-loadgen`: the load benchmark of payhook.
+//!
+//! Creates N payments through the management API, delivers N freshly
+//! signed Stripe `payment_intent.succeeded` events plus round(D*N)
+//! re-deliveries, interleaved, over C connections, prints throughput,
+//! latency percentiles, answers by status and (when it started the server)
+//! the server's peak memory, then checks every payment was confirmed once.
+//! Exits 1 on any failed check, any answer other than 2xx, or a time-out.
+//!
+//! ```sh
+//! cargo build --release -p payhook-server -p payhook-loadgen
+//! target/release/payhook-loadgen --spawn-server target/release/payhook
+//! ```
+//!
+//! Only ever talks to 127.0.0.1, localhost or [::1].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use payhook_loadgen::load::{self, LoadConfig, CONFIRMED};
+use payhook_loadgen::proc_stats;
+use payhook_loadgen::server::{ServerSpec, SpawnedServer};
+use payhook_loadgen::stats::{millis, LatencySummary};
+use payhook_loadgen::target::LoopbackUrl;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(name = "payhook-loadgen", version, about)]
+struct Options {
+    /// Base URL of a running payhook (loopback only). Ignored with --spawn-server.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8000",
+        conflicts_with = "spawn_server"
+    )]
+    url: String,
+    /// Bearer token of the management API (PAYHOOK_API_TOKEN of the server).
+    #[arg(long, default_value = "loadgen-token")]
+    token: String,
+    /// Stripe endpoint secret (STRIPE_WEBHOOK_SECRET of the server).
+    #[arg(long, default_value = "whsec_loadgen_secret")]
+    stripe_secret: String,
+    /// Distinct events, one per payment.
+    #[arg(short = 'n', long = "events", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    events: u32,
+    /// Re-deliveries as a fraction of N (0.1: 10 % more deliveries).
+    #[arg(long, default_value_t = 0.1)]
+    duplicates: f64,
+    /// Requests in flight at once.
+    #[arg(short = 'c', long, default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    /// Hard bound on the whole run, start-up and checks included.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+    /// Start this payhook binary on a free port of 127.0.0.1 and stop it at the end.
+    #[arg(long, value_name = "PATH")]
+    spawn_server: Option<PathBuf>,
+    /// DATABASE_URL of the spawned server [default: a fresh SQLite file in
+    /// the temp directory, removed afterwards].
+    #[arg(long, requires = "spawn_server")]
+    database_url: Option<String>,
+    /// Count the outbox rows in this database too [default with
+    /// --spawn-server: its --database-url].
+    #[arg(long)]
+    verify_database_url: Option<String>,
+    /// Where the spawned server's output goes [default: a file in the temp
+    /// directory, removed after a run that passed].
+    #[arg(long, requires = "spawn_server")]
+    server_log: Option<PathBuf>,
+    /// Seed of the duplicate choice and the shuffle [default: from the clock].
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+/// round(fraction * events), refusing fractions outside 0..=10.
+fn duplicate_count(fraction: f64, events: u32) -> anyhow::Result<usize> {
+    if !(0.0..=10.0).contains(&fraction) {
+        bail!("--duplicates must be between 0 and 10, got {fraction}");
+    }
+    let count = (fraction * f64::from(events)).round();
+    // At most 10 * 1 000 000, exactly representable and far below usize::MAX.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked above: 0 <= count <= 1e7"
+    )]
+    Ok(count as usize)
+}
+
+/// A SQLite database created for this run, removed with its WAL files.
+struct ScratchSqlite(PathBuf);
+
+impl Drop for ScratchSqlite {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Everything a run prints in its last line.
+struct Outcome {
+    ok: bool,
+    line: String,
+}
+
+fn main() -> ExitCode {
+    let options = Options::parse();
+    match run(&options) {
+        Ok(outcome) => {
+            println!("{}", outcome.line);
+            if outcome.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("payhook-loadgen: {error:#}");
+            println!("RESULT ok=false error={:?}", format!("{error:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(options: &Options) -> anyhow::Result<Outcome> {
+    let events = usize::try_from(options.events).context("--events")?;
+    let duplicates = duplicate_count(options.duplicates, options.events)?;
+    let started_ms = chrono::Utc::now().timestamp_millis();
+    let run_id = format!("{started_ms:x}");
+    let seed = options.seed.unwrap_or(started_ms.unsigned_abs());
+
+    // The server, when this run starts it; dropped (stopped) before the
+    // scratch database is removed.
+    let mut scratch = None;
+    let mut verify_url = options.verify_database_url.clone();
+    let mut server = match &options.spawn_server {
+        Some(binary) => {
+            let database_url = match &options.database_url {
+                Some(url) => url.clone(),
+                None => {
+                    let path = std::env::temp_dir().join(format!("payhook-load-{run_id}.db"));
+                    let url = format!("sqlite://{}", path.display());
+                    scratch = Some(ScratchSqlite(path));
+                    url
+                }
+            };
+            verify_url.get_or_insert_with(|| database_url.clone());
+            let log_file = options
+                .server_log
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("payhook-load-{run_id}.log")));
+            let spec = ServerSpec {
+                binary: binary.clone(),
+                database_url,
+                api_token: options.token.clone(),
+                stripe_secret: options.stripe_secret.clone(),
+                log_file,
+            };
+            Some(SpawnedServer::start(&spec)?)
+        }
+        None => None,
+    };
+    let url = match &server {
+        Some(server) => server.url().clone(),
+        None => LoopbackUrl::parse(&options.url).context("--url")?,
+    };
+    let config = LoadConfig {
+        url,
+        token: options.token.clone(),
+        stripe_secret: options.stripe_secret.clone(),
+        events,
+        duplicates,
+        concurrency: usize::from(options.concurrency),
+        seed,
+        run_id,
+    };
+    let timeout = Duration::from_secs(options.timeout_secs);
+    let system = actix_rt::System::new();
+    let result = system.block_on(async {
+        match actix_rt::time::timeout(
+            timeout,
+            drive(&config, server.as_mut(), verify_url.as_deref()),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => bail!(
+                "the run did not finish within --timeout-secs {}",
+                options.timeout_secs
+            ),
+        }
+    });
+    if let Some(server) = &mut server {
+        server.stop(Duration::from_secs(10));
+        // A default log is only worth keeping when something went wrong.
+        let passed = matches!(&result, Ok(outcome) if outcome.ok);
+        if passed && options.server_log.is_none() {
+            let _ = std::fs::remove_file(server.log_file());
+        } else {
+            println!("server log: {}", server.log_file().display());
+        }
+    }
+    drop(server);
+    drop(scratch);
+    result
+}
+
+/// The run itself, on the actix runtime.
+async fn drive(
+    config: &LoadConfig,
+    mut server: Option<&mut SpawnedServer>,
+    verify_url: Option<&str>,
+) -> anyhow::Result<Outcome> {
+    let client = load::client(config.concurrency, Duration::from_secs(30));
+    println!(
+        "payhook-loadgen run {}: {} events + {} duplicates, concurrency {}, seed {}, server {}",
+        config.run_id,
+        config.events,
+        config.duplicates,
+        config.concurrency,
+        config.seed,
+        config.url.as_str()
+    );
+    if let Some(server) = server.as_deref_mut() {
+        println!(
+            "spawned payhook pid {} (log: {})",
+            server.pid(),
+            server.log_file().display()
+        );
+        load::wait_ready(&client, &config.url, Duration::from_secs(60), || {
+            server.check_alive()
+        })
+        .await?;
+    } else {
+        load::wait_ready(&client, &config.url, Duration::from_secs(5), || Ok(())).await?;
+    }
+
+    let cpu = |server: &Option<&mut SpawnedServer>| server.as_ref().and_then(|s| s.cpu_time());
+    let started = Instant::now();
+    let setup_outcome = load::prepare(&client, config).await?;
+    let prepared = setup_outcome.prepared;
+    let setup = started.elapsed();
+    println!(
+        "setup: {} orders + payments (3 API calls each) in {:.1} s ({:.0} payments/s)",
+        prepared.len(),
+        setup.as_secs_f64(),
+        prepared.len() as f64 / setup.as_secs_f64()
+    );
+    if setup_outcome.retried > 0 {
+        println!(
+            "setup: {} calls repeated after a 5xx or no answer; first: {}",
+            setup_outcome.retried,
+            setup_outcome.first_retry_reason.as_deref().unwrap_or("?")
+        );
+    }
+    let rss_after_setup = server.as_ref().and_then(|s| s.rss_kib());
+
+    let server_cpu_before = cpu(&server);
+    let own_cpu_before = proc_stats::process_cpu_time(std::process::id());
+    let mut sent = load::deliver(&client, config, &prepared).await;
+    let server_cpu = cpu(&server)
+        .zip(server_cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    let own_cpu = proc_stats::process_cpu_time(std::process::id())
+        .zip(own_cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    let seconds = sent.elapsed.as_secs_f64();
+    let rate = sent.deliveries as f64 / seconds;
+    let events_rate = config.events as f64 / seconds;
+    let latency = LatencySummary::of(&mut sent.latencies);
+    println!(
+        "send: {} deliveries in {seconds:.3} s: {rate:.1} deliveries/s, {events_rate:.1} distinct events/s",
+        sent.deliveries
+    );
+    if let Some(latency) = &latency {
+        println!(
+            "latency ms: p50 {} p90 {} p99 {} max {}",
+            millis(latency.p50),
+            millis(latency.p90),
+            millis(latency.p99),
+            millis(latency.max)
+        );
+    }
+    println!("answers by status: {}", sent.tally.statuses_line());
+    for (message, count) in &sent.tally.messages {
+        println!("  {count:>7}  {message}");
+    }
+    if let Some(error) = &sent.first_error {
+        println!("first transport error: {error}");
+    }
+    let per_delivery = |cpu: Duration| cpu.as_secs_f64() * 1e6 / sent.deliveries as f64;
+    if let Some(cpu) = server_cpu {
+        println!(
+            "server CPU during send: {:.2} s ({:.0} us/delivery)",
+            cpu.as_secs_f64(),
+            per_delivery(cpu)
+        );
+    }
+    if let Some(cpu) = own_cpu {
+        println!(
+            "loadgen CPU during send: {:.2} s ({:.0} us/delivery)",
+            cpu.as_secs_f64(),
+            per_delivery(cpu)
+        );
+    }
+    let rss_peak = server.as_ref().map(|s| s.peak_rss_kib());
+    if let Some(peak) = rss_peak {
+        println!(
+            "server RSS: peak {peak} KiB ({:.1} MiB); {} KiB after setup, {} KiB after send",
+            peak as f64 / 1024.0,
+            rss_after_setup.map_or("?".into(), |v| v.to_string()),
+            server
+                .as_ref()
+                .and_then(|s| s.rss_kib())
+                .map_or("?".into(), |v| v.to_string()),
+        );
+    }
+
+    let mut ok = true;
+    let confirmed = sent.tally.message_count(CONFIRMED);
+    if sent.tally.failures() > 0 {
+        println!(
+            "FAIL: {} deliveries were not answered 2xx",
+            sent.tally.failures()
+        );
+        ok = false;
+    }
+    if confirmed != config.events {
+        println!(
+            "FAIL: {confirmed} answers said {CONFIRMED:?}, expected exactly {}",
+            config.events
+        );
+        ok = false;
+    }
+
+    let api = load::check_api(&client, config, &prepared).await;
+    println!(
+        "verify (API): {}/{} payments completed",
+        api.completed,
+        prepared.len()
+    );
+    if !api.not_completed.is_empty() {
+        ok = false;
+        for (id, problem) in api.not_completed.iter().take(5) {
+            println!("FAIL: payment {id}: {problem}");
+        }
+    }
+    if let Some(url) = verify_url {
+        let db = load::check_database(url, config, &prepared).await?;
+        println!(
+            "verify (database): {} outbox rows for this run's {} payments ({} payments with a row; {} rows in the table), kinds {:?}; {} events recorded, {} confirmed",
+            db.outbox_rows, prepared.len(), db.payments_with_rows, db.outbox_total, db.kinds,
+            db.events_recorded, db.events_confirmed
+        );
+        if db.outbox_rows != config.events || db.payments_with_rows != config.events {
+            println!("FAIL: expected exactly one outbox row per payment");
+            ok = false;
+        }
+        if db.events_recorded != config.events || db.events_confirmed != config.events {
+            println!("FAIL: expected every event recorded once and confirmed");
+            ok = false;
+        }
+    }
+
+    let (p50, p90, p99, max) = latency.map_or_else(Default::default, |l| {
+        (millis(l.p50), millis(l.p90), millis(l.p99), millis(l.max))
+    });
+    let line = format!(
+        "RESULT events={} duplicates={} concurrency={} seconds={seconds:.3} rate={rate:.1} \
+         events_rate={events_rate:.1} p50_ms={p50} p90_ms={p90} p99_ms={p99} max_ms={max} \
+         rss_peak_kib={} status={} setup_retries={} ok={ok}",
+        config.events,
+        config.duplicates,
+        config.concurrency,
+        rss_peak.map_or("na".into(), |v| v.to_string()),
+        sent.tally.statuses_line().replace(' ', ","),
+        setup_outcome.retried,
+    );
+    Ok(Outcome { ok, line })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_round_and_stay_in_range() {
+        assert_eq!(duplicate_count(0.1, 20_000).unwrap(), 2_000);
+        assert_eq!(duplicate_count(0.15, 3).unwrap(), 0);
+        assert_eq!(duplicate_count(0.5, 3).unwrap(), 2);
+        assert_eq!(duplicate_count(0.0, 10).unwrap(), 0);
+        assert!(duplicate_count(-0.1, 10).is_err());
+        assert!(duplicate_count(f64::NAN, 10).is_err());
+    }
+
+    #[test]
+    fn command_line_defaults_follow_the_issue() {
+        let options = Options::try_parse_from(["payhook-loadgen"]).unwrap();
+        assert_eq!(options.url, "http://127.0.0.1:8000");
+        assert_eq!(options.events, 20_000);
+        assert_eq!(options.concurrency, 64);
+        assert_eq!(options.timeout_secs, 600);
+        assert!((options.duplicates - 0.1).abs() < f64::EPSILON);
+        assert!(
+            Options::try_parse_from(["payhook-loadgen", "--database-url", "sqlite://x"]).is_err()
+        );
+        assert!(Options::try_parse_from(["payhook-loadgen", "-n", "0"]).is_err());
+    }
+}
