@@ -77,6 +77,7 @@ pub fn describe(config: &Config) -> String {
         &config.failed_attempts_burst.to_string(),
     );
     line("PAYHOOK_MAX_IN_FLIGHT", &config.max_in_flight.to_string());
+    line("PAYHOOK_GROUP_COMMIT", &config.group_commit.to_string());
     out
 }
 

@@ -54,6 +54,8 @@ pub struct Config {
     pub failed_attempts_burst: NonZeroU32,
     /// Verified webhooks processed at once before 503.
     pub max_in_flight: usize,
+    /// Group commit: concurrent events share one transaction and one commit.
+    pub group_commit: bool,
 }
 
 /// How log lines are written.
@@ -248,12 +250,18 @@ impl Config {
         let failed_attempts_per_second = positive("PAYHOOK_FAILED_ATTEMPTS_PER_SECOND", 10)?;
         let failed_attempts_burst = positive("PAYHOOK_FAILED_ATTEMPTS_BURST", 20)?;
         let max_in_flight = positive("PAYHOOK_MAX_IN_FLIGHT", 512)?.get() as usize;
+        let group_commit = match get("PAYHOOK_GROUP_COMMIT").as_deref().map(str::trim) {
+            None | Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(_) => return Err(invalid("PAYHOOK_GROUP_COMMIT", "expected true or false")),
+        };
 
         Ok(Self {
             log_format,
             failed_attempts_per_second,
             failed_attempts_burst,
             max_in_flight,
+            group_commit,
             database_url: Secret::new(database_url),
             addr,
             api_token: get("PAYHOOK_API_TOKEN").map(Secret::new),
@@ -316,6 +324,7 @@ mod tests {
             ("PAYHOOK_FAILED_ATTEMPTS_PER_SECOND", "0"),
             ("PAYHOOK_FAILED_ATTEMPTS_BURST", "many"),
             ("PAYHOOK_MAX_IN_FLIGHT", "-3"),
+            ("PAYHOOK_GROUP_COMMIT", "sometimes"),
             ("STRIPE_WEBHOOK_SECRET", " , "),
             ("WEBHOOK_SECRET", ","),
             ("PAYHOOK_ALLOW_UNSIGNED_GENERIC", "yes"),

@@ -43,6 +43,7 @@ fn store_options(config: &Config) -> StoreOptions {
     StoreOptions {
         pool_size: config.db_pool_size,
         connect_timeout: config.db_timeout,
+        group_commit: config.group_commit,
         ..StoreOptions::default()
     }
 }

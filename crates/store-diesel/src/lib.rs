@@ -83,10 +83,12 @@
 //! ```
 
 mod conn;
+mod group;
 mod models;
 mod ops;
 mod schema;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -120,6 +122,10 @@ pub struct StoreOptions {
     pub connect_timeout: Duration,
     /// How long a SQLite writer waits for another writer's lock.
     pub busy_timeout: Duration,
+    /// Applies concurrent gateway events in shared transactions (one commit
+    /// for many events, each under its own savepoint); see the `group`
+    /// module. Off, each event is its own transaction.
+    pub group_commit: bool,
 }
 
 impl Default for StoreOptions {
@@ -128,6 +134,7 @@ impl Default for StoreOptions {
             pool_size: 8,
             connect_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
+            group_commit: true,
         }
     }
 }
@@ -152,6 +159,7 @@ pub enum OpenError {
 pub struct DieselStore {
     pool: r2d2::Pool<conn::Manager>,
     target: Target,
+    group: Option<Arc<group::GroupCommit>>,
 }
 
 impl std::fmt::Debug for DieselStore {
@@ -170,7 +178,7 @@ impl DieselStore {
         let pool = Self::pool_builder(options)
             .build(conn::Manager::new(target.clone(), options.busy_timeout))
             .map_err(OpenError::Connect)?;
-        Ok(Self { pool, target })
+        Ok(Self::with_pool(pool, target, options))
     }
 
     /// Like [`DieselStore::open`], but does not wait for a first connection:
@@ -180,7 +188,27 @@ impl DieselStore {
         let target = Target::parse(url)?;
         let pool = Self::pool_builder(options)
             .build_unchecked(conn::Manager::new(target.clone(), options.busy_timeout));
-        Ok(Self { pool, target })
+        Ok(Self::with_pool(pool, target, options))
+    }
+
+    fn with_pool(pool: r2d2::Pool<conn::Manager>, target: Target, options: &StoreOptions) -> Self {
+        // SQLite has one writer at a time: one thread batches for it.
+        // PostgreSQL takes several, each batching what is queued.
+        let writers = if target.is_sqlite() {
+            1
+        } else {
+            usize::try_from(options.pool_size / 2)
+                .unwrap_or(1)
+                .clamp(1, 4)
+        };
+        let group = options
+            .group_commit
+            .then(|| Arc::new(group::GroupCommit::start(pool.clone(), writers)));
+        Self {
+            pool,
+            target,
+            group,
+        }
     }
 
     fn pool_builder(options: &StoreOptions) -> r2d2::Builder<conn::Manager> {
@@ -314,6 +342,11 @@ impl Store for DieselStore {
     }
 
     async fn apply_event(&self, event: EventToApply) -> Result<Applied, StoreError> {
+        if let Some(group) = &self.group {
+            if let Some(result) = group.apply(event.clone()).await {
+                return result;
+            }
+        }
         self.run(move |conn| ops::apply_event(conn, &event)).await
     }
 
