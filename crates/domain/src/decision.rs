@@ -83,6 +83,13 @@ impl NotificationKind {
             Self::AmountMismatch => "payment.amount_mismatch",
         }
     }
+
+    /// Reads an event name back; `None` for a name no kind has.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::OrderPaid, Self::PaymentFailed, Self::AmountMismatch]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
 }
 
 /// One outbox row: what to tell the shop, already rendered as JSON so the

@@ -138,6 +138,7 @@
 pub mod decision;
 pub mod event;
 pub mod money;
+pub mod outbox;
 pub mod payment;
 pub mod ports;
 pub mod secret;
@@ -148,6 +149,7 @@ pub mod testing;
 pub use decision::{decide, AmountPolicy, Decision, Notification, NotificationKind, Outcome};
 pub use event::{EventKind, GatewayEvent, Lookup, References};
 pub use money::{AmountText, Currency, Money, MoneyError};
+pub use outbox::{NextStep, NotifyError, OutboxMessage, OutboxStatus, RetryPolicy};
 pub use payment::{
     AmountMismatch, NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId,
     PaymentStatus, TransitionError, UnknownStatus,

@@ -5,6 +5,8 @@
 //! - [`Store`]: persistence, with one atomic [`Store::apply_event`], and the
 //!   recorded events for audit and replay ([`Store::webhook_events`],
 //!   [`Store::webhook_event`]).
+//! - [`OutboxStore`] and [`Notifier`]: delivering the outbox to the shop,
+//!   at least once and in order per order (see [`crate::outbox`]).
 //! - [`Clock`] and [`TransactionIds`]: time and randomness, injected so the
 //!   domain stays deterministic under test.
 //!
@@ -19,6 +21,7 @@ use chrono::{DateTime, Utc};
 use crate::decision::{AmountPolicy, Outcome};
 use crate::event::GatewayEvent;
 use crate::money::MoneyError;
+use crate::outbox::{NotifyError, OutboxMessage, OutboxStatus, RetryPolicy};
 use crate::payment::{NewOrder, NewPayment, Order, OrderId, Payment, PaymentId, TransitionError};
 
 /// Case-insensitive access to request headers, whatever HTTP stack holds them.
@@ -181,6 +184,17 @@ pub enum StoreError {
     /// Any other database failure.
     #[error("database error")]
     Backend(#[source] BoxError),
+    /// No outbox row has this id.
+    #[error("notification {0} not found")]
+    NotificationNotFound(i64),
+    /// The outbox row is not dead, so it cannot be re-queued.
+    #[error("notification {id} is {status}, not dead")]
+    NotificationNotDead {
+        /// The row id.
+        id: i64,
+        /// Where it stands (`pending` or `delivered`).
+        status: &'static str,
+    },
 }
 
 /// What the store hands back for an event, after its transaction committed.
@@ -405,6 +419,70 @@ pub trait Store: Send + Sync {
 
     /// Succeeds when the database answers and is migrated.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The outbox, as the dispatcher and the management API use it.
+///
+/// Each method is one unit of work. A claim is a lease: the rows it returns
+/// are not returned by another claim (of this or another process) until the
+/// lease runs out or the row is marked; a dispatcher that crashes loses its
+/// claims when their leases expire.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Claims at most `limit` due rows for `lease`, oldest first: rows in
+    /// `pending` whose `next_attempt_at` is not after `now`, not leased
+    /// (or whose lease ran out), and which are the oldest pending row of
+    /// their order. So a batch holds at most one row per order, and a later
+    /// row of an order waits until the earlier ones are delivered or dead.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError>;
+
+    /// Marks the row delivered at `now` and releases its lease.
+    /// `NotificationNotFound` when no row has this id.
+    async fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Records a failed attempt: one more attempt, `error` as the last
+    /// error, the lease released, and by `policy` (after this many failures,
+    /// with `jitter` in `[0, 1]`) either a next attempt time or `dead`.
+    /// Returns the status it leaves the row in (`pending` or `dead`).
+    async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+        jitter: f64,
+    ) -> Result<OutboxStatus, StoreError>;
+
+    /// The rows in `status` (every row when `None`), oldest first, at most `limit`.
+    async fn notifications(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError>;
+
+    /// Puts a dead row back in `pending`, with its attempts reset to 0 and
+    /// due at `now`, and returns it. `NotificationNotFound` when no row has
+    /// this id, `NotificationNotDead` when it is not dead.
+    async fn requeue(&self, id: i64, now: DateTime<Utc>) -> Result<OutboxMessage, StoreError>;
+}
+
+/// Tells the shop about one outbox row (an HTTP callback, a log line, a
+/// queue). `Ok` means the shop has it; any error is retried.
+///
+/// The futures need not be `Send`, so that an implementation may use a
+/// client bound to one thread (actix's `awc`); the dispatcher runs them on
+/// the thread that created it.
+#[async_trait(?Send)]
+pub trait Notifier {
+    /// Delivers `message` once. The same message may be delivered again
+    /// after a failure or a crash; it keeps its
+    /// [`OutboxMessage::webhook_id`] so that the shop can recognise it.
+    async fn deliver(&self, message: &OutboxMessage) -> Result<(), NotifyError>;
 }
 
 /// The current time. A port so that tests can pin it.

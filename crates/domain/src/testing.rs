@@ -15,12 +15,13 @@ use chrono::{DateTime, Utc};
 
 use crate::decision::{decide, AmountPolicy, Notification};
 use crate::event::{GatewayEvent, Lookup};
+use crate::outbox::{NextStep, OutboxMessage, OutboxStatus, RetryPolicy};
 use crate::payment::{
     NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus,
 };
 use crate::ports::{
-    Applied, Clock, EventDetail, EventFilter, EventOutcome, EventToApply, Store, StoreError,
-    StoredEvent, TransactionIds,
+    Applied, Clock, EventDetail, EventFilter, EventOutcome, EventToApply, OutboxStore, Store,
+    StoreError, StoredEvent, TransactionIds,
 };
 
 /// A clock that says what it is told.
@@ -66,7 +67,13 @@ struct State {
     orders: Vec<Order>,
     payments: Vec<Payment>,
     events: Vec<EventRow>,
-    outbox: Vec<Notification>,
+    outbox: Vec<OutboxRow>,
+}
+
+/// One outbox row and its lease; `outbox[n]` has id `n + 1`.
+struct OutboxRow {
+    message: OutboxMessage,
+    locked_until: Option<DateTime<Utc>>,
 }
 
 /// A [`Store`] in memory, one mutex for everything.
@@ -87,7 +94,14 @@ impl InMemoryStore {
 
     /// The outbox rows written so far, oldest first.
     pub fn outbox(&self) -> Vec<Notification> {
-        self.state().outbox.clone()
+        self.state()
+            .outbox
+            .iter()
+            .map(|row| Notification {
+                kind: row.message.kind,
+                payload: row.message.payload.clone(),
+            })
+            .collect()
     }
 
     /// The recorded events, oldest first.
@@ -157,7 +171,25 @@ fn decide_and_write(
             order.updated_at = now;
         }
     }
-    state.outbox.extend(decision.notifications.iter().cloned());
+    for notification in &decision.notifications {
+        let id = i64::try_from(state.outbox.len() + 1).unwrap_or(i64::MAX);
+        state.outbox.push(OutboxRow {
+            message: OutboxMessage {
+                id,
+                kind: notification.kind,
+                order_id: payment.order_id,
+                payment_id: payment.id,
+                payload: notification.payload.clone(),
+                status: OutboxStatus::Pending,
+                attempts: 0,
+                last_error: None,
+                next_attempt_at: now,
+                created_at: now,
+                delivered_at: None,
+            },
+            locked_until: None,
+        });
+    }
     let stored = &mut state.events[index].stored;
     stored.outcome = EventOutcome::Decided(decision.outcome);
     stored.payment_id = Some(payment.id);
@@ -382,5 +414,109 @@ impl Store for InMemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+impl State {
+    fn outbox_row(&mut self, id: i64) -> Result<&mut OutboxRow, StoreError> {
+        usize::try_from(id - 1)
+            .ok()
+            .and_then(|index| self.outbox.get_mut(index))
+            .ok_or(StoreError::NotificationNotFound(id))
+    }
+}
+
+#[async_trait]
+impl OutboxStore for InMemoryStore {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut state = self.state();
+        let until = now + chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::MAX);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut heads = std::collections::HashSet::new();
+        let mut claimed = Vec::new();
+        for row in &mut state.outbox {
+            if row.message.status != OutboxStatus::Pending {
+                continue;
+            }
+            // Only the oldest pending row of each order.
+            if !heads.insert(row.message.order_id) {
+                continue;
+            }
+            let free = row.locked_until.is_none_or(|until| until < now);
+            if claimed.len() < limit && free && row.message.next_attempt_at <= now {
+                row.locked_until = Some(until);
+                claimed.push(row.message.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let row = state.outbox_row(id)?;
+        row.message.status = OutboxStatus::Delivered;
+        row.message.delivered_at = Some(now);
+        row.locked_until = None;
+        Ok(())
+    }
+
+    async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+        jitter: f64,
+    ) -> Result<OutboxStatus, StoreError> {
+        let mut state = self.state();
+        let row = state.outbox_row(id)?;
+        row.message.attempts = row.message.attempts.saturating_add(1);
+        row.message.last_error = Some(error.to_owned());
+        row.locked_until = None;
+        match policy.next_step(row.message.attempts, now, jitter) {
+            NextStep::RetryAt(at) => {
+                row.message.status = OutboxStatus::Pending;
+                row.message.next_attempt_at = at;
+            }
+            NextStep::Dead => row.message.status = OutboxStatus::Dead,
+        }
+        Ok(row.message.status)
+    }
+
+    async fn notifications(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(self
+            .state()
+            .outbox
+            .iter()
+            .filter(|row| status.is_none_or(|status| row.message.status == status))
+            .take(limit)
+            .map(|row| row.message.clone())
+            .collect())
+    }
+
+    async fn requeue(&self, id: i64, now: DateTime<Utc>) -> Result<OutboxMessage, StoreError> {
+        let mut state = self.state();
+        let row = state.outbox_row(id)?;
+        if row.message.status != OutboxStatus::Dead {
+            return Err(StoreError::NotificationNotDead {
+                id,
+                status: row.message.status.as_str(),
+            });
+        }
+        row.message.status = OutboxStatus::Pending;
+        row.message.attempts = 0;
+        row.message.next_attempt_at = now;
+        row.locked_until = None;
+        Ok(row.message.clone())
     }
 }

@@ -86,6 +86,7 @@ mod conn;
 mod group;
 mod models;
 mod ops;
+mod outbox;
 mod schema;
 
 use std::sync::Arc;
@@ -96,9 +97,12 @@ use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use payhook_domain::ports::{
-    Applied, EventDetail, EventFilter, EventToApply, Store, StoreError, StoredEvent,
+    Applied, EventDetail, EventFilter, EventToApply, OutboxStore, Store, StoreError, StoredEvent,
 };
-use payhook_domain::{AmountPolicy, NewOrder, NewPayment, Order, OrderId, Payment, PaymentId};
+use payhook_domain::{
+    AmountPolicy, NewOrder, NewPayment, Order, OrderId, OutboxMessage, OutboxStatus, Payment,
+    PaymentId, RetryPolicy,
+};
 
 // `DbConn` stays inside: it is diesel's connection, and an embedder that
 // ran SQL on it would bypass the store's transactions and locks.
@@ -372,5 +376,50 @@ impl Store for DieselStore {
             }
         })
         .await
+    }
+}
+
+#[async_trait]
+impl OutboxStore for DieselStore {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.run(move |conn| outbox::claim_due(conn, now, lease, limit))
+            .await
+    }
+
+    async fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.run(move |conn| outbox::mark_delivered(conn, id, now))
+            .await
+    }
+
+    async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+        jitter: f64,
+    ) -> Result<OutboxStatus, StoreError> {
+        let error = error.to_owned();
+        let policy = *policy;
+        self.run(move |conn| outbox::mark_failed(conn, id, &error, now, &policy, jitter))
+            .await
+    }
+
+    async fn notifications(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.run(move |conn| outbox::notifications(conn, status, limit))
+            .await
+    }
+
+    async fn requeue(&self, id: i64, now: DateTime<Utc>) -> Result<OutboxMessage, StoreError> {
+        self.run(move |conn| outbox::requeue(conn, id, now)).await
     }
 }

@@ -6,8 +6,8 @@ use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use payhook_domain::ports::{EventOutcome, StoredEvent};
 use payhook_domain::{
-    AmountMismatch, Currency, EventKind, GatewayEvent, Money, Order, OrderId, Payment, PaymentId,
-    References,
+    AmountMismatch, Currency, EventKind, GatewayEvent, Money, NotificationKind, Order, OrderId,
+    OutboxMessage, OutboxStatus, Payment, PaymentId, References,
 };
 
 use crate::schema::{orders, outbox, payments, webhook_events};
@@ -300,4 +300,48 @@ pub(crate) struct NewOutboxRow<'a> {
     pub attempts: i32,
     pub next_attempt_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
+}
+
+/// An outbox row as the dispatcher reads it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub(crate) struct OutboxRow {
+    pub id: i64,
+    pub kind: String,
+    pub order_id: i64,
+    pub payment_id: i64,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
+impl TryFrom<OutboxRow> for OutboxMessage {
+    type Error = CorruptRow;
+
+    fn try_from(row: OutboxRow) -> Result<Self, CorruptRow> {
+        let corrupt = |reason: String| CorruptRow::new("outbox", row.id, reason);
+        let kind = NotificationKind::parse(&row.kind)
+            .ok_or_else(|| corrupt(format!("unknown kind {:?}", row.kind)))?;
+        let status = OutboxStatus::parse(&row.status)
+            .ok_or_else(|| corrupt(format!("unknown status {:?}", row.status)))?;
+        let attempts =
+            u32::try_from(row.attempts).map_err(|_| corrupt("negative attempts".into()))?;
+        Ok(Self {
+            id: row.id,
+            kind,
+            order_id: OrderId(row.order_id),
+            payment_id: PaymentId(row.payment_id),
+            payload: row.payload,
+            status,
+            attempts,
+            last_error: row.last_error,
+            next_attempt_at: utc(row.next_attempt_at),
+            created_at: utc(row.created_at),
+            delivered_at: row.delivered_at.map(utc),
+        })
+    }
 }

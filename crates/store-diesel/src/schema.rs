@@ -68,6 +68,7 @@ diesel::table! {
         next_attempt_at -> Timestamp,
         created_at -> Timestamp,
         delivered_at -> Nullable<Timestamp>,
+        locked_until -> Nullable<Timestamp>,
     }
 }
 

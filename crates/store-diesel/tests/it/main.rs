@@ -11,6 +11,7 @@ mod concurrency;
 mod crud;
 mod migrations;
 mod open;
+mod outbox;
 mod reference;
 mod schema;
 mod support;

@@ -1,0 +1,239 @@
+//! Delivering the outbox: claiming due rows under a lease, recording the
+//! result of an attempt, listing and re-queueing.
+//!
+//! The claim takes, oldest first, the pending rows that are due, not leased
+//! (or whose lease ran out), and that are the oldest pending row of their
+//! order (so a later notification of an order waits for the earlier one;
+//! a dead row does not block). It sets `locked_until` to the end of the
+//! lease in the same transaction. On PostgreSQL the candidate rows are
+//! locked with `FOR UPDATE SKIP LOCKED`, so two dispatchers claiming at
+//! once take disjoint rows without waiting on each other; on SQLite the
+//! `BEGIN IMMEDIATE` write transaction serialises claims. The partial index
+//! `outbox_pending_order (order_id, id) WHERE status = 'pending'` serves the
+//! "oldest of its order" test; `outbox_status_next_attempt` the due scan.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Timestamp};
+use payhook_domain::ports::StoreError;
+use payhook_domain::{NextStep, OutboxMessage, OutboxStatus, RetryPolicy};
+
+use crate::conn::{write_transaction, DbConn};
+use crate::models::{naive, CorruptRow, OutboxRow};
+use crate::schema::outbox;
+
+/// The candidates of a claim; `$1`/`?1` is now, `$2`/`?2` the limit.
+const CLAIM_PG: &str = "SELECT o.id FROM outbox o \
+     WHERE o.status = 'pending' AND o.next_attempt_at <= $1 \
+       AND (o.locked_until IS NULL OR o.locked_until < $1) \
+       AND NOT EXISTS (SELECT 1 FROM outbox e \
+                       WHERE e.order_id = o.order_id AND e.status = 'pending' AND e.id < o.id) \
+     ORDER BY o.id LIMIT $2 \
+     FOR UPDATE OF o SKIP LOCKED";
+
+const CLAIM_SQLITE: &str = "SELECT o.id FROM outbox o \
+     WHERE o.status = 'pending' AND o.next_attempt_at <= ?1 \
+       AND (o.locked_until IS NULL OR o.locked_until < ?1) \
+       AND NOT EXISTS (SELECT 1 FROM outbox e \
+                       WHERE e.order_id = o.order_id AND e.status = 'pending' AND e.id < o.id) \
+     ORDER BY o.id LIMIT ?2";
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+fn db_error(error: diesel::result::Error) -> StoreError {
+    match error {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ClosedConnection,
+            _,
+        )
+        | diesel::result::Error::BrokenTransactionManager => {
+            StoreError::Unavailable(Box::new(error))
+        }
+        other => StoreError::Backend(Box::new(other)),
+    }
+}
+
+fn corrupt(error: CorruptRow) -> StoreError {
+    StoreError::Backend(Box::new(error))
+}
+
+/// A transaction body's error: the database's, or a refusal to roll back for.
+enum TxError {
+    Db(diesel::result::Error),
+    Store(StoreError),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Db(error)
+    }
+}
+
+fn transaction<T>(
+    conn: &mut DbConn,
+    body: impl FnOnce(&mut DbConn) -> Result<T, TxError>,
+) -> Result<T, StoreError> {
+    write_transaction(conn, body).map_err(|error| match error {
+        TxError::Db(db) => db_error(db),
+        TxError::Store(store) => store,
+    })
+}
+
+fn convert(rows: Vec<OutboxRow>) -> Result<Vec<OutboxMessage>, StoreError> {
+    rows.into_iter()
+        .map(|row| OutboxMessage::try_from(row).map_err(corrupt))
+        .collect()
+}
+
+pub(crate) fn claim_due(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    lease: Duration,
+    limit: u32,
+) -> Result<Vec<OutboxMessage>, StoreError> {
+    let at = naive(now);
+    let until = naive(now + TimeDelta::from_std(lease).unwrap_or(TimeDelta::MAX));
+    let limit = i64::from(limit);
+    transaction(conn, |conn| {
+        let ids: Vec<IdRow> = match conn {
+            DbConn::Pg(pg) => diesel::sql_query(CLAIM_PG)
+                .bind::<Timestamp, _>(at)
+                .bind::<BigInt, _>(limit)
+                .load(pg)?,
+            DbConn::Sqlite(sqlite) => diesel::sql_query(CLAIM_SQLITE)
+                .bind::<Timestamp, _>(at)
+                .bind::<BigInt, _>(limit)
+                .load(sqlite)?,
+        };
+        let ids: Vec<i64> = ids.into_iter().map(|row| row.id).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
+            .set(outbox::locked_until.eq(until))
+            .execute(conn)?;
+        let rows: Vec<OutboxRow> = outbox::table
+            .filter(outbox::id.eq_any(&ids))
+            .order(outbox::id)
+            .select(OutboxRow::as_select())
+            .load(conn)?;
+        convert(rows).map_err(TxError::Store)
+    })
+}
+
+pub(crate) fn mark_delivered(
+    conn: &mut DbConn,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let changed = diesel::update(outbox::table.find(id))
+        .set((
+            outbox::status.eq(OutboxStatus::Delivered.as_str()),
+            outbox::delivered_at.eq(naive(now)),
+            outbox::locked_until.eq(None::<chrono::NaiveDateTime>),
+        ))
+        .execute(conn)
+        .map_err(db_error)?;
+    if changed == 0 {
+        return Err(StoreError::NotificationNotFound(id));
+    }
+    Ok(())
+}
+
+pub(crate) fn mark_failed(
+    conn: &mut DbConn,
+    id: i64,
+    error: &str,
+    now: DateTime<Utc>,
+    policy: &RetryPolicy,
+    jitter: f64,
+) -> Result<OutboxStatus, StoreError> {
+    // Long answers are cut: the column is for an operator's eye.
+    let error: String = error.chars().take(1000).collect();
+    transaction(conn, |conn| {
+        let attempts: i32 = outbox::table
+            .find(id)
+            .select(outbox::attempts)
+            .first(conn)
+            .optional()?
+            .ok_or(TxError::Store(StoreError::NotificationNotFound(id)))?;
+        let attempts = attempts.saturating_add(1);
+        let failures = u32::try_from(attempts).unwrap_or(u32::MAX);
+        let (status, next) = match policy.next_step(failures, now, jitter) {
+            NextStep::RetryAt(at) => (OutboxStatus::Pending, at),
+            NextStep::Dead => (OutboxStatus::Dead, now),
+        };
+        diesel::update(outbox::table.find(id))
+            .set((
+                outbox::status.eq(status.as_str()),
+                outbox::attempts.eq(attempts),
+                outbox::last_error.eq(&error),
+                outbox::next_attempt_at.eq(naive(next)),
+                outbox::locked_until.eq(None::<chrono::NaiveDateTime>),
+            ))
+            .execute(conn)?;
+        Ok(status)
+    })
+}
+
+pub(crate) fn notifications(
+    conn: &mut DbConn,
+    status: Option<OutboxStatus>,
+    limit: u32,
+) -> Result<Vec<OutboxMessage>, StoreError> {
+    let mut query = outbox::table
+        .order(outbox::id)
+        .select(OutboxRow::as_select())
+        .limit(i64::from(limit))
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(outbox::status.eq(status.as_str()));
+    }
+    convert(query.load(conn).map_err(db_error)?)
+}
+
+pub(crate) fn requeue(
+    conn: &mut DbConn,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<OutboxMessage, StoreError> {
+    transaction(conn, |conn| {
+        let row: OutboxRow = outbox::table
+            .find(id)
+            .select(OutboxRow::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or(TxError::Store(StoreError::NotificationNotFound(id)))?;
+        let current = OutboxMessage::try_from(row).map_err(|e| TxError::Store(corrupt(e)))?;
+        if current.status != OutboxStatus::Dead {
+            return Err(TxError::Store(StoreError::NotificationNotDead {
+                id,
+                status: current.status.as_str(),
+            }));
+        }
+        // Only a row still dead: a concurrent re-queue does nothing twice.
+        diesel::update(
+            outbox::table
+                .find(id)
+                .filter(outbox::status.eq(OutboxStatus::Dead.as_str())),
+        )
+        .set((
+            outbox::status.eq(OutboxStatus::Pending.as_str()),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(naive(now)),
+            outbox::locked_until.eq(None::<chrono::NaiveDateTime>),
+        ))
+        .execute(conn)?;
+        let row: OutboxRow = outbox::table
+            .find(id)
+            .select(OutboxRow::as_select())
+            .first(conn)?;
+        OutboxMessage::try_from(row).map_err(|e| TxError::Store(corrupt(e)))
+    })
+}

@@ -1,0 +1,2 @@
+DROP INDEX outbox_pending_order;
+ALTER TABLE outbox DROP COLUMN locked_until;
