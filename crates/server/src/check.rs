@@ -77,6 +77,35 @@ pub fn describe(config: &Config) -> String {
         &config.failed_attempts_burst.to_string(),
     );
     line("PAYHOOK_MAX_IN_FLIGHT", &config.max_in_flight.to_string());
+    let notify = &config.notify;
+    line(
+        "PAYHOOK_NOTIFY_URL",
+        notify
+            .callback
+            .as_ref()
+            .map_or("(unset: notifications are logged)", |c| c.url.as_str()),
+    );
+    line("PAYHOOK_NOTIFY_SECRET", masked(notify.callback.is_some()));
+    line(
+        "PAYHOOK_NOTIFY_MAX_ATTEMPTS",
+        &notify.retry.max_attempts.to_string(),
+    );
+    line(
+        "PAYHOOK_NOTIFY_BACKOFF_BASE_MS",
+        &notify.retry.base.as_millis().to_string(),
+    );
+    line(
+        "PAYHOOK_NOTIFY_BACKOFF_MAX_MS",
+        &notify.retry.max.as_millis().to_string(),
+    );
+    line(
+        "PAYHOOK_NOTIFY_POLL_MS",
+        &notify.poll.as_millis().to_string(),
+    );
+    line(
+        "PAYHOOK_NOTIFY_TIMEOUT_MS",
+        &notify.timeout.as_millis().to_string(),
+    );
     line("PAYHOOK_GROUP_COMMIT", &config.group_commit.to_string());
     out
 }

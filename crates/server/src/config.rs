@@ -54,6 +54,8 @@ pub struct Config {
     pub failed_attempts_burst: NonZeroU32,
     /// Verified webhooks processed at once before 503.
     pub max_in_flight: usize,
+    /// Delivery of the outbox to the shop.
+    pub notify: NotifyConfig,
     /// Group commit: concurrent events share one transaction and one commit.
     pub group_commit: bool,
 }
@@ -109,6 +111,158 @@ fn secret_list(
         });
     }
     Ok(Some(secrets))
+}
+
+/// Where and how the outbox is delivered to the shop.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// `PAYHOOK_NOTIFY_URL` and its secret; `None` logs each notification
+    /// and marks it delivered.
+    pub callback: Option<NotifyCallback>,
+    /// Backoff and attempts (`PAYHOOK_NOTIFY_BACKOFF_BASE_MS`,
+    /// `PAYHOOK_NOTIFY_BACKOFF_MAX_MS`, `PAYHOOK_NOTIFY_MAX_ATTEMPTS`).
+    pub retry: payhook_domain::RetryPolicy,
+    /// How often the dispatcher looks for due rows (`PAYHOOK_NOTIFY_POLL_MS`).
+    pub poll: Duration,
+    /// How long one callback may take (`PAYHOOK_NOTIFY_TIMEOUT_MS`).
+    pub timeout: Duration,
+}
+
+/// The shop's callback endpoint.
+#[derive(Clone)]
+pub struct NotifyCallback {
+    /// An `http://` URL (`https://` needs a TLS-enabled build; see the docs).
+    pub url: String,
+    /// The Standard Webhooks signing key: the base64-decoded part of
+    /// `PAYHOOK_NOTIFY_SECRET=whsec_<base64>`.
+    pub key: Secret,
+}
+
+impl std::fmt::Debug for NotifyCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyCallback")
+            .field("url", &self.url)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Default of `PAYHOOK_NOTIFY_MAX_ATTEMPTS`.
+pub const DEFAULT_NOTIFY_MAX_ATTEMPTS: u32 = 12;
+/// Default of `PAYHOOK_NOTIFY_BACKOFF_BASE_MS`.
+pub const DEFAULT_NOTIFY_BACKOFF_BASE_MS: u64 = 5_000;
+/// Default of `PAYHOOK_NOTIFY_BACKOFF_MAX_MS`.
+pub const DEFAULT_NOTIFY_BACKOFF_MAX_MS: u64 = 600_000;
+/// Default of `PAYHOOK_NOTIFY_POLL_MS`.
+pub const DEFAULT_NOTIFY_POLL_MS: u64 = 500;
+/// Default of `PAYHOOK_NOTIFY_TIMEOUT_MS`.
+pub const DEFAULT_NOTIFY_TIMEOUT_MS: u64 = 10_000;
+
+fn notify_config(get: &dyn Fn(&str) -> Option<String>) -> Result<NotifyConfig, ConfigError> {
+    let invalid = |variable: &'static str, reason: &str| ConfigError {
+        variable,
+        reason: reason.to_owned(),
+    };
+    let millis = |variable: &'static str, default: u64| -> Result<Duration, ConfigError> {
+        match get(variable) {
+            None => Ok(Duration::from_millis(default)),
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Ok(Duration::from_millis(n)),
+                _ => Err(invalid(
+                    variable,
+                    "expected a positive number of milliseconds",
+                )),
+            },
+        }
+    };
+    let callback = match (get("PAYHOOK_NOTIFY_URL"), get("PAYHOOK_NOTIFY_SECRET")) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(invalid(
+                "PAYHOOK_NOTIFY_URL",
+                "must be set together with PAYHOOK_NOTIFY_SECRET",
+            ))
+        }
+        (Some(_), None) => {
+            return Err(invalid(
+                "PAYHOOK_NOTIFY_SECRET",
+                "required when PAYHOOK_NOTIFY_URL is set (whsec_<base64>)",
+            ))
+        }
+        (Some(url), Some(secret)) => {
+            let url = url.trim().to_owned();
+            let rest = url.strip_prefix("http://");
+            if rest.is_none() && url.starts_with("https://") {
+                return Err(invalid(
+                    "PAYHOOK_NOTIFY_URL",
+                    "https:// is not supported by this build yet; use http:// (e.g. behind a TLS proxy)",
+                ));
+            }
+            if rest.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
+                return Err(invalid(
+                    "PAYHOOK_NOTIFY_URL",
+                    "expected an http:// URL with a host",
+                ));
+            }
+            use base64::Engine as _;
+            let key = secret
+                .trim()
+                .strip_prefix("whsec_")
+                .and_then(|encoded| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(encoded)
+                        .ok()
+                })
+                .filter(|key| !key.is_empty())
+                .ok_or_else(|| {
+                    invalid(
+                        "PAYHOOK_NOTIFY_SECRET",
+                        "expected whsec_ followed by base64 (a Standard Webhooks secret)",
+                    )
+                })?;
+            // The key is raw bytes; kept as base64 text in a Secret so it never prints.
+            Some(NotifyCallback {
+                url,
+                key: Secret::new(base64::engine::general_purpose::STANDARD.encode(key)),
+            })
+        }
+    };
+    let max_attempts = match get("PAYHOOK_NOTIFY_MAX_ATTEMPTS") {
+        None => DEFAULT_NOTIFY_MAX_ATTEMPTS,
+        Some(text) => match text.trim().parse::<u32>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(invalid(
+                    "PAYHOOK_NOTIFY_MAX_ATTEMPTS",
+                    "expected a positive whole number",
+                ))
+            }
+        },
+    };
+    let base = millis(
+        "PAYHOOK_NOTIFY_BACKOFF_BASE_MS",
+        DEFAULT_NOTIFY_BACKOFF_BASE_MS,
+    )?;
+    let max = millis(
+        "PAYHOOK_NOTIFY_BACKOFF_MAX_MS",
+        DEFAULT_NOTIFY_BACKOFF_MAX_MS,
+    )?;
+    if max < base {
+        return Err(invalid(
+            "PAYHOOK_NOTIFY_BACKOFF_MAX_MS",
+            "must not be below PAYHOOK_NOTIFY_BACKOFF_BASE_MS",
+        ));
+    }
+    Ok(NotifyConfig {
+        callback,
+        retry: payhook_domain::RetryPolicy {
+            base,
+            max,
+            max_attempts,
+        },
+        poll: millis("PAYHOOK_NOTIFY_POLL_MS", DEFAULT_NOTIFY_POLL_MS)?,
+        timeout: millis("PAYHOOK_NOTIFY_TIMEOUT_MS", DEFAULT_NOTIFY_TIMEOUT_MS)?,
+    })
 }
 
 /// The defaults of the design brief.
@@ -256,11 +410,14 @@ impl Config {
             Some(_) => return Err(invalid("PAYHOOK_GROUP_COMMIT", "expected true or false")),
         };
 
+        let notify = notify_config(&get)?;
+
         Ok(Self {
             log_format,
             failed_attempts_per_second,
             failed_attempts_burst,
             max_in_flight,
+            notify,
             group_commit,
             database_url: Secret::new(database_url),
             addr,
@@ -376,6 +533,64 @@ mod tests {
                 .unwrap()
                 .allow_unsigned_generic
         );
+    }
+
+    #[test]
+    fn notifications_default_to_logging_with_the_documented_schedule() {
+        let notify = config(&[]).unwrap().notify;
+        assert!(notify.callback.is_none());
+        assert_eq!(notify.retry, payhook_domain::RetryPolicy::default());
+        assert_eq!(notify.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_notify_url_needs_a_standard_webhooks_secret() {
+        let url = ("PAYHOOK_NOTIFY_URL", "http://127.0.0.1:9/hook");
+        let cases: [&[(&str, &str)]; 5] = [
+            &[url],
+            &[url, ("PAYHOOK_NOTIFY_SECRET", "plain-text")],
+            &[url, ("PAYHOOK_NOTIFY_SECRET", "whsec_!!!")],
+            &[url, ("PAYHOOK_NOTIFY_SECRET", "whsec_")],
+            &[
+                ("PAYHOOK_NOTIFY_URL", "http://127.0.0.1:9/"),
+                ("PAYHOOK_NOTIFY_SECRET", "whsec_dGVzdA=="),
+                ("PAYHOOK_NOTIFY_BACKOFF_BASE_MS", "soon"),
+            ],
+        ];
+        let expected = [
+            "PAYHOOK_NOTIFY_SECRET",
+            "PAYHOOK_NOTIFY_SECRET",
+            "PAYHOOK_NOTIFY_SECRET",
+            "PAYHOOK_NOTIFY_SECRET",
+            "PAYHOOK_NOTIFY_BACKOFF_BASE_MS",
+        ];
+        for (vars, variable) in cases.iter().zip(expected) {
+            assert_eq!(config(vars).unwrap_err().variable, variable, "{vars:?}");
+        }
+        for bad in ["ftp://x", "http://", "nowhere"] {
+            let error = config(&[
+                ("PAYHOOK_NOTIFY_URL", bad),
+                ("PAYHOOK_NOTIFY_SECRET", "whsec_dGVzdA=="),
+            ])
+            .unwrap_err();
+            assert_eq!(error.variable, "PAYHOOK_NOTIFY_URL", "{bad}");
+        }
+        let error = config(&[("PAYHOOK_NOTIFY_SECRET", "whsec_dGVzdA==")]).unwrap_err();
+        assert_eq!(error.variable, "PAYHOOK_NOTIFY_URL");
+        let notify = config(&[
+            url,
+            ("PAYHOOK_NOTIFY_SECRET", "whsec_dGVzdA=="),
+            ("PAYHOOK_NOTIFY_MAX_ATTEMPTS", "3"),
+            ("PAYHOOK_NOTIFY_BACKOFF_BASE_MS", "50"),
+            ("PAYHOOK_NOTIFY_BACKOFF_MAX_MS", "200"),
+        ])
+        .unwrap()
+        .notify;
+        assert_eq!(notify.retry.max_attempts, 3);
+        assert_eq!(notify.retry.base, Duration::from_millis(50));
+        let callback = notify.callback.unwrap();
+        assert_eq!(callback.url, "http://127.0.0.1:9/hook");
+        assert!(!format!("{callback:?}").contains("dGVzdA"));
     }
 
     #[test]

@@ -7,10 +7,13 @@
 
 pub mod check;
 pub mod config;
+pub mod dispatcher;
 pub mod error;
 pub mod gateways;
 pub mod limits;
 pub mod metrics;
+pub mod notify;
+pub mod openapi;
 pub mod routes;
 pub mod runtime;
 pub mod startup;

@@ -42,6 +42,29 @@ pub struct LimitLabel {
     pub reason: &'static str,
 }
 
+/// Labels of `payhook_notifications_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabel {
+    /// `delivered`, `retried` or `dead`.
+    pub outcome: &'static str,
+}
+
+/// The notification counter, shared with the outbox dispatcher.
+#[derive(Clone, Debug, Default)]
+pub struct NotificationCounter(Family<NotificationLabel, Counter>);
+
+impl NotificationCounter {
+    /// Counts one delivery attempt's result: `delivered`, `retried` or `dead`.
+    pub fn count(&self, outcome: &'static str) {
+        self.0.get_or_create(&NotificationLabel { outcome }).inc();
+    }
+
+    /// The count of `outcome` so far.
+    pub fn get(&self, outcome: &'static str) -> u64 {
+        self.0.get_or_create(&NotificationLabel { outcome }).get()
+    }
+}
+
 /// Every metric of the server.
 pub struct Metrics {
     registry: Registry,
@@ -52,6 +75,7 @@ pub struct Metrics {
     pool: Family<PoolLabel, Gauge>,
     pool_size: Gauge,
     outbox_backlog: Gauge,
+    notifications: NotificationCounter,
 }
 
 impl Default for Metrics {
@@ -109,7 +133,14 @@ impl Metrics {
             "Outbox rows not yet delivered to the shop",
             outbox_backlog.clone(),
         );
+        let notifications = NotificationCounter::default();
+        registry.register(
+            "notifications",
+            "Outbox delivery attempts to the shop by outcome (delivered, retried, dead)",
+            notifications.0.clone(),
+        );
         Self {
+            notifications,
             registry,
             webhooks,
             latency,
@@ -143,6 +174,11 @@ impl Metrics {
         self.rate_limited
             .get_or_create(&LimitLabel { reason })
             .inc();
+    }
+
+    /// The notification counter, for the dispatcher.
+    pub fn notification_counter(&self) -> NotificationCounter {
+        self.notifications.clone()
     }
 
     /// Renders the registry after setting the scrape-time gauges.

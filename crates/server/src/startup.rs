@@ -2,19 +2,22 @@
 //! gateways, bind the listener. Tests bind port 0 through the same path.
 
 use std::net::TcpListener;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use payhook_domain::ports::Store;
+use payhook_domain::ports::{Notifier, OutboxStore, Store};
 use payhook_domain::{PaymentService, WebhookService};
 use payhook_store_diesel::{DieselStore, StoreOptions};
 
-use crate::config::Config;
+use crate::config::{Config, NotifyConfig};
+use crate::dispatcher::{DispatchSettings, Dispatcher, BATCH, LEASE};
 use crate::gateways::Gateways;
 use crate::limits::Limits;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, NotificationCounter};
+use crate::notify::{HttpNotifier, LogNotifier};
 use crate::routes::routes;
 use crate::runtime::{ApiToken, RandomTransactionIds, SystemClock};
 use crate::telemetry::RequestId;
@@ -101,6 +104,8 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Arc<DieselStore>,
+    notify: NotifyConfig,
+    notification_counter: NotificationCounter,
 }
 
 impl Application {
@@ -147,6 +152,16 @@ impl Application {
                 config.max_in_flight,
             ),
         });
+        let notification_counter = state.metrics.notification_counter();
+        match &config.notify.callback {
+            Some(callback) => tracing::info!(
+                url = %callback.url,
+                "notifications are POSTed to PAYHOOK_NOTIFY_URL, signed (Standard Webhooks)"
+            ),
+            None => tracing::warn!(
+                "PAYHOOK_NOTIFY_URL is not set: notifications are logged and marked delivered"
+            ),
+        }
         let listener = TcpListener::bind(config.addr)
             .with_context(|| format!("cannot listen on PAYHOOK_ADDR {}", config.addr))?;
         let port = listener
@@ -175,6 +190,8 @@ impl Application {
             port,
             server,
             store,
+            notify: config.notify.clone(),
+            notification_counter,
         })
     }
 
@@ -190,8 +207,38 @@ impl Application {
 
     /// Serves until the process is asked to stop (SIGINT or SIGTERM), then
     /// lets in-flight requests finish.
+    ///
+    /// The outbox dispatcher runs beside the server on the same runtime and
+    /// stops after the requests have drained (finishing the batch in flight).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let notifier: Rc<dyn Notifier> = match &self.notify.callback {
+            Some(callback) => Rc::new(HttpNotifier::new(callback, self.notify.timeout)),
+            None => Rc::new(LogNotifier),
+        };
+        let outbox: Arc<dyn OutboxStore> = self.store.clone();
+        let dispatcher = Dispatcher::new(
+            outbox,
+            notifier,
+            DispatchSettings {
+                retry: self.notify.retry,
+                poll: self.notify.poll,
+                // Longer than any delivery can take, so a live claim never expires.
+                lease: LEASE.max(self.notify.timeout * 2),
+                batch: BATCH,
+            },
+            self.notification_counter.clone(),
+        );
+        let dispatching = actix_web::rt::spawn(dispatcher.run(stopped));
+        let served = self.server.await;
+        let _ = stop.send(true);
+        let grace = self.notify.timeout + std::time::Duration::from_secs(2);
+        if tokio::time::timeout(grace, dispatching).await.is_err() {
+            tracing::warn!(
+                "the outbox dispatcher did not stop in time; its claims expire by lease"
+            );
+        }
+        served?;
         tracing::info!("requests drained; closing the database pool");
         drop(self.store);
         Ok(())

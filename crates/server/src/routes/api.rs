@@ -9,6 +9,7 @@ use payhook_domain::{
     AmountText, Currency, Money, Order, OrderId, Payment, PaymentError, PaymentId,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -43,9 +44,12 @@ fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-#[derive(Serialize)]
+/// An amount with its currency.
+#[derive(Serialize, ToSchema)]
 struct MoneyBody {
+    /// A decimal string such as `150.00`.
     amount: String,
+    #[schema(value_type = String, example = "USD")]
     currency: &'static str,
 }
 
@@ -58,12 +62,17 @@ impl From<Money> for MoneyBody {
     }
 }
 
-#[derive(Serialize)]
+/// An order.
+#[derive(Serialize, ToSchema)]
 struct OrderBody {
+    #[schema(value_type = i64)]
     id: OrderId,
     client_id: String,
+    /// A decimal string such as `150.00`.
     total: String,
+    #[schema(value_type = String, example = "USD")]
     currency: &'static str,
+    #[schema(value_type = String, example = "pending")]
     status: &'static str,
     created_at: String,
     updated_at: String,
@@ -83,20 +92,27 @@ impl From<Order> for OrderBody {
     }
 }
 
-#[derive(Serialize)]
+/// What the payment expected and what the gateway reported.
+#[derive(Serialize, ToSchema)]
 struct MismatchBody {
     expected: MoneyBody,
     received: MoneyBody,
 }
 
-#[derive(Serialize)]
+/// A payment.
+#[derive(Serialize, ToSchema)]
 struct PaymentBody {
+    #[schema(value_type = i64)]
     id: PaymentId,
+    #[schema(value_type = i64)]
     order_id: OrderId,
     transaction_id: String,
     payment_method: String,
+    #[schema(value_type = String, example = "created")]
     status: &'static str,
+    /// A decimal string such as `150.00`.
     amount: String,
+    #[schema(value_type = String, example = "USD")]
     currency: &'static str,
     external_id: Option<String>,
     gateway_reference: Option<String>,
@@ -136,15 +152,35 @@ fn money(amount: &AmountText, currency: &str, field: &str) -> Result<Money, ApiE
 }
 
 /// Body of `POST /api/v1/orders/`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
+    #[schema(min_length = 1, max_length = 255)]
     client_id: String,
+    #[schema(value_type = crate::openapi::AmountInput)]
     total: AmountText,
+    #[schema(pattern = "^[A-Za-z]{3}$", example = "USD")]
     currency: String,
 }
 
 /// `POST /api/v1/orders/`: 201 with the new pending order.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/",
+    tag = "orders",
+    security(("bearer" = [])),
+    request_body = CreateOrder,
+    responses(
+        (status = 201, description = "The new pending order", body = OrderBody),
+        (status = 400, description = "Malformed JSON, unknown field, invalid amount or currency", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn create_order(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -158,6 +194,23 @@ pub async fn create_order(
 }
 
 /// `GET /api/v1/orders/{id}/`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}/",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "payhook's order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderBody),
+        (status = 404, description = "No order has this id", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn get_order(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -169,16 +222,37 @@ pub async fn get_order(
 }
 
 /// Body of `POST /api/v1/order-payments/`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePayment {
     order_id: i64,
+    #[schema(min_length = 1, max_length = 255)]
     payment_method: String,
+    #[schema(value_type = crate::openapi::AmountInput)]
     amount: AmountText,
+    #[schema(pattern = "^[A-Za-z]{3}$", example = "USD")]
     currency: String,
 }
 
 /// `POST /api/v1/order-payments/`: 201 with the new payment and its `TXN-` id.
+#[utoipa::path(
+    post,
+    path = "/api/v1/order-payments/",
+    tag = "payments",
+    security(("bearer" = [])),
+    request_body = CreatePayment,
+    responses(
+        (status = 201, description = "The new payment, status `created`", body = PaymentBody),
+        (status = 400, description = "Malformed JSON, unknown field, invalid amount or currency, or no such order", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The order cannot take this payment", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn create_payment(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -203,6 +277,23 @@ pub async fn create_payment(
 }
 
 /// `GET /api/v1/order-payments/{id}/`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/order-payments/{id}/",
+    tag = "payments",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "payhook's payment id")),
+    responses(
+        (status = 200, description = "The payment", body = PaymentBody),
+        (status = 404, description = "No payment has this id", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn get_payment(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -214,15 +305,36 @@ pub async fn get_payment(
 }
 
 /// Body of `POST /api/v1/order-payments/{id}/external-pending/`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExternalPending {
+    #[schema(min_length = 1, max_length = 255)]
     external_id: String,
 }
 
 /// `POST /api/v1/order-payments/{id}/external-pending/`: 200 with the payment
 /// in `pending_external`; 409 when it is already completed or the external
 /// id belongs to another payment of the gateway.
+#[utoipa::path(
+    post,
+    path = "/api/v1/order-payments/{id}/external-pending/",
+    tag = "payments",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "payhook's payment id")),
+    request_body = ExternalPending,
+    responses(
+        (status = 200, description = "The payment, status `pending_external`", body = PaymentBody),
+        (status = 400, description = "Malformed JSON or unknown field", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No payment has this id", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The payment is completed, or the external id belongs to another payment", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn external_pending(
     request: HttpRequest,
     state: web::Data<AppState>,

@@ -13,7 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use payhook_domain::ports::{EventDetail, EventFilter, EventOutcome, StoredEvent};
 use payhook_domain::{PaymentId, WebhookError};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::routes::api::authorize;
@@ -30,14 +30,17 @@ fn timestamp(at: DateTime<Utc>) -> String {
 }
 
 /// One event in a listing: no body, no references.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct EventItem {
     id: i64,
     gateway: String,
     event_id: String,
     event_type: String,
+    #[schema(value_type = String)]
     kind: &'static str,
+    #[schema(value_type = crate::openapi::EventOutcomeName)]
     outcome: &'static str,
+    #[schema(value_type = Option<i64>)]
     payment_id: Option<PaymentId>,
     attempts: u32,
     received_at: String,
@@ -64,7 +67,7 @@ impl From<StoredEvent> for EventItem {
 /// One event read alone: the listing's fields, the references and amount it
 /// was looked up by, and the raw body: `payload` when it is UTF-8 text,
 /// else `payload_base64`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct EventDetailBody {
     #[serde(flatten)]
     item: EventItem,
@@ -72,6 +75,7 @@ struct EventDetailBody {
     ref_external_id: Option<String>,
     ref_gateway_reference: Option<String>,
     amount: Option<String>,
+    #[schema(value_type = Option<String>)]
     currency: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     payload: Option<String>,
@@ -99,6 +103,14 @@ impl From<EventDetail> for EventDetailBody {
             payload_base64,
         }
     }
+}
+
+/// One page of `GET /api/v1/webhook-events/`.
+#[derive(Serialize, ToSchema)]
+struct EventPage {
+    items: Vec<EventItem>,
+    /// The `after_id` of the next page; `null` on the last one.
+    next_after_id: Option<i64>,
 }
 
 /// The query of `GET /api/v1/webhook-events/`, as text: each value is read
@@ -200,6 +212,31 @@ impl ListQuery {
 /// `gateway`, `outcome`, `payment_id`, `received_after` (inclusive) and
 /// `received_before` (exclusive) as RFC 3339; pages: `limit` (default 50,
 /// at most 500) and the cursor `after_id`. 400 names a bad parameter.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-events/",
+    tag = "webhook events",
+    security(("bearer" = [])),
+    params(
+        ("gateway" = Option<String>, Query, min_length = 1, max_length = 255, description = "Only this gateway's events, e.g. `stripe`"),
+        ("outcome" = inline(Option<crate::openapi::EventOutcomeName>), Query, description = "Only events with this outcome"),
+        ("payment_id" = Option<i64>, Query, minimum = 0, description = "Only events applied to this payment"),
+        ("received_after" = Option<String>, Query, format = DateTime, description = "Received at or after this RFC 3339 time"),
+        ("received_before" = Option<String>, Query, format = DateTime, description = "Received before this RFC 3339 time"),
+        ("after_id" = Option<i64>, Query, minimum = 0, description = "The cursor: events with a larger id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, default 50"),
+    ),
+    responses(
+        (status = 200, description = "One page of events by ascending id", body = EventPage),
+        (status = 400, description = "A query parameter is invalid or unknown", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_events(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -210,10 +247,10 @@ pub async fn list_events(
     let filter = query.into_inner().into_filter()?;
     let page = state.webhooks.events(filter).await?;
     let items: Vec<EventItem> = page.items.into_iter().map(EventItem::from).collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "items": items,
-        "next_after_id": page.next_after_id,
-    })))
+    Ok(HttpResponse::Ok().json(EventPage {
+        items,
+        next_after_id: page.next_after_id,
+    }))
 }
 
 fn not_found(id: i64) -> ApiError {
@@ -222,6 +259,23 @@ fn not_found(id: i64) -> ApiError {
 
 /// `GET /api/v1/webhook-events/{id}/`: the event with its references,
 /// amount and raw body; 404 when no event has this id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-events/{id}/",
+    tag = "webhook events",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the event's id")),
+    responses(
+        (status = 200, description = "The event with its references, amount and raw body", body = EventDetailBody),
+        (status = 404, description = "No event has this id", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn get_event(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -241,6 +295,24 @@ pub async fn get_event(
 /// as the webhook endpoint would (200 success or already processed, 404
 /// while no payment matches, 400 for an amount refused under `reject`).
 /// 404 too when no event has this id.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-events/{id}/replay/",
+    tag = "webhook events",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the event's id")),
+    responses(
+        (status = 200, description = "Applied, already processed, or ignored", body = crate::openapi::WebhookAnswer),
+        (status = 400, description = "The amount was refused under the `reject` policy", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No event has this id, or no payment matches it yet", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn replay_event(
     request: HttpRequest,
     state: web::Data<AppState>,

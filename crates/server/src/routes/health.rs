@@ -7,11 +7,26 @@ use serde_json::json;
 use crate::startup::AppState;
 
 /// `GET /healthz`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "The process answers", body = crate::openapi::HealthBody)),
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: the database answers and is migrated.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "The database answers and is migrated", body = crate::openapi::HealthBody),
+        (status = 503, description = "The database is unreachable", body = crate::openapi::HealthBody),
+    ),
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.store.ping().await {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
@@ -25,6 +40,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /metrics`: Prometheus (OpenMetrics) text. Unauthenticated like the
 /// health checks; expose it only where the scraper can reach it.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "Prometheus (OpenMetrics) text", body = String,
+         content_type = "application/openmetrics-text"),
+    ),
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let store = state.store.clone();
     let backlog = match store.outbox_backlog().await {

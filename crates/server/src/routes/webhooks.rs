@@ -135,6 +135,47 @@ fn is_json(request: &HttpRequest) -> bool {
 /// included, with the gateway, event id when known, outcome, latency and
 /// client address (the request id comes from the request's span); never the
 /// body, a secret or a signature.
+#[utoipa::path(
+    post,
+    path = "/api/v1/order-payments/webhooks/{gateway}/",
+    tag = "webhooks",
+    params(
+        ("gateway" = inline(crate::openapi::GatewaySegment), Path,
+         description = "`payment` (generic), `stripe` or `paypal`"),
+        ("Stripe-Signature" = Option<String>, Header,
+         description = "Stripe: `t=<unix seconds>,v1=<hex>[,v1=<hex>...]`"),
+        ("PAYPAL-TRANSMISSION-ID" = Option<String>, Header, description = "PayPal"),
+        ("PAYPAL-TRANSMISSION-TIME" = Option<String>, Header, description = "PayPal"),
+        ("PAYPAL-TRANSMISSION-SIG" = Option<String>, Header, description = "PayPal"),
+        ("PAYPAL-CERT-URL" = Option<String>, Header, description = "PayPal"),
+        ("PAYPAL-AUTH-ALGO" = Option<String>, Header, description = "PayPal: `SHA256withRSA`"),
+        ("webhook-id" = Option<String>, Header, description = "Generic, Standard Webhooks"),
+        ("webhook-timestamp" = Option<String>, Header, description = "Generic, Standard Webhooks: unix seconds"),
+        ("webhook-signature" = Option<String>, Header,
+         description = "Generic, Standard Webhooks: `v1,<base64 HMAC-SHA256>`"),
+        ("X-Webhook-Signature" = Option<String>, Header,
+         description = "Generic, simple scheme: `sha256=<hex HMAC-SHA256 of the body>`"),
+    ),
+    request_body(
+        content = Object,
+        content_type = "application/json",
+        description = "The gateway's event, verified on its raw bytes before any parsing",
+    ),
+    responses(
+        (status = 200, description = "Applied, already processed, or an event type that is not handled (`ignored`)",
+         body = crate::openapi::WebhookAnswer),
+        (status = 400, description = "Missing or invalid signature, stale timestamp, malformed JSON, \
+                                      a payload lacking what the event needs, or an amount refused", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such gateway, or no payment matches (the event is kept)", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is over PAYHOOK_MAX_BODY_BYTES", body = crate::openapi::ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many failed verifications from this client", body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 500, description = "Processing error; nothing was changed, a retry can succeed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The gateway is not configured, the server is busy or the database is unavailable",
+         body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn receive(
     segment: web::Path<String>,
     request: HttpRequest,

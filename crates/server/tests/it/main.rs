@@ -12,6 +12,8 @@ mod generic_flow;
 mod health;
 mod helpers;
 mod management_api;
+mod notifications;
+mod openapi;
 mod operations;
 mod paypal_flow;
 mod processes;

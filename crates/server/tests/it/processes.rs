@@ -27,15 +27,15 @@ use crate::helpers::{intent_succeeded, now, stripe_signature, API_TOKEN, STRIPE_
 const POSTGRES_ENV: &str = "PAYHOOK_TEST_POSTGRES_URL";
 
 /// A fresh PostgreSQL database for one test, dropped at the end.
-struct PostgresDb {
+pub(crate) struct PostgresDb {
     admin_url: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl PostgresDb {
     /// `None`, said loudly, when no PostgreSQL is configured.
-    fn create(test: &str) -> Option<Self> {
+    pub(crate) fn create(test: &str) -> Option<Self> {
         let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
             assert!(
                 std::env::var_os("PAYHOOK_REQUIRE_POSTGRES").is_none(),
@@ -142,7 +142,7 @@ impl Server {
     }
 
     /// `kill -9`: no graceful shutdown, no flush.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.child.kill().expect("SIGKILL the server");
         self.child.wait().expect("reap the server");
     }
