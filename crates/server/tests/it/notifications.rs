@@ -202,6 +202,21 @@ async fn api(app: &TestApp, method: &str, path: &str) -> (StatusCode, Value) {
     (response.status(), body)
 }
 
+/// Waits until the outbox holds `count` rows, all delivered: the receiver
+/// answers before the dispatcher records the delivery, so a test that saw
+/// the receipt must still wait for the row.
+async fn all_delivered(app: &TestApp, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = app.store.outbox().await.expect("outbox");
+        if rows.len() == count && rows.iter().all(|r| r.status == "delivered") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{rows:?}");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn metrics_text(app: &TestApp) -> String {
     let mut response = awc::Client::default()
         .get(format!("{}/metrics", app.address))
@@ -219,6 +234,7 @@ async fn a_confirmation_is_delivered_signed_with_its_ids() {
     let payment = confirmed_payment(&app, "pi_notify_1").await;
 
     let delivered = receiver.wait_delivered(1, Duration::from_secs(10)).await;
+    all_delivered(&app, 1).await;
     let body = &delivered[0].body;
     assert_eq!(body["type"], "order.paid");
     assert_eq!(body["order_id"], payment["order_id"]);
@@ -235,11 +251,16 @@ async fn a_confirmation_is_delivered_signed_with_its_ids() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["notifications"][0]["id"], id);
     assert_eq!(list["notifications"][0]["status"], "delivered");
-    let metrics = metrics_text(&app).await;
-    assert!(
-        metrics.contains("payhook_notifications_total{outcome=\"delivered\"} 1"),
-        "{metrics}"
-    );
+    // The counter moves just after the row is marked: poll it too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = metrics_text(&app).await;
+        if metrics.contains("payhook_notifications_total{outcome=\"delivered\"} 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
     receiver.stop().await;
 }
 
@@ -250,6 +271,7 @@ async fn two_500s_are_retried_under_the_same_webhook_id() {
     confirmed_payment(&app, "pi_notify_retry").await;
 
     receiver.wait_delivered(1, Duration::from_secs(10)).await;
+    all_delivered(&app, 1).await;
     let receipts = receiver.receipts();
     let answers: Vec<u16> = receipts.iter().map(|r| r.answered).collect();
     assert_eq!(answers, [500, 500, 200]);
