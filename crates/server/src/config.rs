@@ -131,7 +131,8 @@ pub struct NotifyConfig {
 /// The shop's callback endpoint.
 #[derive(Clone)]
 pub struct NotifyCallback {
-    /// An `http://` URL (`https://` needs a TLS-enabled build; see the docs).
+    /// An `https://` URL (TLS with rustls and the Mozilla root certificates)
+    /// or, for a local receiver, `http://`.
     pub url: String,
     /// The Standard Webhooks signing key: the base64-decoded part of
     /// `PAYHOOK_NOTIFY_SECRET=whsec_<base64>`.
@@ -191,17 +192,13 @@ fn notify_config(get: &dyn Fn(&str) -> Option<String>) -> Result<NotifyConfig, C
         }
         (Some(url), Some(secret)) => {
             let url = url.trim().to_owned();
-            let rest = url.strip_prefix("http://");
-            if rest.is_none() && url.starts_with("https://") {
-                return Err(invalid(
-                    "PAYHOOK_NOTIFY_URL",
-                    "https:// is not supported by this build yet; use http:// (e.g. behind a TLS proxy)",
-                ));
-            }
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
             if rest.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
                 return Err(invalid(
                     "PAYHOOK_NOTIFY_URL",
-                    "expected an http:// URL with a host",
+                    "expected an https:// or http:// URL with a host",
                 ));
             }
             use base64::Engine as _;
@@ -567,7 +564,7 @@ mod tests {
         for (vars, variable) in cases.iter().zip(expected) {
             assert_eq!(config(vars).unwrap_err().variable, variable, "{vars:?}");
         }
-        for bad in ["ftp://x", "http://", "nowhere"] {
+        for bad in ["ftp://x", "http://", "https://", "https:///path", "nowhere"] {
             let error = config(&[
                 ("PAYHOOK_NOTIFY_URL", bad),
                 ("PAYHOOK_NOTIFY_SECRET", "whsec_dGVzdA=="),
@@ -591,6 +588,15 @@ mod tests {
         let callback = notify.callback.unwrap();
         assert_eq!(callback.url, "http://127.0.0.1:9/hook");
         assert!(!format!("{callback:?}").contains("dGVzdA"));
+        let https = config(&[
+            ("PAYHOOK_NOTIFY_URL", "https://shop.example/payhook"),
+            ("PAYHOOK_NOTIFY_SECRET", "whsec_dGVzdA=="),
+        ])
+        .unwrap();
+        assert_eq!(
+            https.notify.callback.unwrap().url,
+            "https://shop.example/payhook"
+        );
     }
 
     #[test]

@@ -48,6 +48,10 @@ impl HttpNotifier {
     /// A notifier for `callback`, giving each call `timeout` to answer.
     /// Must be created on the thread that will run it (awc is thread-bound).
     pub fn new(callback: &NotifyCallback, timeout: Duration) -> Self {
+        // rustls needs a process-wide crypto provider for https:// calls;
+        // ring is the one payhook already uses. A second install (a second
+        // notifier, tests) finds it there, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = awc::Client::builder()
             .timeout(timeout)
             .disable_redirects()

@@ -487,3 +487,29 @@ async fn two_processes_on_one_postgres_deliver_each_row_once() {
     drop((a, b));
     receiver.stop().await;
 }
+
+#[actix_rt::test]
+async fn an_https_callback_goes_through_tls_and_a_failed_handshake_is_retried() {
+    // The receiver speaks plain HTTP: a TLS client must fail its handshake
+    // (and say so in last_error) rather than send the body in clear.
+    let receiver = Receiver::start(0);
+    let https = receiver.url.replacen("http://", "https://", 1);
+    let app = app_notifying(&https, "12");
+    confirmed_payment(&app, "pi_notify_tls").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        let (status, list) = api(&app, "GET", "/api/v1/notifications/?status=pending").await;
+        assert_eq!(status, StatusCode::OK);
+        if let Some(error) = list["notifications"][0]["last_error"].as_str() {
+            break error.to_owned();
+        }
+        assert!(Instant::now() < deadline, "{list}");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(error.contains("unreachable"), "{error}");
+    assert!(
+        receiver.delivered().is_empty(),
+        "nothing delivered in clear"
+    );
+    receiver.stop().await;
+}
