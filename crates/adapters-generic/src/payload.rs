@@ -7,13 +7,12 @@
 //! looked at: a verified confirmation must not fail over data payhook does
 //! not use.
 
-use std::borrow::Cow;
-
 use payhook_domain::ports::{Headers, ParseError};
 use payhook_domain::{AmountText, Currency, EventKind, GatewayEvent, References};
 use serde::Deserialize;
-use serde_json::error::Category;
 use serde_json::value::RawValue;
+
+use payhook_domain::json::{describe, invalid, non_empty, starts_an_object, text};
 
 use crate::event_id;
 
@@ -32,10 +31,6 @@ struct Payload<'a> {
     currency: Option<&'a RawValue>,
 }
 
-/// A JSON string, borrowed from the body unless it has escapes.
-#[derive(Deserialize)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-
 /// What `status` means. Exact, lower-case names only: a gateway that sends
 /// something else is misconfigured, and a 400 naming the field says so
 /// sooner than a silently ignored event would.
@@ -53,8 +48,8 @@ pub(crate) fn parse<H: Headers + ?Sized>(
     headers: &H,
     body: &[u8],
 ) -> Result<GatewayEvent, ParseError> {
-    let payload: Payload<'_> =
-        serde_json::from_slice(body).map_err(|error| ParseError::Malformed(describe(&error)))?;
+    let payload: Payload<'_> = serde_json::from_slice(body)
+        .map_err(|error| ParseError::Malformed(describe(&error, "a payment object")))?;
     if !starts_an_object(body) {
         return Err(ParseError::Malformed("expected a JSON object".to_owned()));
     }
@@ -104,50 +99,6 @@ pub(crate) fn parse<H: Headers + ?Sized>(
         references,
         amount: Some(amount),
     })
-}
-
-/// A string field, or `None` for an absent or `null` one.
-fn text<'a>(
-    raw: Option<&'a RawValue>,
-    field: &'static str,
-) -> Result<Option<Cow<'a, str>>, ParseError> {
-    let Some(raw) = raw else {
-        return Ok(None);
-    };
-    serde_json::from_str::<Option<Text<'a>>>(raw.get())
-        .map(|text| text.map(|Text(value)| value))
-        .map_err(|_| invalid(field, "expected a string"))
-}
-
-/// Serde would also fill a struct from a JSON array, field by field in
-/// order; no gateway means that, so only objects are taken.
-fn starts_an_object(json: &[u8]) -> bool {
-    json.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
-}
-
-/// Empty references cannot match anything, so they are dropped here rather
-/// than stored as if they meant something.
-fn non_empty(value: Option<Cow<'_, str>>) -> Option<String> {
-    value.filter(|value| !value.is_empty()).map(Cow::into_owned)
-}
-
-fn invalid(field: &'static str, reason: &str) -> ParseError {
-    ParseError::InvalidField {
-        field,
-        reason: reason.to_owned(),
-    }
-}
-
-/// Says what is wrong and where, without serde's text, which can quote
-/// parts of the body.
-fn describe(error: &serde_json::Error) -> String {
-    let what = match error.classify() {
-        Category::Syntax => "invalid JSON",
-        Category::Eof => "unexpected end of JSON",
-        Category::Data => "not a payment object (or a repeated key)",
-        Category::Io => "unreadable body",
-    };
-    format!("{what} at line {} column {}", error.line(), error.column())
 }
 
 #[cfg(test)]

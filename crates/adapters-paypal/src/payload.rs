@@ -15,13 +15,12 @@
 //! types payhook does not handle: PayPal sends many resource shapes, and an
 //! ignored event must not fail because of one of them.
 
-use std::borrow::Cow;
-
 use payhook_domain::ports::ParseError;
 use payhook_domain::{Currency, EventKind, GatewayEvent, Money, References};
 use serde::Deserialize;
-use serde_json::error::Category;
 use serde_json::value::RawValue;
+
+use payhook_domain::json::{describe, invalid, nested, non_empty, starts_an_object, text};
 
 /// The top level of every PayPal webhook event.
 #[derive(Deserialize)]
@@ -69,10 +68,6 @@ struct RelatedIds<'a> {
     order_id: Option<&'a RawValue>,
 }
 
-/// A JSON string, borrowed from the body unless it has escapes.
-#[derive(Deserialize)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-
 /// The handled event types; `None` for all others. Names match exactly, as
 /// PayPal sends them.
 fn classify(event_type: &str) -> Option<EventKind> {
@@ -85,8 +80,8 @@ fn classify(event_type: &str) -> Option<EventKind> {
 
 /// Reads a PayPal event body. See the module documentation for what is read.
 pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(body).map_err(|error| ParseError::Malformed(describe(&error)))?;
+    let envelope: Envelope<'_> = serde_json::from_slice(body)
+        .map_err(|error| ParseError::Malformed(describe(&error, "an event object")))?;
     if !starts_an_object(body) {
         return Err(ParseError::Malformed("expected a JSON object".to_owned()));
     }
@@ -181,62 +176,9 @@ fn read_amount(amount: Option<&RawValue>) -> Result<Money, ParseError> {
     })
 }
 
-/// A string field, or `None` for an absent or `null` one.
-fn text<'a>(
-    raw: Option<&'a RawValue>,
-    field: &'static str,
-) -> Result<Option<Cow<'a, str>>, ParseError> {
-    let Some(raw) = raw else {
-        return Ok(None);
-    };
-    serde_json::from_str::<Option<Text<'a>>>(raw.get())
-        .map(|text| text.map(|Text(value)| value))
-        .map_err(|_| invalid(field, "expected a string"))
-}
-
 /// The raw value unless it is absent or `null`.
 fn present(raw: Option<&RawValue>) -> Option<&RawValue> {
     raw.filter(|raw| raw.get() != "null")
-}
-
-/// A nested JSON object read into `T`. The raw value is already valid JSON,
-/// so the only ways to fail are not being an object or repeating a key.
-fn nested<'a, T: Deserialize<'a>>(raw: &'a RawValue, field: &'static str) -> Result<T, ParseError> {
-    if !starts_an_object(raw.get().as_bytes()) {
-        return Err(invalid(field, "expected an object"));
-    }
-    serde_json::from_str(raw.get()).map_err(|_| invalid(field, "has a duplicate key"))
-}
-
-/// Serde would also fill a struct from a JSON array, field by field in
-/// order; PayPal never sends that, so only objects are taken.
-fn starts_an_object(json: &[u8]) -> bool {
-    json.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
-}
-
-/// Empty references cannot match anything, so they are dropped here rather
-/// than stored as if they meant something.
-fn non_empty(value: Option<Cow<'_, str>>) -> Option<String> {
-    value.filter(|value| !value.is_empty()).map(Cow::into_owned)
-}
-
-fn invalid(field: &'static str, reason: &str) -> ParseError {
-    ParseError::InvalidField {
-        field,
-        reason: reason.to_owned(),
-    }
-}
-
-/// Says what is wrong and where, without serde's text, which can quote
-/// parts of the body.
-fn describe(error: &serde_json::Error) -> String {
-    let what = match error.classify() {
-        Category::Syntax => "invalid JSON",
-        Category::Eof => "unexpected end of JSON",
-        Category::Data => "not an event object (or a repeated key)",
-        Category::Io => "unreadable body",
-    };
-    format!("{what} at line {} column {}", error.line(), error.column())
 }
 
 #[cfg(test)]

@@ -7,13 +7,12 @@
 //! for event types payhook does not handle: Stripe sends dozens of object
 //! shapes, and an ignored event must not fail because of one of them.
 
-use std::borrow::Cow;
-
 use payhook_domain::ports::ParseError;
 use payhook_domain::{Currency, EventKind, GatewayEvent, Money, MoneyError, References};
 use serde::Deserialize;
-use serde_json::error::Category;
 use serde_json::value::RawValue;
+
+use payhook_domain::json::{describe, invalid, nested, non_empty, starts_an_object, text};
 
 /// The top level of every Stripe event.
 #[derive(Deserialize)]
@@ -57,10 +56,6 @@ struct Metadata<'a> {
     transaction_id: Option<&'a RawValue>,
 }
 
-/// A JSON string, borrowed from the body unless it has escapes.
-#[derive(Deserialize)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-
 /// Which kind of Stripe object a handled event carries.
 #[derive(Clone, Copy)]
 enum ObjectKind {
@@ -81,8 +76,8 @@ fn classify(event_type: &str) -> Option<(EventKind, ObjectKind)> {
 
 /// Reads a Stripe event body. See the module documentation for what is read.
 pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(body).map_err(|error| ParseError::Malformed(describe(&error)))?;
+    let envelope: Envelope<'_> = serde_json::from_slice(body)
+        .map_err(|error| ParseError::Malformed(describe(&error, "an event object")))?;
     if !starts_an_object(body) {
         return Err(ParseError::Malformed("expected a JSON object".to_owned()));
     }
@@ -264,59 +259,6 @@ fn minor_units(raw: Option<&RawValue>, field: &'static str) -> Result<Option<i64
         None if number.is_u64() => Err(invalid(field, "out of range")),
         None => Err(invalid(field, "expected an integer count of minor units")),
     }
-}
-
-/// A string field, or `None` for an absent or `null` one.
-fn text<'a>(
-    raw: Option<&'a RawValue>,
-    field: &'static str,
-) -> Result<Option<Cow<'a, str>>, ParseError> {
-    let Some(raw) = raw else {
-        return Ok(None);
-    };
-    serde_json::from_str::<Option<Text<'a>>>(raw.get())
-        .map(|text| text.map(|Text(value)| value))
-        .map_err(|_| invalid(field, "expected a string"))
-}
-
-/// A nested JSON object read into `T`. The raw value is already valid JSON,
-/// so the only ways to fail are not being an object or repeating a key.
-fn nested<'a, T: Deserialize<'a>>(raw: &'a RawValue, field: &'static str) -> Result<T, ParseError> {
-    if !starts_an_object(raw.get().as_bytes()) {
-        return Err(invalid(field, "expected an object"));
-    }
-    serde_json::from_str(raw.get()).map_err(|_| invalid(field, "has a duplicate key"))
-}
-
-/// Serde would also fill a struct from a JSON array, field by field in
-/// order; Stripe never sends that, so only objects are taken.
-fn starts_an_object(json: &[u8]) -> bool {
-    json.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
-}
-
-/// Empty references cannot match anything, so they are dropped here rather
-/// than stored as if they meant something.
-fn non_empty(value: Option<Cow<'_, str>>) -> Option<String> {
-    value.filter(|value| !value.is_empty()).map(Cow::into_owned)
-}
-
-fn invalid(field: &'static str, reason: &str) -> ParseError {
-    ParseError::InvalidField {
-        field,
-        reason: reason.to_owned(),
-    }
-}
-
-/// Says what is wrong and where, without serde's text, which can quote
-/// parts of the body.
-fn describe(error: &serde_json::Error) -> String {
-    let what = match error.classify() {
-        Category::Syntax => "invalid JSON",
-        Category::Eof => "unexpected end of JSON",
-        Category::Data => "not an event object (or a repeated key)",
-        Category::Io => "unreadable body",
-    };
-    format!("{what} at line {} column {}", error.line(), error.column())
 }
 
 #[cfg(test)]

@@ -137,6 +137,7 @@
 
 pub mod decision;
 pub mod event;
+pub mod json;
 pub mod money;
 pub mod outbox;
 pub mod payment;
