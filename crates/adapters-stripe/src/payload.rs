@@ -1,20 +1,39 @@
 //! Stripe's event envelope (`{"id":"evt_...","type":"...","data":{"object":{...}}}`)
 //! read into a [`GatewayEvent`].
 //!
-//! Only the few fields payhook uses are deserialised, each as a borrowed raw
-//! JSON value that is then read on its own, so that an error can name the
-//! exact field and never quotes the body. `data` is not looked into at all
-//! for event types payhook does not handle: Stripe sends dozens of object
-//! shapes, and an ignored event must not fail because of one of them.
+//! The body is parsed once: the envelope, `data`, `data.object` and its
+//! `metadata` are deserialised together, and every member payhook does not
+//! use is skipped unread. Stripe sends `type` after `data`, so while `data`
+//! is read it is not yet known whether the event is handled, and nothing
+//! read there may fail yet: the members payhook uses are kept as borrowed
+//! raw JSON (a few bytes each, decoded only if the type needs them) and the
+//! objects on the way as [`Nested`], judged once the type is known. That way
+//! an event type payhook does not handle never fails because of its `data`
+//! (Stripe sends dozens of object shapes), and an error names the exact
+//! field and never quotes the body.
+//!
+//! Two consequences of the single pass, both for bodies Stripe never sends:
+//! a body that is not UTF-8 anywhere is malformed, and so is one where
+//! serde_json cannot decode a member name of `data`, `data.object` or
+//! `metadata`, or a non-object value in place of one of them (a string with
+//! an unpaired surrogate escape such as `"\ud800"`, a number beyond `f64`),
+//! whatever the event type.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use payhook_domain::json::{describe, invalid, non_empty, starts_an_object, text};
 use payhook_domain::ports::ParseError;
 use payhook_domain::{Currency, EventKind, GatewayEvent, Money, MoneyError, References};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use payhook_domain::json::{describe, invalid, nested, non_empty, starts_an_object, text};
-
 /// The top level of every Stripe event.
+///
+/// Derived, so that a repeated `id`, `type` or `data` is refused as
+/// malformed, as serde refuses any repeated field.
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
@@ -22,38 +41,79 @@ struct Envelope<'a> {
     #[serde(borrow, rename = "type")]
     event_type: Option<&'a RawValue>,
     #[serde(borrow)]
-    data: Option<&'a RawValue>,
+    data: Option<Nested<Data<'a>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Data<'a> {
-    #[serde(borrow)]
-    object: Option<&'a RawValue>,
+    object: Option<Nested<StripeObject<'a>>>,
 }
 
-/// The fields payhook reads from a PaymentIntent or a Charge.
-#[derive(Deserialize)]
+/// The members payhook reads from a PaymentIntent or a Charge.
+#[derive(Default)]
 struct StripeObject<'a> {
-    #[serde(borrow)]
     id: Option<&'a RawValue>,
-    #[serde(borrow)]
     amount: Option<&'a RawValue>,
-    #[serde(borrow)]
     amount_received: Option<&'a RawValue>,
-    #[serde(borrow)]
     currency: Option<&'a RawValue>,
-    #[serde(borrow)]
     payment_intent: Option<&'a RawValue>,
-    #[serde(borrow)]
-    metadata: Option<&'a RawValue>,
-    #[serde(borrow)]
+    metadata: Option<Nested<Metadata<'a>>>,
     captured: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Metadata<'a> {
-    #[serde(borrow)]
     transaction_id: Option<&'a RawValue>,
+}
+
+impl<'de: 'a, 'a> Members<'de> for Data<'a> {
+    const NAMES: &'static [&'static str] = &["object"];
+
+    fn read<A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<(), A::Error> {
+        match name {
+            "object" => self.object = map.next_value()?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+impl<'de: 'a, 'a> Members<'de> for StripeObject<'a> {
+    const NAMES: &'static [&'static str] = &[
+        "id",
+        "amount",
+        "amount_received",
+        "currency",
+        "payment_intent",
+        "metadata",
+        "captured",
+    ];
+
+    fn read<A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<(), A::Error> {
+        match name {
+            "id" => self.id = map.next_value()?,
+            "amount" => self.amount = map.next_value()?,
+            "amount_received" => self.amount_received = map.next_value()?,
+            "currency" => self.currency = map.next_value()?,
+            "payment_intent" => self.payment_intent = map.next_value()?,
+            "metadata" => self.metadata = map.next_value()?,
+            "captured" => self.captured = map.next_value()?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+impl<'de: 'a, 'a> Members<'de> for Metadata<'a> {
+    const NAMES: &'static [&'static str] = &["transaction_id"];
+
+    fn read<A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<(), A::Error> {
+        match name {
+            "transaction_id" => self.transaction_id = map.next_value()?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
 }
 
 /// Which kind of Stripe object a handled event carries.
@@ -76,8 +136,16 @@ fn classify(event_type: &str) -> Option<(EventKind, ObjectKind)> {
 
 /// Reads a Stripe event body. See the module documentation for what is read.
 pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
-    let envelope: Envelope<'_> = serde_json::from_slice(body)
+    // serde_json checks the UTF-8 only of the strings it hands over, not of
+    // the members skipped unread; checking the whole body first makes a
+    // body that is not UTF-8 malformed wherever the bad byte is, and lets
+    // serde_json skip its own per-string check.
+    let json = std::str::from_utf8(body)
+        .map_err(|error| ParseError::Malformed(describe_not_utf8(body, error.valid_up_to())))?;
+    let envelope: Envelope<'_> = serde_json::from_str(json)
         .map_err(|error| ParseError::Malformed(describe(&error, "an event object")))?;
+    // Checked after the parse so that invalid JSON is reported as such; the
+    // derived `Envelope` would also accept `[id, type, data]`.
     if !starts_an_object(body) {
         return Err(ParseError::Malformed("expected a JSON object".to_owned()));
     }
@@ -91,22 +159,23 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
     }
 
     let Some((kind, object_kind)) = classify(&event_type) else {
-        return Ok(GatewayEvent {
-            gateway: crate::NAME.to_owned(),
-            event_id: event_id.into_owned(),
-            event_type: event_type.into_owned(),
-            kind: EventKind::NotHandled,
-            references: References::default(),
-            amount: None,
-        });
+        return Ok(not_handled(event_id, event_type));
     };
 
-    let data: Data<'_> = match envelope.data {
-        Some(raw) => nested(raw, "data")?,
+    let data = match envelope.data {
+        Some(data) => members(data, "data")?,
         None => return Err(ParseError::MissingField("data.object")),
     };
-    let object: StripeObject<'_> = match data.object {
-        Some(raw) => nested(raw, "data.object")?,
+    let StripeObject {
+        id,
+        amount,
+        amount_received,
+        currency,
+        payment_intent,
+        metadata,
+        captured,
+    } = match data.object {
+        Some(object) => members(object, "data.object")?,
         None => return Err(ParseError::MissingField("data.object")),
     };
 
@@ -116,35 +185,30 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
     // capture) does.
     if matches!(object_kind, ObjectKind::Charge)
         && kind == EventKind::Succeeded
-        && object.captured.map(RawValue::get) == Some("false")
+        && captured.map(RawValue::get) == Some("false")
     {
-        return Ok(GatewayEvent {
-            gateway: crate::NAME.to_owned(),
-            event_id: event_id.into_owned(),
-            event_type: event_type.into_owned(),
-            kind: EventKind::NotHandled,
-            references: References::default(),
-            amount: None,
-        });
+        return Ok(not_handled(event_id, event_type));
     }
 
-    let own_id = non_empty(text(object.id, "data.object.id")?);
+    let own_id = non_empty(text(id, "data.object.id")?);
     let payment_intent_id = match object_kind {
         ObjectKind::PaymentIntent => own_id.clone(),
-        ObjectKind::Charge => non_empty(text(object.payment_intent, "data.object.payment_intent")?),
+        ObjectKind::Charge => non_empty(text(payment_intent, "data.object.payment_intent")?),
     };
-    let transaction_id = match object.metadata {
-        Some(raw) => {
-            let metadata: Metadata<'_> = nested(raw, "data.object.metadata")?;
-            non_empty(text(
-                metadata.transaction_id,
-                "data.object.metadata.transaction_id",
-            )?)
-        }
+    let transaction_id = match metadata {
+        Some(metadata) => non_empty(text(
+            members(metadata, "data.object.metadata")?.transaction_id,
+            "data.object.metadata.transaction_id",
+        )?),
         None => None,
     };
 
-    let amount = read_amount(&object, &event_type)?;
+    let received = if event_type == "payment_intent.succeeded" {
+        amount_received
+    } else {
+        None
+    };
+    let amount = read_amount(received, amount, currency)?;
 
     Ok(GatewayEvent {
         gateway: crate::NAME.to_owned(),
@@ -160,27 +224,38 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
     })
 }
 
+/// An event payhook does not act on: its id and type, nothing else.
+fn not_handled(event_id: Cow<'_, str>, event_type: Cow<'_, str>) -> GatewayEvent {
+    GatewayEvent {
+        gateway: crate::NAME.to_owned(),
+        event_id: event_id.into_owned(),
+        event_type: event_type.into_owned(),
+        kind: EventKind::NotHandled,
+        references: References::default(),
+        amount: None,
+    }
+}
+
 /// The amount the event reports, in payhook's minor units.
 ///
-/// A succeeded PaymentIntent reports what was actually received
-/// (`amount_received`, which is less than `amount` after a partial capture);
-/// everything else reports `amount`.
-fn read_amount(object: &StripeObject<'_>, event_type: &str) -> Result<Money, ParseError> {
-    let received = if event_type == "payment_intent.succeeded" {
-        minor_units(object.amount_received, "data.object.amount_received")?
-            .filter(|&value| value > 0)
-    } else {
-        None
-    };
+/// `received` is `amount_received` for a succeeded PaymentIntent and `None`
+/// otherwise: such an event reports what was actually received (less than
+/// `amount` after a partial capture); everything else reports `amount`.
+fn read_amount(
+    received: Option<&RawValue>,
+    amount: Option<&RawValue>,
+    currency: Option<&RawValue>,
+) -> Result<Money, ParseError> {
+    let received = minor_units(received, "data.object.amount_received")?.filter(|&value| value > 0);
     let (stripe_minor, amount_field) = match received {
         Some(value) => (value, "data.object.amount_received"),
         None => (
-            minor_units(object.amount, "data.object.amount")?
+            minor_units(amount, "data.object.amount")?
                 .ok_or(ParseError::MissingField("data.object.amount"))?,
             "data.object.amount",
         ),
     };
-    let code = text(object.currency, "data.object.currency")?
+    let code = text(currency, "data.object.currency")?
         .ok_or(ParseError::MissingField("data.object.currency"))?;
     let currency = Currency::parse(&code).map_err(|source| ParseError::Money {
         field: "data.object.currency",
@@ -259,6 +334,156 @@ fn minor_units(raw: Option<&RawValue>, field: &'static str) -> Result<Option<i64
         None if number.is_u64() => Err(invalid(field, "out of range")),
         None => Err(invalid(field, "expected an integer count of minor units")),
     }
+}
+
+/// The members of a nested object; `InvalidField` naming `field` when it is
+/// not an object or repeats a member payhook reads.
+fn members<T>(nested: Nested<T>, field: &'static str) -> Result<T, ParseError> {
+    match nested {
+        Nested::Object(members) => Ok(members),
+        Nested::RepeatedMember => Err(invalid(field, "has a duplicate key")),
+        Nested::NotAnObject => Err(invalid(field, "expected an object")),
+    }
+}
+
+/// `Malformed`'s text for a body that is not UTF-8 at byte `index`, placed
+/// the way serde_json places its errors (1-based line, column counted in
+/// bytes), and like them never quoting the body.
+fn describe_not_utf8(body: &[u8], index: usize) -> String {
+    let before = &body[..index];
+    let line_start = before
+        .iter()
+        .rposition(|&byte| byte == b'\n')
+        .map_or(0, |newline| newline + 1);
+    let line = 1 + before.iter().filter(|&&byte| byte == b'\n').count();
+    format!(
+        "invalid JSON at line {line} column {}",
+        index + 1 - line_start
+    )
+}
+
+/// A member payhook expects to be an object, kept whatever its JSON type
+/// until the event type says whether it matters.
+enum Nested<T> {
+    /// An object, with the members payhook reads.
+    Object(T),
+    /// An object that repeats a member payhook reads: which value counts
+    /// would be a matter of parser choice, so the whole object is refused,
+    /// as serde's derive refuses a repeated field.
+    RepeatedMember,
+    /// Any other JSON type, skipped unread.
+    NotAnObject,
+}
+
+/// An object whose members payhook reads, filled one member at a time as
+/// the body is parsed.
+trait Members<'de>: Default {
+    /// The names of the members read; at most 32, one bit each. Other
+    /// members are skipped unread.
+    const NAMES: &'static [&'static str];
+
+    /// Reads the value of the member `name`, one of [`Members::NAMES`],
+    /// met for the first time.
+    fn read<A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<(), A::Error>;
+}
+
+impl<'de, T: Members<'de>> Deserialize<'de> for Nested<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NestedVisitor(PhantomData))
+    }
+}
+
+struct NestedVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Members<'de>> Visitor<'de> for NestedVisitor<T> {
+    type Value = Nested<T>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Nested<T>, A::Error> {
+        let mut members = T::default();
+        let mut seen = 0_u32;
+        let mut repeated = false;
+        while let Some(index) = map.next_key_seed(MemberName(T::NAMES))? {
+            match index {
+                Some(index) if seen & (1 << index) == 0 => {
+                    seen |= 1 << index;
+                    members.read(T::NAMES[index], &mut map)?;
+                }
+                // The rest is still parsed: a syntax error later in the
+                // body must be reported as such.
+                Some(_) => {
+                    repeated = true;
+                    skip(&mut map)?;
+                }
+                None => skip(&mut map)?,
+            }
+        }
+        Ok(if repeated {
+            Nested::RepeatedMember
+        } else {
+            Nested::Object(members)
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Nested<T>, A::Error> {
+        IgnoredAny.visit_seq(seq)?;
+        Ok(Nested::NotAnObject)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Nested<T>, E> {
+        Ok(Nested::NotAnObject)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Nested<T>, E> {
+        Ok(Nested::NotAnObject)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Nested<T>, E> {
+        Ok(Nested::NotAnObject)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Nested<T>, E> {
+        Ok(Nested::NotAnObject)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Nested<T>, E> {
+        Ok(Nested::NotAnObject)
+    }
+}
+
+/// Reads a member name as its position in a list of names, `None` for a
+/// name not in it. Escaped names are compared unescaped, as serde's derive
+/// compares them.
+struct MemberName(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for MemberName {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberName {
+    type Value = Option<usize>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a member name")
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|known| *known == name))
+    }
+}
+
+/// Skips the value of the member just read. `IgnoredAny` makes serde_json
+/// check the syntax without building anything, and without recursion, so
+/// deep nesting costs no stack.
+fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+    map.next_value::<IgnoredAny>().map(drop)
 }
 
 #[cfg(test)]
@@ -441,5 +666,117 @@ mod tests {
         let body = br#"["secret_value_xyz"]"#;
         let message = parse(body).unwrap_err().to_string();
         assert!(!message.contains("secret_value_xyz"), "{message}");
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_malformed_wherever_the_byte_is() {
+        // In a member nobody reads, too: JSON between systems must be UTF-8.
+        let body = b"{\"id\":\"evt_1\",\n  \"note\":\"\xff\",\"type\":\"invoice.paid\"}";
+        assert_eq!(
+            parse(body),
+            Err(ParseError::Malformed(
+                "invalid JSON at line 2 column 11".into()
+            ))
+        );
+        let object = b"{\"id\":\"ch_1\",\"amount\":1,\"currency\":\"usd\",\"x\":\"\xc3\"}";
+        let mut body = br#"{"id":"evt_1","type":"charge.succeeded","data":{"object":"#.to_vec();
+        body.extend_from_slice(object);
+        body.extend_from_slice(b"}}");
+        assert!(matches!(parse(&body), Err(ParseError::Malformed(_))));
+    }
+
+    #[test]
+    fn the_type_may_come_before_or_after_data() {
+        let object = r#"{"id":"ch_1","payment_intent":"pi_1","amount":100,"currency":"usd"}"#;
+        let first =
+            format!(r#"{{"type":"charge.succeeded","id":"evt_1","data":{{"object":{object}}}}}"#);
+        let last =
+            format!(r#"{{"id":"evt_1","data":{{"object":{object}}},"type":"charge.succeeded"}}"#);
+        let event = parse(first.as_bytes()).unwrap();
+        assert_eq!(event.kind, EventKind::Succeeded);
+        assert_eq!(parse(last.as_bytes()), Ok(event));
+    }
+
+    #[test]
+    fn escaped_envelope_strings_and_member_names_are_unescaped() {
+        let body = br#"{"i\u0064":"evt_\u0031","type":"charge.succ\u0065eded","data":{"obj\u0065ct":{"\u0069d":"ch_1","amount":100,"currency":"usd","metadata":{"transaction_i\u0064":"TXN-1"}}}}"#;
+        let event = parse(body).unwrap();
+        assert_eq!(event.event_id, "evt_1");
+        assert_eq!(event.kind, EventKind::Succeeded);
+        assert_eq!(event.references.gateway_reference.as_deref(), Some("ch_1"));
+        assert_eq!(event.references.transaction_id.as_deref(), Some("TXN-1"));
+    }
+
+    #[test]
+    fn a_repeated_member_counts_only_where_payhook_reads_it() {
+        let repeated = [
+            (r#"{"object":{"id":"ch_1"},"object":{"id":"ch_2"}}"#, "data"),
+            (
+                r#"{"object":{"id":"ch_1","i\u0064":"ch_2","amount":1,"currency":"usd"}}"#,
+                "data.object",
+            ),
+            (
+                r#"{"object":{"id":"ch_1","amount":1,"currency":"usd","metadata":{"transaction_id":"a","transaction_id":"b"}}}"#,
+                "data.object.metadata",
+            ),
+        ];
+        for (data, field) in repeated {
+            let handled = format!(r#"{{"id":"evt_1","type":"charge.succeeded","data":{data}}}"#);
+            assert_eq!(
+                parse(handled.as_bytes()),
+                Err(invalid(field, "has a duplicate key")),
+                "{data}"
+            );
+            let ignored = handled.replace("charge.succeeded", "invoice.paid");
+            assert_eq!(
+                parse(ignored.as_bytes()).unwrap().kind,
+                EventKind::NotHandled,
+                "{data}"
+            );
+        }
+        // Members payhook does not read may repeat.
+        let data = r#"{"object":{"id":"ch_1","amount":1,"currency":"usd","x":1,"x":2,"metadata":{"y":1,"y":2}},"z":1,"z":2}"#;
+        let body = format!(r#"{{"id":"evt_1","type":"charge.failed","data":{data}}}"#);
+        assert_eq!(parse(body.as_bytes()).unwrap().kind, EventKind::Failed);
+    }
+
+    #[test]
+    fn undecodable_members_payhook_reads_are_judged_by_the_event_type() {
+        // Kept raw, so an unhandled event does not fail on them.
+        let object = r#"{"id":"\ud800","amount":1e400,"currency":"usd"}"#;
+        let body =
+            format!(r#"{{"id":"evt_1","type":"invoice.paid","data":{{"object":{object}}}}}"#);
+        assert_eq!(parse(body.as_bytes()).unwrap().kind, EventKind::NotHandled);
+        assert!(matches!(
+            parse_object(object, "charge.succeeded"),
+            Err(ParseError::InvalidField {
+                field: "data.object.id",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn undecodable_values_on_the_way_to_them_are_malformed() {
+        for data in [
+            r#""\ud800""#,
+            "1e400",
+            r#"{"object":"\udc00"}"#,
+            r#"{"\ud800":1}"#,
+            r#"{"object":{"metadata":-1e400}}"#,
+        ] {
+            let body = format!(r#"{{"id":"evt_1","type":"invoice.paid","data":{data}}}"#);
+            assert!(
+                matches!(parse(body.as_bytes()), Err(ParseError::Malformed(_))),
+                "{data}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_member_list_fits_the_mask_of_seen_members() {
+        assert!(Data::NAMES.len() <= 32);
+        assert!(StripeObject::NAMES.len() <= 32);
+        assert!(Metadata::NAMES.len() <= 32);
     }
 }

@@ -4,11 +4,13 @@
 //! This module only reads the header and checks MACs; it never looks inside
 //! the body, which must arrive exactly as Stripe sent it.
 
+use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use payhook_domain::ports::VerifyError;
 use ring::hmac;
+use subtle::ConstantTimeEq;
 
 /// The header Stripe puts its signatures in.
 pub const SIGNATURE_HEADER: &str = "Stripe-Signature";
@@ -18,9 +20,9 @@ pub const SIGNATURE_HEADER: &str = "Stripe-Signature";
 /// and refusing it keeps the parsing work bounded.
 const MAX_HEADER_BYTES: usize = 8 * 1024;
 
-/// At most this many `v1` items are tried. Each costs one HMAC over the
-/// whole body per configured secret, so a hostile header with hundreds of
-/// them would otherwise multiply the work.
+/// At most this many `v1` items are tried. Stripe sends one per active
+/// secret; the cap keeps the candidates on the stack and the comparisons
+/// bounded whatever a hostile header holds.
 const MAX_SIGNATURES: usize = 8;
 
 /// Length of an HMAC-SHA256 tag.
@@ -28,11 +30,42 @@ const TAG_BYTES: usize = 32;
 
 /// What the header says, once read.
 #[derive(Debug, PartialEq, Eq)]
-struct SignatureHeader {
+struct SignatureHeader<'a> {
     timestamp: i64,
-    /// The first [`MAX_SIGNATURES`] `v1` values that are 32 bytes of hex;
-    /// others cannot match and are dropped without computing anything.
-    candidates: Vec<[u8; TAG_BYTES]>,
+    /// `t` as Stripe's libraries sign it: they format the integer, so
+    /// leading zeros of the header's text are not signed.
+    signed_timestamp: &'a str,
+    candidates: Candidates,
+}
+
+/// Those of the first [`MAX_SIGNATURES`] `v1` values that are 32 bytes of
+/// hex; others cannot match and are dropped without computing anything.
+/// Kept on the stack: a call is verified without allocating.
+#[derive(Default)]
+struct Candidates {
+    tags: [[u8; TAG_BYTES]; MAX_SIGNATURES],
+    /// How many of `tags` are filled; the others are unused space.
+    len: usize,
+}
+
+impl Candidates {
+    fn as_slice(&self) -> &[[u8; TAG_BYTES]] {
+        &self.tags[..self.len]
+    }
+}
+
+impl PartialEq for Candidates {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Candidates {}
+
+impl fmt::Debug for Candidates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
 }
 
 /// Checks `header` (the `Stripe-Signature` value, if any) against `body`
@@ -47,24 +80,28 @@ pub(crate) fn verify(
     let header = header.ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
     let SignatureHeader {
         timestamp,
+        signed_timestamp,
         candidates,
     } = read_header(header)?;
+    let candidates = candidates.as_slice();
 
-    // Stripe's libraries sign the timestamp as a formatted integer, not as
-    // the header's text, so a `t` with leading zeros signs the same way.
-    let timestamp_text = timestamp.to_string();
-    let mut signed_payload = Vec::with_capacity(timestamp_text.len() + 1 + body.len());
-    signed_payload.extend_from_slice(timestamp_text.as_bytes());
-    signed_payload.push(b'.');
-    signed_payload.extend_from_slice(body);
-
-    // `hmac::verify` compares in constant time; which key or which candidate
-    // matched is not secret, so stopping at the first match is fine.
-    let matched = keys.iter().any(|key| {
-        candidates
-            .iter()
-            .any(|candidate| hmac::verify(key, &signed_payload, candidate).is_ok())
-    });
+    // One MAC per key, whatever the number of candidates. Which key or which
+    // candidate matched is not secret, so stopping at the first match is
+    // fine; each comparison itself takes the same time wherever the tags
+    // differ.
+    let matched = !candidates.is_empty()
+        && keys.iter().any(|key| {
+            // Stripe signs "{t}.{body}": fed in pieces, the body is not
+            // copied into a new buffer.
+            let mut context = hmac::Context::with_key(key);
+            context.update(signed_timestamp.as_bytes());
+            context.update(b".");
+            context.update(body);
+            let expected = context.sign();
+            candidates
+                .iter()
+                .any(|candidate| tags_equal(expected.as_ref(), candidate))
+        });
     if !matched {
         return Err(VerifyError::BadSignature);
     }
@@ -78,17 +115,25 @@ pub(crate) fn verify(
     Ok(())
 }
 
+/// Compares a computed tag with a candidate in time independent of where
+/// they differ (`subtle`), since ring compares in constant time only inside
+/// `hmac::verify`, which needs the signed bytes in one slice.
+fn tags_equal(computed: &[u8], candidate: &[u8; TAG_BYTES]) -> bool {
+    // A length is public; HMAC-SHA256 tags always have this one.
+    computed.len() == TAG_BYTES && bool::from(computed.ct_eq(candidate.as_slice()))
+}
+
 /// Splits the header into items at `,` and each item at its first `=`.
 /// Items without `=` and unknown keys (`v0`, future schemes) are ignored,
 /// as Stripe's libraries do.
-fn read_header(header: &str) -> Result<SignatureHeader, VerifyError> {
+fn read_header(header: &str) -> Result<SignatureHeader<'_>, VerifyError> {
     let malformed = VerifyError::MalformedHeader(SIGNATURE_HEADER);
     if header.len() > MAX_HEADER_BYTES {
         return Err(malformed);
     }
     let mut timestamp = None;
     let mut v1_items = 0_usize;
-    let mut candidates = Vec::new();
+    let mut candidates = Candidates::default();
     for (key, value) in header.split(',').filter_map(|item| item.split_once('=')) {
         match key {
             "t" => {
@@ -97,29 +142,34 @@ fn read_header(header: &str) -> Result<SignatureHeader, VerifyError> {
                 if timestamp.is_some() {
                     return Err(malformed);
                 }
-                timestamp = Some(read_timestamp(value).ok_or(malformed.clone())?);
+                let seconds = read_timestamp(value).ok_or(malformed.clone())?;
+                timestamp = Some((seconds, signed_text(value)));
             }
             "v1" => {
                 v1_items += 1;
                 if v1_items > MAX_SIGNATURES {
                     continue;
                 }
-                let mut tag = [0_u8; TAG_BYTES];
+                // Fewer candidates than `v1` items so far, so there is room.
+                let Some(tag) = candidates.tags.get_mut(candidates.len) else {
+                    continue;
+                };
                 // A value that is not 64 hex digits can never match: it is
                 // a wrong signature, not a malformed header.
-                if hex::decode_to_slice(value, &mut tag).is_ok() {
-                    candidates.push(tag);
+                if hex::decode_to_slice(value, tag).is_ok() {
+                    candidates.len += 1;
                 }
             }
             _ => {}
         }
     }
-    let timestamp = timestamp.ok_or(malformed)?;
+    let (timestamp, signed_timestamp) = timestamp.ok_or(malformed)?;
     if v1_items == 0 {
         return Err(VerifyError::NoAcceptedSignature);
     }
     Ok(SignatureHeader {
         timestamp,
+        signed_timestamp,
         candidates,
     })
 }
@@ -130,6 +180,15 @@ fn read_timestamp(text: &str) -> Option<i64> {
         return None;
     }
     text.parse().ok()
+}
+
+/// The digits of a timestamp [`read_timestamp`] accepted, as Stripe's
+/// libraries format the number: without leading zeros, `0` for zero.
+fn signed_text(digits: &str) -> &str {
+    match digits.trim_start_matches('0') {
+        "" => "0",
+        significant => significant,
+    }
 }
 
 #[cfg(test)]
@@ -147,23 +206,21 @@ mod tests {
     #[test]
     fn reads_timestamp_and_signatures_ignoring_other_schemes() {
         let header = format!("t=1700000000,v0=abc,v1={TAG_HEX},x=1,novalue");
-        assert_eq!(
-            read_header(&header),
-            Ok(SignatureHeader {
-                timestamp: 1_700_000_000,
-                candidates: vec![tag()],
-            })
-        );
+        let read = read_header(&header).unwrap();
+        assert_eq!(read.timestamp, 1_700_000_000);
+        assert_eq!(read.signed_timestamp, "1700000000");
+        assert_eq!(read.candidates.as_slice(), [tag()]);
     }
 
     #[test]
     fn splits_each_item_at_its_first_equals_sign() {
         // A value containing `=` stays whole, so it is simply not valid hex.
         let header = format!("t=1,v1={TAG_HEX}=");
-        assert_eq!(
-            read_header(&header).unwrap().candidates,
-            Vec::<[u8; 32]>::new()
-        );
+        assert!(read_header(&header)
+            .unwrap()
+            .candidates
+            .as_slice()
+            .is_empty());
     }
 
     #[test]
@@ -196,15 +253,19 @@ mod tests {
     #[test]
     fn invalid_hex_is_kept_out_of_the_candidates_but_still_counts_as_v1() {
         let header = format!("t=1,v1=zz,v1={},v1=", &TAG_HEX[..62]);
-        assert_eq!(read_header(&header).unwrap().candidates.len(), 0);
+        assert!(read_header(&header)
+            .unwrap()
+            .candidates
+            .as_slice()
+            .is_empty());
     }
 
     #[test]
     fn only_the_first_signatures_are_tried() {
         let header = format!("t=1{}", format!(",v1={TAG_HEX}").repeat(MAX_SIGNATURES + 5));
         assert_eq!(
-            read_header(&header).unwrap().candidates.len(),
-            MAX_SIGNATURES
+            read_header(&header).unwrap().candidates.as_slice(),
+            [tag(); MAX_SIGNATURES]
         );
     }
 
@@ -257,6 +318,77 @@ mod tests {
         let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         assert_eq!(
             verify(&[key], Some(&header), b"{}", now, Duration::from_secs(300)),
+            Err(VerifyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn the_cap_counts_every_v1_item_not_only_the_valid_ones() {
+        // Eight unusable `v1` items use up the cap: the ninth is not tried.
+        let header = format!("t=1{},v1={TAG_HEX}", ",v1=zz".repeat(MAX_SIGNATURES));
+        assert!(read_header(&header)
+            .unwrap()
+            .candidates
+            .as_slice()
+            .is_empty());
+        let header = format!("t=1{},v1={TAG_HEX}", ",v1=zz".repeat(MAX_SIGNATURES - 1));
+        assert_eq!(read_header(&header).unwrap().candidates.as_slice(), [tag()]);
+    }
+
+    #[test]
+    fn the_signed_timestamp_is_the_number_without_leading_zeros() {
+        for (digits, signed) in [("0001700000000", "1700000000"), ("0", "0"), ("000", "0")] {
+            let header = format!("t={digits},v1={TAG_HEX}");
+            assert_eq!(read_header(&header).unwrap().signed_timestamp, signed);
+        }
+    }
+
+    #[test]
+    fn a_timestamp_of_zero_signs_as_zero() {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"whsec_test_secret");
+        let body = b"{}";
+        let tag = hex::encode(hmac::sign(&key, b"0.{}").as_ref());
+        let now = DateTime::from_timestamp(0, 0).unwrap();
+        let header = format!("t=000,v1={tag}");
+        assert_eq!(
+            verify(&[key], Some(&header), body, now, Duration::from_secs(300)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn tags_are_equal_only_when_every_byte_is() {
+        let tag = tag();
+        assert!(tags_equal(&tag, &tag));
+        for index in [0, TAG_BYTES / 2, TAG_BYTES - 1] {
+            let mut other = tag;
+            other[index] ^= 0x01;
+            assert!(!tags_equal(&other, &tag), "{index}");
+        }
+        assert!(!tags_equal(&tag[..TAG_BYTES - 1], &tag));
+    }
+
+    #[test]
+    fn each_key_is_tried_against_each_candidate() {
+        let old = hmac::Key::new(hmac::HMAC_SHA256, b"whsec_old");
+        let new = hmac::Key::new(hmac::HMAC_SHA256, b"whsec_new");
+        let body = b"{}";
+        let signed_by = |key: &hmac::Key| hex::encode(hmac::sign(key, b"1700000000.{}").as_ref());
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let header = format!("t=1700000000,v1={TAG_HEX},v1={}", signed_by(&old));
+        let keys = [new, old];
+        assert_eq!(
+            verify(&keys, Some(&header), body, now, Duration::from_secs(300)),
+            Ok(())
+        );
+        assert_eq!(
+            verify(
+                &keys[..1],
+                Some(&header),
+                body,
+                now,
+                Duration::from_secs(300)
+            ),
             Err(VerifyError::BadSignature)
         );
     }
