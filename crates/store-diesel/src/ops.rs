@@ -7,6 +7,11 @@
 //! `SELECT ... FOR UPDATE`, so two transactions never wait on each other in
 //! a cycle.
 //!
+//! One-row reads use `get_result`, never `first`: `first` binds `LIMIT ?`,
+//! and SQLite re-prepares a statement on every execution when its LIMIT
+//! parameter is re-bound (a tenth of the writer's time under load). Keys
+//! are unique, or an `ORDER BY` puts the wanted row first.
+//!
 //! Marking a payment pending also applies the unmatched events naming its
 //! new external id. On PostgreSQL that would race a delivery of such an
 //! event (each transaction blind to the other's uncommitted row), so both
@@ -128,12 +133,12 @@ fn lock_payment(conn: &mut DbConn, id: i64) -> QueryResult<Option<PaymentRow>> {
             .find(id)
             .select(PaymentRow::as_select())
             .for_update()
-            .first(pg)
+            .get_result(pg)
             .optional(),
         DbConn::Sqlite(_) => payments::table
             .find(id)
             .select(PaymentRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional(),
     }
 }
@@ -146,8 +151,11 @@ fn lock_order_status(conn: &mut DbConn, id: i64) -> QueryResult<String> {
             .find(id)
             .select(orders::status)
             .for_update()
-            .first(pg),
-        DbConn::Sqlite(_) => orders::table.find(id).select(orders::status).first(conn),
+            .get_result(pg),
+        DbConn::Sqlite(_) => orders::table
+            .find(id)
+            .select(orders::status)
+            .get_result(conn),
     }
 }
 
@@ -205,7 +213,7 @@ pub(crate) fn create_order(
         let stored: OrderRow = orders::table
             .find(id)
             .select(OrderRow::as_select())
-            .first(conn)?;
+            .get_result(conn)?;
         Ok(Order::try_from(stored)?)
     })
 }
@@ -214,7 +222,7 @@ pub(crate) fn order(conn: &mut DbConn, id: OrderId) -> Result<Order, StoreError>
     let row = orders::table
         .find(id.0)
         .select(OrderRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
         .map_err(store_error)?
         .ok_or(StoreError::OrderNotFound(id))?;
@@ -240,7 +248,7 @@ pub(crate) fn create_payment(
         let exists = orders::table
             .find(payment.order_id.0)
             .select(orders::id)
-            .first::<i64>(conn)
+            .get_result::<i64>(conn)
             .optional()?;
         if exists.is_none() {
             return Err(StoreError::OrderNotFound(payment.order_id).into());
@@ -252,7 +260,7 @@ pub(crate) fn create_payment(
         let stored: PaymentRow = payments::table
             .find(id)
             .select(PaymentRow::as_select())
-            .first(conn)?;
+            .get_result(conn)?;
         Ok(Payment::try_from(stored)?)
     })
 }
@@ -261,7 +269,7 @@ pub(crate) fn payment(conn: &mut DbConn, id: PaymentId) -> Result<Payment, Store
     let row = payments::table
         .find(id.0)
         .select(PaymentRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
         .map_err(store_error)?
         .ok_or(StoreError::PaymentNotFound(id))?;
@@ -288,7 +296,7 @@ pub(crate) fn mark_pending(
                 .filter(payments::external_id.eq(external_id))
                 .filter(payments::id.ne(id.0))
                 .select(payments::id)
-                .first::<i64>(conn)
+                .get_result::<i64>(conn)
                 .optional()
         };
         if let Some(other) = holder(conn)? {
@@ -389,7 +397,7 @@ fn find_payment(conn: &mut DbConn, event: &GatewayEvent) -> QueryResult<Option<P
             Lookup::TransactionId(transaction_id) => payments::table
                 .filter(payments::transaction_id.eq(transaction_id))
                 .select(PaymentRow::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?,
             // Unique per gateway only, so prefer the payment of this gateway.
             Lookup::ExternalId(external_id) => payments::table
@@ -399,7 +407,7 @@ fn find_payment(conn: &mut DbConn, event: &GatewayEvent) -> QueryResult<Option<P
                     payments::id,
                 ))
                 .select(PaymentRow::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?,
             Lookup::GatewayReference(reference) => payments::table
                 .filter(
@@ -409,7 +417,7 @@ fn find_payment(conn: &mut DbConn, event: &GatewayEvent) -> QueryResult<Option<P
                 )
                 .order(payments::id)
                 .select(PaymentRow::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?,
         };
         if let Some(row) = found {
@@ -448,29 +456,42 @@ fn record_event(
         received_at: at,
         processed_at: at,
     };
-    // A savepoint: on PostgreSQL a failed statement aborts the transaction,
-    // and the unique violation is the expected answer for a duplicate.
-    let inserted = conn.transaction(|conn| {
-        diesel::insert_into(webhook_events::table)
-            .values(&row)
-            .returning(webhook_events::id)
-            .get_result::<i64>(conn)
-    });
+    // `ON CONFLICT DO NOTHING` rather than catching the unique violation:
+    // on PostgreSQL a failed statement aborts the transaction, so catching
+    // it would need a savepoint (two more round trips). A conflict with a
+    // transaction in flight waits for it, as the violation did, and then
+    // returns no row.
+    // Written per arm: MultiConnection has no upsert of its own.
+    macro_rules! insert {
+        ($conn:expr) => {
+            diesel::insert_into(webhook_events::table)
+                .values(&row)
+                .on_conflict((webhook_events::gateway, webhook_events::event_id))
+                .do_nothing()
+                .returning(webhook_events::id)
+                .get_result::<i64>($conn)
+                .optional()?
+        };
+    }
+    let inserted = match conn {
+        DbConn::Pg(pg) => insert!(pg),
+        DbConn::Sqlite(sqlite) => insert!(sqlite),
+    };
     match inserted {
-        Ok(id) => Ok(Ok(id)),
-        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+        Some(id) => Ok(Ok(id)),
+        None => {
             let existing: EventStatusRow = match conn {
                 DbConn::Pg(pg) => webhook_events::table
                     .filter(webhook_events::gateway.eq(&event.gateway))
                     .filter(webhook_events::event_id.eq(&event.event_id))
                     .select(EventStatusRow::as_select())
                     .for_update()
-                    .first(pg)?,
+                    .get_result(pg)?,
                 DbConn::Sqlite(_) => webhook_events::table
                     .filter(webhook_events::gateway.eq(&event.gateway))
                     .filter(webhook_events::event_id.eq(&event.event_id))
                     .select(EventStatusRow::as_select())
-                    .first(conn)?,
+                    .get_result(conn)?,
             };
             let outcome = EventOutcome::parse(&existing.outcome).ok_or_else(|| {
                 CorruptRow::new(
@@ -485,7 +506,7 @@ fn record_event(
                         payments::table
                             .find(id)
                             .select(PaymentRow::as_select())
-                            .first(conn)?,
+                            .get_result(conn)?,
                     )?),
                     None => None,
                 };
@@ -499,7 +520,6 @@ fn record_event(
                 .execute(conn)?;
             Ok(Ok(existing.id))
         }
-        Err(other) => Err(other.into()),
     }
 }
 
@@ -679,7 +699,7 @@ pub(crate) fn webhook_event(conn: &mut DbConn, id: i64) -> Result<Option<EventDe
     let found: Option<(EventRow, Vec<u8>)> = webhook_events::table
         .find(id)
         .select((EventRow::as_select(), webhook_events::payload))
-        .first(conn)
+        .get_result(conn)
         .optional()
         .map_err(store_error)?;
     found

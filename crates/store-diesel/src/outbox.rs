@@ -160,7 +160,7 @@ pub(crate) fn mark_failed(
         let attempts: i32 = outbox::table
             .find(id)
             .select(outbox::attempts)
-            .first(conn)
+            .get_result(conn)
             .optional()?
             .ok_or(TxError::Store(StoreError::NotificationNotFound(id)))?;
         let attempts = attempts.saturating_add(1);
@@ -207,7 +207,7 @@ pub(crate) fn requeue(
         let row: OutboxRow = outbox::table
             .find(id)
             .select(OutboxRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()?
             .ok_or(TxError::Store(StoreError::NotificationNotFound(id)))?;
         let current = OutboxMessage::try_from(row).map_err(|e| TxError::Store(corrupt(e)))?;
@@ -233,7 +233,7 @@ pub(crate) fn requeue(
         let row: OutboxRow = outbox::table
             .find(id)
             .select(OutboxRow::as_select())
-            .first(conn)?;
+            .get_result(conn)?;
         OutboxMessage::try_from(row).map_err(|e| TxError::Store(corrupt(e)))
     })
 }
