@@ -97,10 +97,12 @@ impl r2d2::ManageConnection for Manager {
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 // WAL lets readers run beside the writer; synchronous=FULL
                 // makes every acknowledged commit survive a power loss; the
-                // busy timeout makes a second writer wait instead of failing.
+                // busy timeout makes a second writer wait instead of failing;
+                // checkpoints run on the store's own thread (`checkpoint`).
                 conn.batch_execute(&format!(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; \
+                     PRAGMA wal_autocheckpoint = 0;",
                     self.busy_timeout.as_millis()
                 ))
                 .map_err(diesel::r2d2::Error::QueryError)?;
@@ -130,6 +132,15 @@ impl r2d2::ManageConnection for Manager {
 /// process is enough: a server opens one SQLite database.
 static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Takes [`SQLITE_WRITER`]: no write transaction of this process starts
+/// until the guard is dropped.
+pub(crate) fn hold_sqlite_writer() -> std::sync::MutexGuard<'static, ()> {
+    // A panic in another writer leaves no half transaction behind (its
+    // connection rolled back or was dropped), so a poisoned lock is still
+    // safe to take.
+    SQLITE_WRITER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs `body` in a transaction that may write.
 ///
 /// On SQLite it holds [`SQLITE_WRITER`] and starts with `BEGIN IMMEDIATE`,
@@ -146,10 +157,7 @@ where
 {
     let _writer = match conn {
         DbConn::Sqlite(sqlite) => {
-            // A panic in another writer leaves no half transaction behind
-            // (its connection rolled back or was dropped), so a poisoned
-            // lock is still safe to take.
-            let guard = SQLITE_WRITER.lock().unwrap_or_else(|e| e.into_inner());
+            let guard = hold_sqlite_writer();
             AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
             Some(guard)
         }

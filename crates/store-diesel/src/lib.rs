@@ -82,6 +82,7 @@
 //! # }
 //! ```
 
+mod checkpoint;
 mod conn;
 mod group;
 mod models;
@@ -164,6 +165,8 @@ pub struct DieselStore {
     pool: r2d2::Pool<conn::Manager>,
     target: Target,
     group: Option<Arc<group::GroupCommit>>,
+    /// SQLite only; its thread stops when the last clone is dropped.
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for DieselStore {
@@ -208,10 +211,14 @@ impl DieselStore {
         let group = options
             .group_commit
             .then(|| Arc::new(group::GroupCommit::start(pool.clone(), writers)));
+        let checkpointer = target
+            .is_sqlite()
+            .then(|| Arc::new(checkpoint::Checkpointer::start(pool.clone())));
         Self {
             pool,
             target,
             group,
+            _checkpointer: checkpointer,
         }
     }
 
