@@ -8,12 +8,17 @@
 //!   SQLite file, one commit (one fsync) per event: the rate the embedded
 //!   store could reach without batching.
 //!
+//! `payhook-loadgen --preload COUNT` first fills the database it owns with
+//! COUNT finished payments ([`preload`]), to measure against big tables.
+//!
 //! What it deliberately does not do: it never talks to anything but the
 //! loopback interface ([`target::LoopbackUrl`] refuses other hosts), every
 //! run is bounded in count and time, and nothing here is a dependency of
 //! the server. It is a tool: its errors are `anyhow` chains printed once.
 
+pub mod db;
 pub mod load;
+pub mod preload;
 pub mod proc_stats;
 pub mod rng;
 pub mod server;

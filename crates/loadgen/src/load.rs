@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use awc::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use awc::Client;
-use payhook_store_diesel::{DieselStore, StoreOptions};
 use serde_json::{json, Value};
 
+use crate::db::{literal, Database};
 use crate::rng::SplitMix64;
 use crate::stats::Tally;
 use crate::stripe::{self, EventSpec, Signer};
@@ -501,41 +501,75 @@ pub async fn check_api(client: &Client, config: &LoadConfig, prepared: &[Prepare
     check
 }
 
+/// An outbox row's payment and kind, as the database check reads them.
+#[derive(diesel::QueryableByName)]
+struct OutboxRef {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    payment_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+}
+
+/// A recorded event's outcome, as the database check reads it.
+#[derive(diesel::QueryableByName)]
+struct EventOutcome {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    outcome: String,
+}
+
 /// Phase 3b: counts this run's outbox rows and recorded events in the
-/// database itself, through the store crate.
+/// database itself, with queries that select only this run's rows (the
+/// outbox rows of its payment id range, the events with its event id
+/// prefix), so other runs' rows and preloaded ones are neither read nor
+/// counted. Runs on a blocking thread of the runtime.
 pub async fn check_database(
     database_url: &str,
     config: &LoadConfig,
     prepared: &[Prepared],
 ) -> anyhow::Result<DatabaseCheck> {
-    let options = StoreOptions {
-        pool_size: 1,
-        ..StoreOptions::default()
-    };
-    let store = DieselStore::open(database_url, &options)
-        .context("cannot open the database named by --verify-database-url")?;
+    let url = database_url.to_owned();
     let ours: HashSet<i64> = prepared.iter().map(|p| p.payment_id).collect();
-    let outbox = store.outbox().await.context("cannot read the outbox")?;
+    let prefix = format!("evt_load_{}_", config.run_id);
+    actix_rt::task::spawn_blocking(move || count_run(&url, &ours, &prefix))
+        .await
+        .context("the database check panicked")?
+}
+
+/// The counting of [`check_database`], on one direct connection.
+fn count_run(url: &str, ours: &HashSet<i64>, prefix: &str) -> anyhow::Result<DatabaseCheck> {
+    let mut db = Database::connect(url)
+        .context("cannot open the database named by --verify-database-url")?;
+    let outbox_total = db
+        .count("SELECT COUNT(*) AS n FROM outbox")
+        .context("cannot count the outbox")?;
     let mut check = DatabaseCheck {
-        outbox_total: outbox.len(),
+        outbox_total: usize::try_from(outbox_total).context("outbox count")?,
         ..DatabaseCheck::default()
     };
-    let mut with_rows = HashSet::new();
-    for row in outbox.iter().filter(|row| ours.contains(&row.payment_id)) {
-        check.outbox_rows += 1;
-        with_rows.insert(row.payment_id);
-        *check.kinds.entry(row.kind.clone()).or_default() += 1;
-    }
-    check.payments_with_rows = with_rows.len();
-    let prefix = format!("evt_load_{}_", config.run_id);
-    for event in store.events().await.context("cannot read the events")? {
-        if event.gateway == "stripe" && event.event_id.starts_with(&prefix) {
-            check.events_recorded += 1;
-            if event.outcome == "confirmed" {
-                check.events_confirmed += 1;
-            }
+    if let (Some(low), Some(high)) = (ours.iter().min(), ours.iter().max()) {
+        let rows: Vec<OutboxRef> = db
+            .load(&format!(
+                "SELECT payment_id, kind FROM outbox WHERE payment_id BETWEEN {low} AND {high}"
+            ))
+            .context("cannot read the outbox")?;
+        let mut with_rows = HashSet::new();
+        for row in rows.iter().filter(|row| ours.contains(&row.payment_id)) {
+            check.outbox_rows += 1;
+            with_rows.insert(row.payment_id);
+            *check.kinds.entry(row.kind.clone()).or_default() += 1;
         }
+        check.payments_with_rows = with_rows.len();
     }
+    let events: Vec<EventOutcome> = db
+        .load(&format!(
+            "SELECT outcome FROM webhook_events \
+             WHERE gateway = 'stripe' AND substr(event_id, 1, {}) = {}",
+            prefix.chars().count(),
+            literal(prefix)
+        ))
+        .context("cannot read the events")?;
+    check.events_recorded = events.len();
+    check.events_confirmed = events.iter().filter(|e| e.outcome == "confirmed").count();
     Ok(check)
 }
 

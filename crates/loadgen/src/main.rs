@@ -6,6 +6,8 @@
 //! latency percentiles, answers by status and (when it started the server)
 //! the server's peak memory, then checks every payment was confirmed once.
 //! Exits 1 on any failed check, any answer other than 2xx, or a time-out.
+//! With `--spawn-server`, `--preload COUNT` first fills the run's own
+//! database with COUNT finished payments, to measure against big tables.
 //!
 //! ```sh
 //! cargo build --release -p payhook-server -p payhook-loadgen
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use payhook_loadgen::load::{self, LoadConfig, CONFIRMED};
+use payhook_loadgen::preload;
 use payhook_loadgen::proc_stats;
 use payhook_loadgen::server::{ServerSpec, SpawnedServer};
 use payhook_loadgen::stats::{millis, LatencySummary};
@@ -75,6 +78,45 @@ struct Options {
     /// Seed of the duplicate choice and the shuffle [default: from the clock].
     #[arg(long)]
     seed: Option<u64>,
+    /// Before the server starts, fill its (empty) database with COUNT
+    /// finished payments (order paid, payment completed, event confirmed,
+    /// outbox row delivered), so the run works against big tables. Only
+    /// with --spawn-server, which owns the database. Not counted in
+    /// --timeout-secs.
+    #[arg(long, value_name = "COUNT", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=100_000_000))]
+    preload: u32,
+}
+
+/// Refuses a preload into a database this run does not own.
+fn check_preload(options: &Options) -> anyhow::Result<()> {
+    if options.preload > 0 && options.spawn_server.is_none() {
+        bail!(
+            "--preload needs --spawn-server: it writes into the database, so only one this \
+             run creates (a fresh SQLite file, or the scratch --database-url) may be preloaded"
+        );
+    }
+    Ok(())
+}
+
+/// Migrates the database at `url` and preloads `count` finished payments
+/// into it, saying what it did.
+fn preload_database(url: &str, count: u32) -> anyhow::Result<()> {
+    println!("preload: {count} finished payments ...");
+    let done = preload::migrate_and_preload(url, u64::from(count)).context("--preload failed")?;
+    let rows = preload::TABLES
+        .iter()
+        .zip(done.rows)
+        .map(|(table, rows)| format!("{table} {rows}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "preload: {count} payments in {:.1} s (inserts {:.1} s, statistics {:.1} s); rows: {rows}",
+        (done.inserting + done.analyzing).as_secs_f64(),
+        done.inserting.as_secs_f64(),
+        done.analyzing.as_secs_f64(),
+    );
+    Ok(())
 }
 
 /// round(fraction * events), refusing fractions outside 0..=10.
@@ -112,6 +154,10 @@ struct Outcome {
 }
 
 fn main() -> ExitCode {
+    // awc is built with rustls (the server's notifier needs it), and rustls
+    // wants a process-wide provider before any client exists, even one
+    // that only speaks plain http to 127.0.0.1.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let options = Options::parse();
     match run(&options) {
         Ok(outcome) => {
@@ -131,6 +177,7 @@ fn main() -> ExitCode {
 }
 
 fn run(options: &Options) -> anyhow::Result<Outcome> {
+    check_preload(options)?;
     let events = usize::try_from(options.events).context("--events")?;
     let duplicates = duplicate_count(options.duplicates, options.events)?;
     let started_ms = chrono::Utc::now().timestamp_millis();
@@ -153,6 +200,9 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
                 }
             };
             verify_url.get_or_insert_with(|| database_url.clone());
+            if options.preload > 0 {
+                preload_database(&database_url, options.preload)?;
+            }
             let log_file = options
                 .server_log
                 .clone()
@@ -187,7 +237,12 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
     let result = system.block_on(async {
         match actix_rt::time::timeout(
             timeout,
-            drive(&config, server.as_mut(), verify_url.as_deref()),
+            drive(
+                &config,
+                server.as_mut(),
+                verify_url.as_deref(),
+                options.preload,
+            ),
         )
         .await
         {
@@ -218,6 +273,7 @@ async fn drive(
     config: &LoadConfig,
     mut server: Option<&mut SpawnedServer>,
     verify_url: Option<&str>,
+    preloaded: u32,
 ) -> anyhow::Result<Outcome> {
     let client = load::client(config.concurrency, Duration::from_secs(30));
     println!(
@@ -374,9 +430,10 @@ async fn drive(
         (millis(l.p50), millis(l.p90), millis(l.p99), millis(l.max))
     });
     let line = format!(
-        "RESULT events={} duplicates={} concurrency={} seconds={seconds:.3} rate={rate:.1} \
-         events_rate={events_rate:.1} p50_ms={p50} p90_ms={p90} p99_ms={p99} max_ms={max} \
-         rss_peak_kib={} status={} setup_retries={} ok={ok}",
+        "RESULT events={} duplicates={} concurrency={} preload={preloaded} \
+         seconds={seconds:.3} rate={rate:.1} events_rate={events_rate:.1} p50_ms={p50} \
+         p90_ms={p90} p99_ms={p99} max_ms={max} rss_peak_kib={} status={} setup_retries={} \
+         ok={ok}",
         config.events,
         config.duplicates,
         config.concurrency,
@@ -413,5 +470,25 @@ mod tests {
             Options::try_parse_from(["payhook-loadgen", "--database-url", "sqlite://x"]).is_err()
         );
         assert!(Options::try_parse_from(["payhook-loadgen", "-n", "0"]).is_err());
+        assert_eq!(options.preload, 0);
+        assert!(check_preload(&options).is_ok());
+    }
+
+    #[test]
+    fn preload_only_into_a_database_of_the_run() {
+        let alone = Options::try_parse_from(["payhook-loadgen", "--preload", "1000"]).unwrap();
+        let refused = check_preload(&alone).unwrap_err().to_string();
+        assert!(refused.contains("--spawn-server"), "{refused}");
+        let spawned = Options::try_parse_from([
+            "payhook-loadgen",
+            "--spawn-server",
+            "target/release/payhook",
+            "--preload",
+            "1000000",
+        ])
+        .unwrap();
+        assert_eq!(spawned.preload, 1_000_000);
+        assert!(check_preload(&spawned).is_ok());
+        assert!(Options::try_parse_from(["payhook-loadgen", "--preload", "-1"]).is_err());
     }
 }
