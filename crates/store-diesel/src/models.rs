@@ -270,8 +270,10 @@ impl TryFrom<EventRow> for StoredEvent {
     }
 }
 
+/// `None` is written as NULL (the columns have no default), which keeps the
+/// SQL the same for every event so that SQLite's statement cache holds it.
 #[derive(Insertable)]
-#[diesel(table_name = webhook_events)]
+#[diesel(table_name = webhook_events, treat_none_as_default_value = false)]
 pub(crate) struct NewEventRow<'a> {
     pub gateway: &'a str,
     pub event_id: &'a str,
