@@ -88,6 +88,7 @@ mod group;
 mod models;
 mod ops;
 mod outbox;
+mod pg;
 mod schema;
 
 use std::sync::Arc;

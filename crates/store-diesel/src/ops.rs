@@ -29,8 +29,8 @@ use payhook_domain::ports::{
     Applied, EventDetail, EventFilter, EventOutcome, EventToApply, StoreError, StoredEvent,
 };
 use payhook_domain::{
-    decide, AmountPolicy, GatewayEvent, Lookup, NewOrder, NewPayment, Order, OrderId, OrderStatus,
-    Payment, PaymentId,
+    decide, AmountPolicy, GatewayEvent, Lookup, NewOrder, NewPayment, Notification, Order, OrderId,
+    OrderStatus, OutboxStatus, Payment, PaymentId,
 };
 
 use crate::conn::{write_transaction, DbConn};
@@ -38,6 +38,7 @@ use crate::models::{
     naive, stored_precision, CorruptRow, EventRow, EventStatusRow, NewEventRow, NewOrderRow,
     NewOutboxRow, NewPaymentRow, OrderRow, PaymentChanges, PaymentRow,
 };
+use crate::pg;
 use crate::schema::{orders, outbox, payments, webhook_events};
 
 /// The stored outcome of an event that matched no payment yet.
@@ -382,7 +383,7 @@ fn apply_waiting_events(
         }
         let payment = Payment::try_from(found)?;
         if let Applied::Decided { payment, .. } =
-            decide_and_write(conn, stored.id, &stored.event, payment, policy, now)?
+            decide_and_write(conn, stored.id, &stored.event, (payment, None), policy, now)?
         {
             latest = payment;
         }
@@ -531,7 +532,7 @@ fn apply_event_body(conn: &mut DbConn, to_apply: &EventToApply) -> Result<Applie
         Ok(id) => id,
         Err(duplicate) => return Ok(duplicate),
     };
-    let mut found = find_payment(conn, event)?;
+    let mut found = find_and_lock(conn, event)?;
     if found.is_none() && matches!(conn, DbConn::Pg(_)) {
         // A payment may be being marked pending under one of these ids
         // right now, blind to this uncommitted event: wait for it under
@@ -544,15 +545,36 @@ fn apply_event_body(conn: &mut DbConn, to_apply: &EventToApply) -> Result<Applie
             .collect();
         if !ids.is_empty() {
             lock_external_ids(conn, &ids)?;
-            found = find_payment(conn, event)?;
+            found = find_and_lock(conn, event)?;
         }
     }
-    let Some(row) = found else {
+    let Some((row, order_status)) = found else {
         return Ok(Applied::Unmatched);
     };
     let payment = Payment::try_from(row)?;
     let now = stored_precision(to_apply.received_at);
-    decide_and_write(conn, event_row, event, payment, to_apply.policy, now)
+    decide_and_write(
+        conn,
+        event_row,
+        event,
+        (payment, order_status),
+        to_apply.policy,
+        now,
+    )
+}
+
+/// The payment an event names, locked on PostgreSQL, with its order's
+/// status when the backend read (and locked) it in the same statement.
+fn find_and_lock(
+    conn: &mut DbConn,
+    event: &GatewayEvent,
+) -> QueryResult<Option<(PaymentRow, Option<String>)>> {
+    match conn {
+        DbConn::Pg(pg) => {
+            Ok(pg::find_and_lock(pg, event)?.map(|(row, status)| (row, Some(status))))
+        }
+        DbConn::Sqlite(_) => Ok(find_payment(conn, event)?.map(|row| (row, None))),
+    }
 }
 
 pub(crate) fn apply_event(
@@ -604,18 +626,63 @@ pub(crate) fn apply_events(
     }
 }
 
+/// Decides and writes the decision. `order_status` is the order's status
+/// when the caller already read and locked it (PostgreSQL's lookup does).
 fn decide_and_write(
     conn: &mut DbConn,
     event_row: i64,
     event: &GatewayEvent,
-    payment: Payment,
+    (payment, order_status): (Payment, Option<String>),
     policy: AmountPolicy,
     now: DateTime<Utc>,
 ) -> Result<Applied, TxError> {
-    let order_status: OrderStatus = lock_order_status(conn, payment.order_id.0)?
+    let order_status = match order_status {
+        Some(status) => status,
+        None => lock_order_status(conn, payment.order_id.0)?,
+    };
+    let order_status: OrderStatus = order_status
         .parse()
         .map_err(|e| StoreError::Backend(Box::new(e)))?;
     let decision = decide(&payment, order_status, event, policy, now);
+    let insert_notification = |conn: &mut DbConn, notification: &Notification| {
+        diesel::insert_into(outbox::table)
+            .values(NewOutboxRow {
+                kind: notification.kind.as_str(),
+                order_id: payment.order_id.0,
+                payment_id: payment.id.0,
+                payload: &notification.payload,
+                status: OutboxStatus::Pending.as_str(),
+                attempts: 0,
+                next_attempt_at: naive(now),
+                created_at: naive(now),
+            })
+            .execute(conn)
+    };
+    if let DbConn::Pg(pg) = conn {
+        let first = decision.notifications.first();
+        pg::WriteDecision::new(
+            payment.id.0,
+            decision
+                .changes_payment(&payment)
+                .then(|| PaymentChanges::from(&decision.payment)),
+            payment.order_id.0,
+            decision.order_becomes_paid,
+            (event_row, decision.outcome.as_str()),
+            first.map(|n| (n.kind.as_str(), n.payload.as_str())),
+            naive(now),
+        )
+        .execute(pg)?;
+        for notification in decision.notifications.iter().skip(1) {
+            insert_notification(conn, notification)?;
+        }
+        return Ok(Applied::Decided {
+            outcome: decision.outcome,
+            payment: decision.payment,
+        });
+    }
+    for notification in &decision.notifications {
+        insert_notification(conn, notification)?;
+    }
     if decision.changes_payment(&payment) {
         diesel::update(payments::table.find(payment.id.0))
             .set(PaymentChanges::from(&decision.payment))
@@ -632,20 +699,6 @@ fn decide_and_write(
             orders::updated_at.eq(naive(now)),
         ))
         .execute(conn)?;
-    }
-    for notification in &decision.notifications {
-        diesel::insert_into(outbox::table)
-            .values(NewOutboxRow {
-                kind: notification.kind.as_str(),
-                order_id: payment.order_id.0,
-                payment_id: payment.id.0,
-                payload: &notification.payload,
-                status: "pending",
-                attempts: 0,
-                next_attempt_at: naive(now),
-                created_at: naive(now),
-            })
-            .execute(conn)?;
     }
     diesel::update(webhook_events::table.find(event_row))
         .set((
