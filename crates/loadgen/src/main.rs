@@ -86,6 +86,74 @@ struct Options {
     #[arg(long, value_name = "COUNT", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=100_000_000))]
     preload: u32,
+    /// First measure the database's own ceiling for the per-event
+    /// transaction at the same N (SQLite: the `sqlite-ceiling` binary beside
+    /// this one; PostgreSQL: --pg-ceiling-script at the same concurrency),
+    /// then print payhook's rate as a ratio of it. Only with --spawn-server.
+    #[arg(long, requires = "spawn_server")]
+    ceiling: bool,
+    /// The PostgreSQL ceiling script, run with `-u <database url> -n N -c C`.
+    #[arg(long, default_value = "bench/pg-ceiling.sh")]
+    pg_ceiling_script: PathBuf,
+}
+
+/// The value of `key` in the last `RESULT` line of a ceiling tool's output,
+/// when that line says `ok=true`.
+fn result_value(output: &str, key: &str) -> Option<f64> {
+    let line = output
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("RESULT "))?;
+    let fields: Vec<(&str, &str)> = line
+        .split_whitespace()
+        .filter_map(|field| field.split_once('='))
+        .collect();
+    if !fields.contains(&("ok", "true")) {
+        return None;
+    }
+    fields
+        .iter()
+        .find(|(name, _)| *name == key)
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+/// Runs the ceiling tool of the backend `database_url` names and returns
+/// its rate (transactions per second).
+fn measure_ceiling(options: &Options, database_url: &str) -> anyhow::Result<f64> {
+    let events = options.events.to_string();
+    let (mut command, key) = if database_url.starts_with("sqlite:") {
+        let binary = std::env::current_exe()
+            .context("where is payhook-loadgen?")?
+            .with_file_name("sqlite-ceiling");
+        let mut command = std::process::Command::new(binary);
+        command.args(["-n", &events]);
+        (command, "rate")
+    } else {
+        let mut command = std::process::Command::new("bash");
+        command
+            .arg(&options.pg_ceiling_script)
+            .args(["-u", database_url, "-n", &events])
+            .args(["-c", &options.concurrency.to_string()]);
+        (command, "tps")
+    };
+    println!("ceiling: running {:?} ...", command.get_program());
+    let output = command.output().context("cannot run the ceiling tool")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match result_value(&stdout, key) {
+        Some(rate) if output.status.success() => {
+            println!("ceiling: {rate:.1} transactions/s");
+            Ok(rate)
+        }
+        _ => bail!(
+            "the ceiling tool failed ({}): {}{}",
+            output.status,
+            stdout.lines().last().unwrap_or_default(),
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+        ),
+    }
 }
 
 /// Refuses a preload into a database this run does not own.
@@ -151,6 +219,8 @@ impl Drop for ScratchSqlite {
 struct Outcome {
     ok: bool,
     line: String,
+    /// Deliveries per second over the send phase.
+    rate: f64,
 }
 
 fn main() -> ExitCode {
@@ -188,6 +258,7 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
     // scratch database is removed.
     let mut scratch = None;
     let mut verify_url = options.verify_database_url.clone();
+    let mut ceiling = None;
     let mut server = match &options.spawn_server {
         Some(binary) => {
             let database_url = match &options.database_url {
@@ -200,6 +271,10 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
                 }
             };
             verify_url.get_or_insert_with(|| database_url.clone());
+            // Before the server exists, so that nothing else loads the machine.
+            if options.ceiling {
+                ceiling = Some(measure_ceiling(options, &database_url)?);
+            }
             if options.preload > 0 {
                 preload_database(&database_url, options.preload)?;
             }
@@ -265,7 +340,16 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
     }
     drop(server);
     drop(scratch);
-    result
+    let mut outcome = result?;
+    if let Some(ceiling) = ceiling {
+        let ratio = outcome.rate / ceiling;
+        println!(
+            "payhook / ceiling: {:.1} / {ceiling:.1} = {ratio:.2}x",
+            outcome.rate
+        );
+        outcome.line = format!("{} ceiling={ceiling:.1} ratio={ratio:.2}", outcome.line);
+    }
+    Ok(outcome)
 }
 
 /// The run itself, on the actix runtime.
@@ -441,7 +525,7 @@ async fn drive(
         sent.tally.statuses_line().replace(' ', ","),
         setup_outcome.retried,
     );
-    Ok(Outcome { ok, line })
+    Ok(Outcome { ok, line, rate })
 }
 
 #[cfg(test)]
@@ -472,6 +556,20 @@ mod tests {
         assert!(Options::try_parse_from(["payhook-loadgen", "-n", "0"]).is_err());
         assert_eq!(options.preload, 0);
         assert!(check_preload(&options).is_ok());
+    }
+
+    #[test]
+    fn a_ceiling_is_read_from_a_passing_result_line_only() {
+        let sqlite = "sqlite-ceiling: ...\nRESULT events=20000 synchronous=full seconds=61.982 \
+                      rate=322.7 p50_ms=3.607 p99_ms=11.465 ok=true\n";
+        assert_eq!(result_value(sqlite, "rate"), Some(322.7));
+        let pg = "tps = 1877.17\nRESULT events=20032 clients=64 tps=1877.174395 \
+                  latency_avg_ms=34.094 ok=true";
+        assert_eq!(result_value(pg, "tps"), Some(1_877.174_395));
+        assert_eq!(result_value(pg, "rate"), None);
+        assert_eq!(result_value("RESULT rate=10.0 ok=false", "rate"), None);
+        assert_eq!(result_value("rate=10.0 ok=true", "rate"), None);
+        assert!(Options::try_parse_from(["payhook-loadgen", "--ceiling"]).is_err());
     }
 
     #[test]
