@@ -180,6 +180,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use diesel::RunQueryDsl;
+
     use super::*;
 
     #[test]
@@ -209,6 +211,28 @@ mod tests {
         ] {
             assert_eq!(Target::parse(bad), Err(UnsupportedUrl), "{bad}");
         }
+    }
+
+    #[test]
+    fn bundled_sqlite_plans_without_looking_at_bound_values() {
+        // Set in .cargo/config.toml (LIBSQLITE3_FLAGS); see the comment there.
+        #[derive(diesel::QueryableByName)]
+        struct CompileOption {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            compile_options: String,
+        }
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        let options: Vec<String> =
+            diesel::sql_query("SELECT compile_options FROM pragma_compile_options")
+                .load::<CompileOption>(&mut conn)
+                .unwrap()
+                .into_iter()
+                .map(|option| option.compile_options)
+                .collect();
+        assert!(
+            options.iter().any(|option| option == "ENABLE_QPSG"),
+            "{options:?}"
+        );
     }
 
     #[test]
