@@ -9,6 +9,14 @@
 //!
 //! It deliberately knows nothing of HTTP or of any gateway.
 //!
+//! Gateway events take a faster road than the other calls: concurrent
+//! events are queued to writer threads that apply many in one transaction
+//! (see [`StoreOptions::group_commit`]), and on SQLite a thread of the store
+//! runs the WAL checkpoints. Build the bundled SQLite with
+//! `LIBSQLITE3_FLAGS=SQLITE_ENABLE_QPSG` (this workspace sets it in
+//! `.cargo/config.toml`): without it, a database that has been `ANALYZE`d
+//! re-prepares its lookups on every execution.
+//!
 //! # Embedding
 //!
 //! Open a store, run the migrations, and hand it to the domain's services
