@@ -1,7 +1,9 @@
 //! Group commit: concurrent `apply_event` calls are queued to a few writer
 //! threads, each of which takes everything waiting (up to [`MAX_BATCH`]),
-//! applies it in one transaction with a savepoint per event, commits once,
-//! and only then answers each caller.
+//! applies it in one transaction, commits once, and only then answers each
+//! caller. A batch in which an event fails is rolled back and applied again
+//! with a savepoint per event (`ops::apply_events`), so that event fails
+//! alone.
 //!
 //! No batch is formed by waiting: while a writer is committing, new events
 //! queue up, and the next batch takes them all. Under light load a batch is

@@ -584,16 +584,39 @@ pub(crate) fn apply_event(
     with_retry(conn, |conn| apply_event_body(conn, to_apply))
 }
 
-/// Group commit: applies `batch` in one write transaction, each event under
-/// its own savepoint, and commits once.
+/// Group commit: applies `batch` in one write transaction and commits once.
 ///
 /// One commit (one fsync on SQLite, one WAL flush on PostgreSQL) then makes
 /// the whole batch durable, which is how the rate gets past one commit per
-/// event. An event that fails rolls back to its savepoint only: the others
-/// are unaffected. An event that lost a serialization race or a deadlock is
-/// applied again on its own after the commit. Results come back in `batch`
-/// order, and none is returned before the commit that made it durable.
+/// event. Results come back in `batch` order, and none is returned before
+/// the commit that made it durable.
+///
+/// The batch is first applied without savepoints, since nearly every event
+/// applies cleanly and a savepoint costs two statements (two round trips on
+/// PostgreSQL, a sub-journal on SQLite). If any event fails, that
+/// transaction is rolled back, none of it durable, and the batch is applied
+/// again with a savepoint per event: an event that fails then rolls back to
+/// its savepoint only, and the others are unaffected.
 pub(crate) fn apply_events(
+    conn: &mut DbConn,
+    batch: &[EventToApply],
+) -> Vec<Result<Applied, StoreError>> {
+    let all_or_nothing = write_transaction(conn, |conn| {
+        batch
+            .iter()
+            .map(|to_apply| apply_event_body(conn, to_apply))
+            .collect::<Result<Vec<Applied>, TxError>>()
+    });
+    match all_or_nothing {
+        Ok(applied) => applied.into_iter().map(Ok).collect(),
+        Err(_) => apply_events_with_savepoints(conn, batch),
+    }
+}
+
+/// [`apply_events`] with a savepoint per event. An event that lost a
+/// serialization race or a deadlock is applied again on its own after the
+/// commit.
+fn apply_events_with_savepoints(
     conn: &mut DbConn,
     batch: &[EventToApply],
 ) -> Vec<Result<Applied, StoreError>> {
