@@ -2,8 +2,10 @@
 //! 127.0.0.1 that verifies every Standard Webhooks signature itself (ring
 //! HMAC and base64, not the server's code) and records what it received:
 //! delivery after a confirmation, retries after 500s, dead rows listed and
-//! re-queued, order kept within an order, no loss across `kill -9`, and
-//! two processes on one PostgreSQL delivering each row once.
+//! re-queued, order kept within an order, no loss across `kill -9` (before
+//! delivery, and after the shop took a callback whose answer the server
+//! never heard), and two processes on one PostgreSQL delivering each row
+//! once.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -38,6 +40,10 @@ struct Inbox {
     receipts: Mutex<Vec<Receipt>>,
     /// Answer 500 to this many more verified calls.
     failures_left: AtomicUsize,
+    /// Take this many more verified calls and never answer them (recorded
+    /// as answered 0): the shop has the notification, the server never
+    /// hears so.
+    hangs_left: AtomicUsize,
     bad_signatures: AtomicUsize,
 }
 
@@ -74,10 +80,21 @@ async fn receive(request: HttpRequest, body: web::Bytes, inbox: web::Data<Inbox>
         inbox.bad_signatures.fetch_add(1, Ordering::SeqCst);
         return HttpResponse::BadRequest().finish();
     };
-    let fail = inbox
-        .failures_left
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
+    let take_one = |counter: &AtomicUsize| {
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    };
+    if take_one(&inbox.hangs_left) {
+        inbox.receipts.lock().expect("inbox").push(Receipt {
+            webhook_id,
+            body: serde_json::from_slice(&body).expect("a JSON body"),
+            answered: 0,
+        });
+        actix_rt::time::sleep(Duration::from_secs(120)).await;
+        return HttpResponse::Ok().finish();
+    }
+    let fail = take_one(&inbox.failures_left);
     let answered = if fail { 500 } else { 200 };
     inbox.receipts.lock().expect("inbox").push(Receipt {
         webhook_id,
@@ -447,6 +464,51 @@ async fn a_notification_committed_before_kill_9_is_delivered_after_restart() {
     assert_eq!(delivered[0].body["type"], "order.paid");
     drop(server);
     receiver.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_notification_the_shop_took_before_kill_9_goes_again_under_its_webhook_id() {
+    // At least once: the shop has the callback, but the server is killed
+    // before it hears the answer. After its lease the row goes out again,
+    // with the same webhook-id and body, so the shop can tell it is the same.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let database = format!("sqlite://{}", dir.path().join("payhook.db").display());
+    let receiver = Receiver::start(0);
+    receiver.inbox.hangs_left.store(1, Ordering::SeqCst);
+    let env = process_env(&receiver.url);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+
+    let mut server = Server::start(&database, &env);
+    let payments = pending_payments(&server.address, "kill_taken", 1).await;
+    let status = deliver(&client(), &server.address, event_body("kill_taken", 0)).await;
+    assert_eq!(status, Some(StatusCode::OK));
+    // Killed while the callback is still waiting for its answer (the
+    // server gives up on a callback after 2 s: this is well within).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.receipts().is_empty() {
+        assert!(Instant::now() < deadline, "the shop got no callback");
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.kill();
+
+    let server = Server::start(&database, &env);
+    let delivered = receiver
+        .wait_delivered(1, dispatcher_lease() + Duration::from_secs(20))
+        .await;
+    let receipts = receiver.receipts();
+    assert_eq!(receipts.len(), 2, "{receipts:?}");
+    assert_eq!(receipts[0].answered, 0);
+    assert_eq!(receipts[1].webhook_id, receipts[0].webhook_id);
+    assert_eq!(receipts[1].body, receipts[0].body);
+    assert_eq!(delivered[0].body["payment_id"], payments[0]);
+    assert_eq!(delivered[0].body["type"], "order.paid");
+    drop(server);
+    receiver.stop().await;
+}
+
+/// How long a claimed row stays with the dispatcher that claimed it.
+fn dispatcher_lease() -> Duration {
+    payhook_server::dispatcher::LEASE
 }
 
 #[actix_rt::test]
