@@ -370,7 +370,7 @@ fn apply_waiting_events(
         let stored = StoredEvent::try_from(row)?;
         // The event's own lookup decides, as for a delivery: a transaction
         // id naming another payment wins over the external id.
-        let Some(found) = find_payment(conn, &stored.event)? else {
+        let Some((found, order_status)) = find_and_lock(conn, &stored.event)? else {
             continue;
         };
         if found.id != id.0 {
@@ -382,16 +382,23 @@ fn apply_waiting_events(
             continue;
         }
         let payment = Payment::try_from(found)?;
-        if let Applied::Decided { payment, .. } =
-            decide_and_write(conn, stored.id, &stored.event, (payment, None), policy, now)?
-        {
+        if let Applied::Decided { payment, .. } = decide_and_write(
+            conn,
+            stored.id,
+            &stored.event,
+            (payment, order_status),
+            policy,
+            now,
+        )? {
             latest = payment;
         }
     }
     Ok(latest)
 }
 
-/// Finds the payment an event names, trying the lookups in the domain's order.
+/// Finds the payment an event names, trying the lookups in the domain's
+/// order. SQLite's (unlocked: its single writer holds the database);
+/// PostgreSQL finds and locks in one statement (`pg::find_and_lock`).
 fn find_payment(conn: &mut DbConn, event: &GatewayEvent) -> QueryResult<Option<PaymentRow>> {
     for lookup in event.references.lookups() {
         let found = match lookup {
@@ -421,12 +428,8 @@ fn find_payment(conn: &mut DbConn, event: &GatewayEvent) -> QueryResult<Option<P
                 .get_result(conn)
                 .optional()?,
         };
-        if let Some(row) = found {
-            return match conn {
-                // Re-read under the row lock: the decision must see the latest commit.
-                DbConn::Pg(_) => lock_payment(conn, row.id),
-                DbConn::Sqlite(_) => Ok(Some(row)),
-            };
+        if found.is_some() {
+            return Ok(found);
         }
     }
     Ok(None)
