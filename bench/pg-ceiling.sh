@@ -12,9 +12,9 @@
 #   -n  events, at least (default 20000; rounded up to a multiple of -c)
 #   -c  concurrent clients (default 64, loadgen's default)
 #   -j  pgbench threads (default: number of cores)
-#   -m  statements (default): one statement per step, as the portable store
-#       code sends them; one: the same work as a single statement (one round
-#       trip, data-modifying CTEs), the strongest per-event baseline
+#   -m  statements (default): one statement per step, the plain transaction;
+#       one: the same work as a single statement (one round trip,
+#       data-modifying CTEs), the strongest per-event baseline
 #
 # Prints pgbench's report with per-statement latencies and a last line
 #   RESULT events=.. clients=.. mode=.. tps=.. latency_avg_ms=.. ok=true
@@ -83,12 +83,12 @@ SQL
 # sent as a bind parameter like payhook sends it.
 PAYLOAD=$(tr -d '\n' < "$ROOT/crates/adapters-stripe/tests/fixtures/payment_intent.succeeded.json" | sed -E 's/ +/ /g')
 
-# One event, a statement per step, in the order and with the locks of the
-# store's portable code: the event row first in a savepoint (its unique
-# index decides duplicates), the payment found by external id and re-read
-# FOR UPDATE, the order's status FOR UPDATE, then the writes. (payhook's
-# PostgreSQL path now does this work in five round trips; this script keeps
-# the plain transaction as the baseline, and -m one is the strongest one.)
+# One event, a statement per step, as payhook's store sent them before the
+# work of the performance issue: the event row first in a savepoint (its
+# unique index decides duplicates), the payment found by external id and
+# re-read FOR UPDATE, the order's status FOR UPDATE, then the writes.
+# (payhook now does this work in three statements; this script keeps the
+# plain transaction as the baseline, and -m one is the strongest one.)
 cat > "$WORK/event.sql" <<'SQL'
 BEGIN;
 SELECT nextval('payhook_bench_event') AS k \gset

@@ -1,72 +1,21 @@
-//! PostgreSQL's shorter unit of work: the same reads, locks and writes as
-//! the portable code in `ops`, in fewer round trips.
+//! PostgreSQL's writes of one decision in one statement: the same writes as
+//! the portable code in `ops`, in one round trip instead of four.
 //!
 //! Under load each statement costs PostgreSQL a round trip and, for an
 //! UPDATE (which diesel never keeps prepared), a parse and a plan; perf
-//! showed that work, not the commits, bounding the rate. So here the
-//! payment is found and locked together with its order's status (one
-//! `SELECT ... JOIN ... FOR UPDATE` instead of find, re-read and lock),
-//! and the payment, the order, the first outbox row and the event's
-//! outcome are written by one statement of data-modifying CTEs that stays
-//! prepared on the connection: five round trips per event instead of ten,
-//! savepoint included.
+//! showed that work, not the commits, bounding the rate. So the payment,
+//! the order, the first outbox row and the event's outcome are written by
+//! one statement of data-modifying CTEs that stays prepared on the
+//! connection.
 
 use chrono::NaiveDateTime;
 use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
-use payhook_domain::{GatewayEvent, Lookup, OrderStatus, OutboxStatus};
+use payhook_domain::{OrderStatus, OutboxStatus};
 
-use crate::models::{PaymentChanges, PaymentRow};
-use crate::schema::{orders, payments};
-
-/// Finds the payment `event` names, in the domain's lookup order, and locks
-/// it and its order (`FOR UPDATE` locks a row of each joined table), which
-/// returns the latest committed version of both.
-pub(crate) fn find_and_lock(
-    pg: &mut PgConnection,
-    event: &GatewayEvent,
-) -> QueryResult<Option<(PaymentRow, String)>> {
-    for lookup in event.references.lookups() {
-        let joined = payments::table.inner_join(orders::table);
-        let columns = (PaymentRow::as_select(), orders::status);
-        let found = match lookup {
-            Lookup::TransactionId(transaction_id) => joined
-                .filter(payments::transaction_id.eq(transaction_id))
-                .select(columns)
-                .for_update()
-                .get_result(pg)
-                .optional()?,
-            // Unique per gateway only, so prefer the payment of this gateway.
-            Lookup::ExternalId(external_id) => joined
-                .filter(payments::external_id.eq(external_id))
-                .order((
-                    payments::payment_method.eq(&event.gateway).desc(),
-                    payments::id,
-                ))
-                .select(columns)
-                .for_update()
-                .get_result(pg)
-                .optional()?,
-            Lookup::GatewayReference(reference) => joined
-                .filter(
-                    payments::gateway_reference
-                        .eq(reference)
-                        .or(payments::external_id.eq(reference)),
-                )
-                .order(payments::id)
-                .select(columns)
-                .for_update()
-                .get_result(pg)
-                .optional()?,
-        };
-        if found.is_some() {
-            return Ok(found);
-        }
-    }
-    Ok(None)
-}
+use crate::models::PaymentChanges;
 
 /// The writes of one decision on rows this transaction has locked: the
 /// payment (when it changes), the order (when it becomes paid), the first
