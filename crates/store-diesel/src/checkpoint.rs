@@ -10,11 +10,11 @@
 //!
 //! A passive checkpoint running beside writers rarely copies the very last
 //! frame, and SQLite starts the WAL over from its beginning only after a
-//! checkpoint that copied everything. So when the WAL has passed
-//! [`RESTART_FRAMES`], the checkpoint is taken under the process's SQLite
-//! writer mutex: by then the earlier passive ones have copied nearly all of
-//! it, the pause is short, and the next commit restarts the file, which
-//! bounds its size.
+//! checkpoint that copied everything. So once the WAL has passed
+//! [`RESTART_FRAMES`] and passive passes have left fewer than
+//! [`CATCH_UP_FRAMES`] to copy, the last pass holds the process's SQLite
+//! writer mutex: the pause is short, and the next commit restarts the
+//! file, which bounds its size.
 
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::Duration;

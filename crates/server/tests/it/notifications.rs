@@ -85,26 +85,25 @@ async fn receive(request: HttpRequest, body: web::Bytes, inbox: web::Data<Inbox>
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
     };
-    if take_one(&inbox.hangs_left) {
-        inbox.receipts.lock().expect("inbox").push(Receipt {
-            webhook_id,
-            body: serde_json::from_slice(&body).expect("a JSON body"),
-            answered: 0,
-        });
-        actix_rt::time::sleep(Duration::from_secs(120)).await;
-        return HttpResponse::Ok().finish();
-    }
-    let fail = take_one(&inbox.failures_left);
-    let answered = if fail { 500 } else { 200 };
+    let answered = if take_one(&inbox.hangs_left) {
+        0
+    } else if take_one(&inbox.failures_left) {
+        500
+    } else {
+        200
+    };
     inbox.receipts.lock().expect("inbox").push(Receipt {
         webhook_id,
         body: serde_json::from_slice(&body).expect("a JSON body"),
         answered,
     });
-    if fail {
-        HttpResponse::InternalServerError().finish()
-    } else {
-        HttpResponse::Ok().finish()
+    match answered {
+        0 => {
+            actix_rt::time::sleep(Duration::from_secs(120)).await;
+            HttpResponse::Ok().finish()
+        }
+        500 => HttpResponse::InternalServerError().finish(),
+        _ => HttpResponse::Ok().finish(),
     }
 }
 
