@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
 """Regenerates fuzz/seeds/ from the adapters' test fixtures.
 
-Each seed is a webhook call in the targets' input format (headers, a blank
-line, the fixture's bytes unchanged), signed with the test-only secrets and
-keys that the fuzz targets configure, at the `now` they verify at, so that
-every seed passes `verify` and reaches `parse` with a realistic payload.
+For the verify-and-parse targets (stripe, paypal, generic), each seed is a
+webhook call in the targets' input format (headers, a blank line, the
+fixture's bytes unchanged), signed with the test-only secrets and keys that
+the fuzz targets configure, at the `now` they verify at, so that every seed
+passes `verify` and reaches `parse` with a realistic payload.
+
+For the parse-only targets (stripe_parse, paypal_parse, generic_parse), the
+seeds are every JSON fixture of the adapter, byte for byte: the Stripe and
+PayPal parsers read no header. The generic parser takes the event id from a
+header, so its seeds are each fixture with no header (a leading blank line),
+with `webhook-id` and with `Idempotency-Key`.
 
 Run from anywhere: python3 fuzz/make_seeds.py  (needs the openssl CLI for
 the PayPal signatures). Re-run it when a fixture changes.
@@ -44,6 +51,8 @@ def stripe_v1(body: bytes, secret: bytes = STRIPE_SECRET, t: int = STRIPE_T) -> 
 
 for name, extra in [
     ("payment_intent.succeeded", []),
+    ("payment_intent.payment_failed", []),
+    ("charge.succeeded", []),
     # A rotation as Stripe sends it: a v0, a v1 for another secret, ours.
     ("charge.failed", ["v0=6ffbb59b2300aae63f272406069a9788598b792a944a07aba816edb039989a39",
                        "v1=" + "0" * 64]),
@@ -110,3 +119,22 @@ write("generic", "payment.failed.x-webhook-signature", [
 # No headers at all: verify refuses it, parse takes the event id from the
 # body's digest.
 write("generic", "payment.completed.unsigned", [], completed)
+
+
+# --- Parse-only targets: every JSON fixture, unsigned.
+def write_bare(target: str, name: str, body: bytes) -> None:
+    path = SEEDS / target / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+
+
+for target, crate in [("stripe_parse", "adapters-stripe"), ("paypal_parse", "adapters-paypal")]:
+    for path in sorted((CRATES / crate / "tests" / "fixtures").glob("*.json")):
+        write_bare(target, path.stem, path.read_bytes())
+
+for path in sorted((CRATES / "adapters-generic" / "tests" / "fixtures").glob("*.json")):
+    body = path.read_bytes()
+    write("generic_parse", f"{path.stem}.no-header", [], body)
+    write("generic_parse", f"{path.stem}.webhook-id", [("webhook-id", msg_id)], body)
+    write("generic_parse", f"{path.stem}.idempotency-key",
+          [("Idempotency-Key", f"key-{path.stem}")], body)
