@@ -9,4 +9,7 @@
 //!
 //! The examples live in a crate of their own so that the store and the
 //! adapters keep depending only on `payhook-domain`, in their dev-dependencies
-//! too. This library is deliberately empty: nothing depends on it.
+//! too. For the same reason it holds the test of that direction
+//! (`tests/dependency_direction.rs`), which fails when a crate gains a
+//! dependency docs/architecture.md forbids. This library is deliberately
+//! empty: nothing depends on it.
