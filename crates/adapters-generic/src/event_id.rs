@@ -7,11 +7,7 @@
 use payhook_domain::ports::Headers;
 use ring::digest;
 
-use crate::signature::WEBHOOK_ID_HEADER;
-
-/// The header a sender may set to name a delivery when it does not use
-/// Standard Webhooks (the IETF `Idempotency-Key` draft's name).
-pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+use crate::headers::{IDEMPOTENCY_KEY_HEADER, WEBHOOK_ID_HEADER};
 
 /// The longest event id header accepted, in bytes. Standard Webhooks ids and
 /// idempotency keys (UUIDs, `msg_...`) are far shorter; the id is stored

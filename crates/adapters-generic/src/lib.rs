@@ -34,6 +34,7 @@
 //! [`EventKind::Failed`]: payhook_domain::EventKind::Failed
 
 mod event_id;
+mod headers;
 mod payload;
 mod signature;
 
@@ -44,9 +45,10 @@ use chrono::{DateTime, Utc};
 use payhook_domain::ports::{GatewayAdapter, ParseError, VerifyError, WebhookRequest};
 use payhook_domain::{GatewayEvent, Secret};
 
-pub use event_id::{IDEMPOTENCY_KEY_HEADER, MAX_EVENT_ID_BYTES};
-pub use signature::{
-    SIMPLE_SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,
+pub use event_id::MAX_EVENT_ID_BYTES;
+pub use headers::{
+    IDEMPOTENCY_KEY_HEADER, SIMPLE_SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER,
+    WEBHOOK_TIMESTAMP_HEADER,
 };
 
 /// The gateway name under which generic events are stored.

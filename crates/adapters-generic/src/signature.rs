@@ -19,21 +19,10 @@ use payhook_domain::Secret;
 use ring::hmac;
 
 use crate::event_id;
+use crate::headers::{
+    SIMPLE_SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,
+};
 use crate::ConfigError;
-
-/// The Standard Webhooks header naming the message; it is signed.
-pub const WEBHOOK_ID_HEADER: &str = "webhook-id";
-
-/// The Standard Webhooks header with the signing time, in unix seconds.
-pub const WEBHOOK_TIMESTAMP_HEADER: &str = "webhook-timestamp";
-
-/// The Standard Webhooks header with the signatures; its presence selects
-/// that scheme.
-pub const WEBHOOK_SIGNATURE_HEADER: &str = "webhook-signature";
-
-/// The header of the simple scheme, `sha256=<hex>`; used only when
-/// [`WEBHOOK_SIGNATURE_HEADER`] is absent.
-pub const SIMPLE_SIGNATURE_HEADER: &str = "X-Webhook-Signature";
 
 /// The prefix that marks a Standard Webhooks secret as base64.
 const SECRET_PREFIX: &str = "whsec_";

@@ -22,7 +22,7 @@
 //! webhook call its HTTP stack receives (headers and raw body) to
 //! [`WebhookService::handle`] with the gateway's adapter
 //! (`payhook-adapters-stripe`, `-paypal`, `-generic`, or one of its own).
-//! `cargo run -p payhook-store-diesel --example embedded_shop` runs that
+//! `cargo run -p payhook-examples --example embedded_shop` runs that
 //! whole path on SQLite with Stripe.
 //!
 //! Amounts are exact, in the currency's minor units:

@@ -4,8 +4,8 @@
 //! endpoint, and lets payhook's domain services verify and apply it.
 //!
 //! ```sh
-//! cargo run -p payhook-store-diesel --example embedded_shop            # a temporary database
-//! cargo run -p payhook-store-diesel --example embedded_shop -- shop.db # or this SQLite file
+//! cargo run -p payhook-examples --example embedded_shop            # a temporary database
+//! cargo run -p payhook-examples --example embedded_shop -- shop.db # or this SQLite file
 //! ```
 //!
 //! What it walks through:
