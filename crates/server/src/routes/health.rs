@@ -4,14 +4,14 @@ use actix_web::{web, HttpResponse};
 use payhook_domain::ports::Store;
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /healthz`: the process answers.
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "health",
-    responses((status = 200, description = "The process answers", body = crate::openapi::HealthBody)),
+    responses((status = 200, description = "The process answers", body = crate::api_types::HealthBody)),
 )]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
@@ -23,8 +23,8 @@ pub async fn healthz() -> HttpResponse {
     path = "/readyz",
     tag = "health",
     responses(
-        (status = 200, description = "The database answers and is migrated", body = crate::openapi::HealthBody),
-        (status = 503, description = "The database is unreachable", body = crate::openapi::HealthBody),
+        (status = 200, description = "The database answers and is migrated", body = crate::api_types::HealthBody),
+        (status = 503, description = "The database is unreachable", body = crate::api_types::HealthBody),
     ),
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
