@@ -60,11 +60,6 @@ impl NotificationCounter {
     pub fn count(&self, outcome: &'static str) {
         self.0.get_or_create(&NotificationLabel { outcome }).inc();
     }
-
-    /// The count of `outcome` so far.
-    pub fn get(&self, outcome: &'static str) -> u64 {
-        self.0.get_or_create(&NotificationLabel { outcome }).get()
-    }
 }
 
 /// Every metric of the server.

@@ -52,12 +52,7 @@ impl Modify for BearerSecurity {
 )]
 pub struct ApiDoc;
 
-/// The document as served.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
-}
-
 /// The document as the JSON text `GET /api/openapi.json` answers.
 pub fn document_json() -> serde_json::Result<String> {
-    serde_json::to_string(&document())
+    serde_json::to_string(&ApiDoc::openapi())
 }
