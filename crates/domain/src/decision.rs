@@ -21,7 +21,6 @@ pub enum AmountPolicy {
 
 /// What applying an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Outcome {
     /// The payment moved to `completed` (possibly with a recorded mismatch).
     Confirmed,

@@ -130,10 +130,14 @@
 //!
 //! What an embedder depends on is this crate's types and traits, and
 //! `chrono`'s `DateTime<Utc>`; no HTTP, SQL or runtime type appears in its
-//! API. Enums that will grow (errors, outcomes, event kinds) are
-//! `#[non_exhaustive]`; the payment and order statuses and the lookup
-//! steps are not, on purpose: a new state or lookup must be handled by
-//! every store and caller, and a compile error is how they learn of it.
+//! API. What a caller must decide on is exhaustive, on purpose: the
+//! outcomes ([`Outcome`], [`WebhookOutcome`]), the errors the services and
+//! the store return ([`PaymentError`], [`WebhookError`],
+//! [`ports::StoreError`]), the payment and order statuses and the lookup
+//! steps. A new variant must be given its answer by every store and
+//! caller (the server's status table among them), and a compile error is
+//! how they learn of it. Enums a caller only passes on or prints (event
+//! kinds, verification, parse and money errors) stay `#[non_exhaustive]`.
 
 pub mod decision;
 pub mod event;

@@ -164,7 +164,6 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Why a store operation did not happen. Nothing was written in any case.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StoreError {
     /// No order has this id.
     #[error("order {0} not found")]

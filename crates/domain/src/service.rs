@@ -21,7 +21,6 @@ const MAX_TEXT: usize = 255;
 
 /// Why a shop request was refused.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum PaymentError {
     /// A field of the request is unusable; nothing was written.
     #[error("invalid {field}: {reason}")]
@@ -31,6 +30,11 @@ pub enum PaymentError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The request names an order that does not exist (a payment for it);
+    /// nothing was written. An order looked up by its own id is
+    /// `Store(OrderNotFound)` instead: there the id is the resource.
+    #[error("invalid order_id: order {0} not found")]
+    UnknownOrder(OrderId),
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -121,7 +125,8 @@ impl PaymentService {
     }
 
     /// Creates a payment of `amount` for the order through `payment_method`,
-    /// with a fresh `TXN-...` transaction id.
+    /// with a fresh `TXN-...` transaction id; `UnknownOrder` when no order
+    /// has `order_id`.
     pub async fn create_payment(
         &self,
         order_id: OrderId,
@@ -136,7 +141,10 @@ impl PaymentService {
             payment_method,
             amount,
         };
-        Ok(self.store.create_payment(payment, self.clock.now()).await?)
+        match self.store.create_payment(payment, self.clock.now()).await {
+            Err(StoreError::OrderNotFound(id)) => Err(PaymentError::UnknownOrder(id)),
+            result => Ok(result?),
+        }
     }
 
     /// The payment with this id.
@@ -164,7 +172,6 @@ impl PaymentService {
 
 /// Why a webhook was not applied. Nothing was written in any case.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum WebhookError {
     /// The signature check failed.
     #[error("invalid signature: {0}")]
@@ -203,7 +210,6 @@ impl From<&Payment> for PaymentRef {
 
 /// What a webhook call came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum WebhookOutcome {
     /// The event was applied (or deliberately not, see [`Outcome`]).
     Decided {
@@ -227,6 +233,32 @@ pub enum WebhookOutcome {
         /// The gateway's event id.
         event_id: String,
     },
+}
+
+impl WebhookOutcome {
+    /// True when this call met an amount other than the payment's: a
+    /// confirmation that recorded the difference (policy `warn`) or a
+    /// success refused for it ([`Outcome::AmountRejected`], policy
+    /// `reject`). A duplicate, or a success for a payment completed
+    /// earlier, is not this call's mismatch and answers false.
+    pub fn amount_mismatch(&self) -> bool {
+        match self {
+            Self::Decided {
+                outcome: Outcome::AmountRejected,
+                ..
+            } => true,
+            // The payment completed in this call, so a mismatch it carries
+            // is the one this event brought.
+            Self::Decided {
+                outcome: Outcome::Confirmed,
+                payment,
+            } => payment.amount_mismatch,
+            Self::Decided { .. }
+            | Self::Duplicate { .. }
+            | Self::Ignored { .. }
+            | Self::Unmatched { .. } => false,
+        }
+    }
 }
 
 /// One page of recorded events, as [`WebhookService::events`] lists them.

@@ -5,6 +5,8 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
 use std::time::Duration;
 
 use payhook_domain::{AmountPolicy, Secret};
@@ -90,28 +92,109 @@ impl std::fmt::Debug for PaypalConfig {
     }
 }
 
-/// Reads a comma-separated list of secrets; `None` when the variable is unset.
-fn secret_list(
-    variable: &'static str,
-    value: Option<String>,
-) -> Result<Option<Vec<Secret>>, ConfigError> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    let secrets: Vec<Secret> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(Secret::new)
-        .collect();
-    if secrets.is_empty() {
-        return Err(ConfigError {
-            variable,
-            reason: "no secret in the list".into(),
-        });
-    }
-    Ok(Some(secrets))
+/// The environment as the configuration reads it: a value that is empty
+/// or blank counts as unset, and every refusal names its variable. It only
+/// reads and checks single values; which variables go together is decided
+/// by the callers.
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
 }
+
+impl Env<'_> {
+    /// The value of `name`, `None` when unset or blank.
+    fn text(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    fn invalid(name: &'static str, reason: &str) -> ConfigError {
+        ConfigError {
+            variable: name,
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// A number within `allowed`, `default` when unset; else `expected`.
+    fn number<T: FromStr + PartialOrd>(
+        &self,
+        name: &'static str,
+        default: T,
+        allowed: RangeInclusive<T>,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        let Some(text) = self.text(name) else {
+            return Ok(default);
+        };
+        text.trim()
+            .parse::<T>()
+            .ok()
+            .filter(|value| allowed.contains(value))
+            .ok_or_else(|| Self::invalid(name, expected))
+    }
+
+    /// A whole number of at least 1.
+    fn positive(&self, name: &'static str, default: u32) -> Result<NonZeroU32, ConfigError> {
+        let value = self.number(name, default, 1..=u32::MAX, POSITIVE_WHOLE)?;
+        NonZeroU32::new(value).ok_or_else(|| Self::invalid(name, POSITIVE_WHOLE))
+    }
+
+    /// A positive number of milliseconds.
+    fn millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.number(
+            name,
+            default,
+            1..=u64::MAX,
+            "expected a positive number of milliseconds",
+        )
+        .map(Duration::from_millis)
+    }
+
+    /// One of `choices` by name (`default` when unset); else `expected`.
+    fn choice<T: Copy>(
+        &self,
+        name: &'static str,
+        choices: &[(&str, T)],
+        default: T,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        let Some(text) = self.text(name) else {
+            return Ok(default);
+        };
+        choices
+            .iter()
+            .find(|(word, _)| *word == text.trim())
+            .map(|(_, value)| *value)
+            .ok_or_else(|| Self::invalid(name, expected))
+    }
+
+    /// `true`/`1` or `false`/`0`.
+    fn bool(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        self.choice(
+            name,
+            &[("true", true), ("1", true), ("false", false), ("0", false)],
+            default,
+            "expected true or false",
+        )
+    }
+
+    /// A comma-separated list of secrets; `None` when unset.
+    fn secrets(&self, name: &'static str) -> Result<Option<Vec<Secret>>, ConfigError> {
+        let Some(value) = self.text(name) else {
+            return Ok(None);
+        };
+        let secrets: Vec<Secret> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+            .collect();
+        if secrets.is_empty() {
+            return Err(Self::invalid(name, "no secret in the list"));
+        }
+        Ok(Some(secrets))
+    }
+}
+
+const POSITIVE_WHOLE: &str = "expected a positive whole number";
 
 /// Where and how the outbox is delivered to the shop.
 #[derive(Debug, Clone)]
@@ -159,24 +242,12 @@ pub const DEFAULT_NOTIFY_POLL_MS: u64 = 500;
 /// Default of `PAYHOOK_NOTIFY_TIMEOUT_MS`.
 pub const DEFAULT_NOTIFY_TIMEOUT_MS: u64 = 10_000;
 
-fn notify_config(get: &dyn Fn(&str) -> Option<String>) -> Result<NotifyConfig, ConfigError> {
-    let invalid = |variable: &'static str, reason: &str| ConfigError {
-        variable,
-        reason: reason.to_owned(),
-    };
-    let millis = |variable: &'static str, default: u64| -> Result<Duration, ConfigError> {
-        match get(variable) {
-            None => Ok(Duration::from_millis(default)),
-            Some(text) => match text.trim().parse::<u64>() {
-                Ok(n) if n > 0 => Ok(Duration::from_millis(n)),
-                _ => Err(invalid(
-                    variable,
-                    "expected a positive number of milliseconds",
-                )),
-            },
-        }
-    };
-    let callback = match (get("PAYHOOK_NOTIFY_URL"), get("PAYHOOK_NOTIFY_SECRET")) {
+fn notify_config(env: &Env<'_>) -> Result<NotifyConfig, ConfigError> {
+    let invalid = Env::invalid;
+    let callback = match (
+        env.text("PAYHOOK_NOTIFY_URL"),
+        env.text("PAYHOOK_NOTIFY_SECRET"),
+    ) {
         (None, None) => None,
         (None, Some(_)) => {
             return Err(invalid(
@@ -224,23 +295,14 @@ fn notify_config(get: &dyn Fn(&str) -> Option<String>) -> Result<NotifyConfig, C
             })
         }
     };
-    let max_attempts = match get("PAYHOOK_NOTIFY_MAX_ATTEMPTS") {
-        None => DEFAULT_NOTIFY_MAX_ATTEMPTS,
-        Some(text) => match text.trim().parse::<u32>() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                return Err(invalid(
-                    "PAYHOOK_NOTIFY_MAX_ATTEMPTS",
-                    "expected a positive whole number",
-                ))
-            }
-        },
-    };
-    let base = millis(
+    let max_attempts = env
+        .positive("PAYHOOK_NOTIFY_MAX_ATTEMPTS", DEFAULT_NOTIFY_MAX_ATTEMPTS)?
+        .get();
+    let base = env.millis(
         "PAYHOOK_NOTIFY_BACKOFF_BASE_MS",
         DEFAULT_NOTIFY_BACKOFF_BASE_MS,
     )?;
-    let max = millis(
+    let max = env.millis(
         "PAYHOOK_NOTIFY_BACKOFF_MAX_MS",
         DEFAULT_NOTIFY_BACKOFF_MAX_MS,
     )?;
@@ -257,8 +319,8 @@ fn notify_config(get: &dyn Fn(&str) -> Option<String>) -> Result<NotifyConfig, C
             max,
             max_attempts,
         },
-        poll: millis("PAYHOOK_NOTIFY_POLL_MS", DEFAULT_NOTIFY_POLL_MS)?,
-        timeout: millis("PAYHOOK_NOTIFY_TIMEOUT_MS", DEFAULT_NOTIFY_TIMEOUT_MS)?,
+        poll: env.millis("PAYHOOK_NOTIFY_POLL_MS", DEFAULT_NOTIFY_POLL_MS)?,
+        timeout: env.millis("PAYHOOK_NOTIFY_TIMEOUT_MS", DEFAULT_NOTIFY_TIMEOUT_MS)?,
     })
 }
 
@@ -278,37 +340,22 @@ impl Config {
     /// Reads the variables through `lookup`, so tests need not touch the
     /// process environment. Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let invalid = |variable: &'static str, reason: &str| ConfigError {
-            variable,
-            reason: reason.to_owned(),
-        };
+        let env = Env { lookup: &lookup };
+        let invalid = Env::invalid;
 
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let database_url = env
+            .text("DATABASE_URL")
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         payhook_store_diesel::Target::parse(&database_url)
             .map_err(|e| invalid("DATABASE_URL", &e.to_string()))?;
 
-        let addr_text = get("PAYHOOK_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-        let addr = addr_text
+        let addr = env
+            .text("PAYHOOK_ADDR")
+            .unwrap_or_else(|| DEFAULT_ADDR.to_owned())
             .parse()
             .map_err(|_| invalid("PAYHOOK_ADDR", "expected host:port, e.g. 127.0.0.1:8000"))?;
 
-        let stripe_secrets = secret_list("STRIPE_WEBHOOK_SECRET", get("STRIPE_WEBHOOK_SECRET"))?;
-        let generic_secrets = secret_list("WEBHOOK_SECRET", get("WEBHOOK_SECRET"))?;
-        let allow_unsigned_generic = match get("PAYHOOK_ALLOW_UNSIGNED_GENERIC")
-            .as_deref()
-            .map(str::trim)
-        {
-            None | Some("false" | "0") => false,
-            Some("true" | "1") => true,
-            Some(_) => {
-                return Err(invalid(
-                    "PAYHOOK_ALLOW_UNSIGNED_GENERIC",
-                    "expected true or false",
-                ))
-            }
-        };
-        let paypal = match (get("PAYPAL_WEBHOOK_ID"), get("PAYPAL_CERT_FILE")) {
+        let paypal = match (env.text("PAYPAL_WEBHOOK_ID"), env.text("PAYPAL_CERT_FILE")) {
             (None, None) => None,
             (Some(_), None) => {
                 return Err(invalid(
@@ -334,99 +381,51 @@ impl Config {
             }
         };
 
-        let amount_policy = match get("PAYHOOK_AMOUNT_MISMATCH").as_deref().map(str::trim) {
-            None | Some("warn") => AmountPolicy::Warn,
-            Some("reject") => AmountPolicy::Reject,
-            Some(_) => {
-                return Err(invalid(
-                    "PAYHOOK_AMOUNT_MISMATCH",
-                    "expected warn or reject",
-                ))
-            }
-        };
-
-        let max_body_bytes = match get("PAYHOOK_MAX_BODY_BYTES") {
-            None => DEFAULT_MAX_BODY_BYTES,
-            Some(text) => match text.trim().parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(invalid(
-                        "PAYHOOK_MAX_BODY_BYTES",
-                        "expected a positive number of bytes",
-                    ))
-                }
-            },
-        };
-
-        let db_pool_size = match get("PAYHOOK_DB_POOL_SIZE") {
-            None => 8,
-            Some(text) => match text.trim().parse::<u32>() {
-                Ok(n) if (1..=1024).contains(&n) => n,
-                _ => {
-                    return Err(invalid(
-                        "PAYHOOK_DB_POOL_SIZE",
-                        "expected a number from 1 to 1024",
-                    ))
-                }
-            },
-        };
-
-        let db_timeout = match get("PAYHOOK_DB_TIMEOUT_MS") {
-            None => Duration::from_secs(5),
-            Some(text) => match text.trim().parse::<u64>() {
-                Ok(n) if n > 0 => Duration::from_millis(n),
-                _ => {
-                    return Err(invalid(
-                        "PAYHOOK_DB_TIMEOUT_MS",
-                        "expected a positive number of milliseconds",
-                    ))
-                }
-            },
-        };
-
-        let log_format = match get("PAYHOOK_LOG_FORMAT").as_deref().map(str::trim) {
-            None | Some("pretty" | "text") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(_) => return Err(invalid("PAYHOOK_LOG_FORMAT", "expected json or pretty")),
-        };
-        let positive = |variable: &'static str, default: u32| -> Result<NonZeroU32, ConfigError> {
-            match get(variable) {
-                None => Ok(NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN)),
-                Some(text) => text
-                    .trim()
-                    .parse::<NonZeroU32>()
-                    .map_err(|_| invalid(variable, "expected a positive whole number")),
-            }
-        };
-        let failed_attempts_per_second = positive("PAYHOOK_FAILED_ATTEMPTS_PER_SECOND", 10)?;
-        let failed_attempts_burst = positive("PAYHOOK_FAILED_ATTEMPTS_BURST", 20)?;
-        let max_in_flight = positive("PAYHOOK_MAX_IN_FLIGHT", 512)?.get() as usize;
-        let group_commit = match get("PAYHOOK_GROUP_COMMIT").as_deref().map(str::trim) {
-            None | Some("true" | "1") => true,
-            Some("false" | "0") => false,
-            Some(_) => return Err(invalid("PAYHOOK_GROUP_COMMIT", "expected true or false")),
-        };
-
-        let notify = notify_config(&get)?;
-
         Ok(Self {
-            log_format,
-            failed_attempts_per_second,
-            failed_attempts_burst,
-            max_in_flight,
-            notify,
-            group_commit,
+            stripe_secrets: env.secrets("STRIPE_WEBHOOK_SECRET")?,
+            generic_secrets: env.secrets("WEBHOOK_SECRET")?,
+            allow_unsigned_generic: env.bool("PAYHOOK_ALLOW_UNSIGNED_GENERIC", false)?,
+            amount_policy: env.choice(
+                "PAYHOOK_AMOUNT_MISMATCH",
+                &[
+                    ("warn", AmountPolicy::Warn),
+                    ("reject", AmountPolicy::Reject),
+                ],
+                AmountPolicy::Warn,
+                "expected warn or reject",
+            )?,
+            max_body_bytes: env.number(
+                "PAYHOOK_MAX_BODY_BYTES",
+                DEFAULT_MAX_BODY_BYTES,
+                1..=usize::MAX,
+                "expected a positive number of bytes",
+            )?,
+            db_pool_size: env.number(
+                "PAYHOOK_DB_POOL_SIZE",
+                8,
+                1..=1024,
+                "expected a number from 1 to 1024",
+            )?,
+            db_timeout: env.millis("PAYHOOK_DB_TIMEOUT_MS", 5_000)?,
+            log_format: env.choice(
+                "PAYHOOK_LOG_FORMAT",
+                &[
+                    ("pretty", LogFormat::Pretty),
+                    ("text", LogFormat::Pretty),
+                    ("json", LogFormat::Json),
+                ],
+                LogFormat::Pretty,
+                "expected json or pretty",
+            )?,
+            failed_attempts_per_second: env.positive("PAYHOOK_FAILED_ATTEMPTS_PER_SECOND", 10)?,
+            failed_attempts_burst: env.positive("PAYHOOK_FAILED_ATTEMPTS_BURST", 20)?,
+            max_in_flight: env.positive("PAYHOOK_MAX_IN_FLIGHT", 512)?.get() as usize,
+            group_commit: env.bool("PAYHOOK_GROUP_COMMIT", true)?,
+            notify: notify_config(&env)?,
             database_url: Secret::new(database_url),
             addr,
-            api_token: get("PAYHOOK_API_TOKEN").map(Secret::new),
-            stripe_secrets,
-            generic_secrets,
-            allow_unsigned_generic,
+            api_token: env.text("PAYHOOK_API_TOKEN").map(Secret::new),
             paypal,
-            amount_policy,
-            max_body_bytes,
-            db_pool_size,
-            db_timeout,
         })
     }
 }

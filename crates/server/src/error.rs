@@ -98,20 +98,25 @@ impl ResponseError for ApiError {
     }
 }
 
+// The table: every domain, adapter and store error with its status. No arm
+// is a wildcard, so a new variant does not compile until it is given one.
+// Verification and parse errors need no finer split: each is a 400 whose
+// message names the fact.
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::OrderNotFound(_) | StoreError::PaymentNotFound(_) => {
-                Self::NotFound(error.to_string())
-            }
-            StoreError::ExternalIdTaken(_) | StoreError::Transition(_) => {
-                Self::Conflict(error.to_string())
-            }
+            StoreError::OrderNotFound(_)
+            | StoreError::PaymentNotFound(_)
+            | StoreError::NotificationNotFound(_) => Self::NotFound(error.to_string()),
+            StoreError::ExternalIdTaken(_)
+            | StoreError::Transition(_)
+            | StoreError::NotificationNotDead { .. } => Self::Conflict(error.to_string()),
             StoreError::Unavailable(cause) => {
                 tracing::error!(error = %cause_chain(cause.as_ref()), "database unavailable");
                 Self::Unavailable("database unavailable".into())
             }
-            other => Self::internal(other),
+            StoreError::Backend(_) => Self::internal(error),
         }
     }
 }
@@ -119,9 +124,11 @@ impl From<StoreError> for ApiError {
 impl From<PaymentError> for ApiError {
     fn from(error: PaymentError) -> Self {
         match error {
-            PaymentError::InvalidInput { .. } => Self::BadRequest(error.to_string()),
+            // An order named in the body, not the URL: a bad request.
+            PaymentError::InvalidInput { .. } | PaymentError::UnknownOrder(_) => {
+                Self::BadRequest(error.to_string())
+            }
             PaymentError::Store(store) => store.into(),
-            other => Self::internal(other),
         }
     }
 }
@@ -130,8 +137,8 @@ impl From<WebhookError> for ApiError {
     fn from(error: WebhookError) -> Self {
         match error {
             WebhookError::Verify(_) | WebhookError::Parse(_) => Self::BadRequest(error.to_string()),
+            WebhookError::EventNotFound(_) => Self::NotFound(error.to_string()),
             WebhookError::Store(store) => store.into(),
-            other => Self::internal(other),
         }
     }
 }

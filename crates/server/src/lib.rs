@@ -5,6 +5,8 @@
 //! knows HTTP. Handlers stay thin: extract, call an adapter and a domain
 //! service, map the outcome with the table in [`error`].
 
+pub mod api_types;
+pub mod auth;
 pub mod check;
 pub mod config;
 pub mod dispatcher;
@@ -17,6 +19,7 @@ pub mod openapi;
 pub mod routes;
 pub mod runtime;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 
 pub use config::{Config, ConfigError};

@@ -1,5 +1,7 @@
-//! Prometheus metrics, in the OpenMetrics text format that Prometheus
-//! scrapes, from `prometheus-client`.
+//! Prometheus metrics from `prometheus-client`, rendered in the format the
+//! scraper asks for: OpenMetrics 1.0 for a client that accepts
+//! `application/openmetrics-text` (Prometheus does), the Prometheus text
+//! format 0.0.4 for every other one (curl, agents that read only 0.0.4).
 //!
 //! Counters and the latency histogram are updated as requests are answered;
 //! the gauges that describe shared state (pool use, outbox backlog) are read
@@ -57,11 +59,6 @@ impl NotificationCounter {
     /// Counts one delivery attempt's result: `delivered`, `retried` or `dead`.
     pub fn count(&self, outcome: &'static str) {
         self.0.get_or_create(&NotificationLabel { outcome }).inc();
-    }
-
-    /// The count of `outcome` so far.
-    pub fn get(&self, outcome: &'static str) -> u64 {
-        self.0.get_or_create(&NotificationLabel { outcome }).get()
     }
 }
 
@@ -181,8 +178,13 @@ impl Metrics {
         self.notifications.clone()
     }
 
-    /// Renders the registry after setting the scrape-time gauges.
-    pub fn render(&self, pool: (u32, u32, u32), outbox_backlog: Option<i64>) -> String {
+    /// Renders the registry in `format` after setting the scrape-time gauges.
+    pub fn render(
+        &self,
+        pool: (u32, u32, u32),
+        outbox_backlog: Option<i64>,
+        format: Format,
+    ) -> String {
         let (open, idle, max) = pool;
         self.pool
             .get_or_create(&PoolLabel { state: "idle" })
@@ -197,6 +199,169 @@ impl Metrics {
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        text
+        match format {
+            Format::OpenMetrics => text,
+            Format::Prometheus => openmetrics_to_prometheus(&text),
+        }
+    }
+}
+
+/// A text format of `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4.
+    Prometheus,
+}
+
+impl Format {
+    /// OpenMetrics when the `Accept` header accepts
+    /// `application/openmetrics-text` (with a non-zero `q`), else 0.0.4.
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        let accepts_openmetrics = accept.is_some_and(|accept| {
+            accept.split(',').any(|range| {
+                let mut parts = range.split(';').map(str::trim);
+                let essence = parts.next().unwrap_or_default();
+                let refused = parts.any(|parameter| {
+                    parameter
+                        .strip_prefix("q=")
+                        .and_then(|q| q.parse::<f64>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
+                essence.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+            })
+        });
+        if accepts_openmetrics {
+            Self::OpenMetrics
+        } else {
+            Self::Prometheus
+        }
+    }
+
+    /// The `Content-Type` of an answer in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Self::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// Rewrites `prometheus-client`'s OpenMetrics text as the 0.0.4 format. The
+/// samples are the same lines in both; the differences are in the metadata:
+/// a counter's `# HELP`/`# TYPE` name the family (`payhook_webhooks`) in
+/// OpenMetrics but the sample (`payhook_webhooks_total`) in 0.0.4, `unknown`
+/// is `untyped`, and 0.0.4 has neither `# UNIT` lines nor `# EOF`.
+fn openmetrics_to_prometheus(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // A family's HELP comes before its TYPE, which decides its name.
+    let mut help: Option<(&str, &str)> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest.split_once(' ').unwrap_or((rest, "")));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let (name, kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "unknown" => (name.to_owned(), "untyped"),
+                other => (name.to_owned(), other),
+            };
+            if let Some((_, text)) = help.take() {
+                out.push_str(&format!("# HELP {name} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            continue;
+        }
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(format: Format) -> String {
+        let metrics = Metrics::new();
+        metrics.webhook("stripe", "confirmed", 0.01);
+        metrics.rate_limited("in_flight");
+        metrics.render((2, 1, 8), Some(3), format)
+    }
+
+    #[test]
+    fn openmetrics_names_counter_families_and_ends_with_eof() {
+        let text = rendered(Format::OpenMetrics);
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(text.contains("# TYPE payhook_webhooks counter\n"), "{text}");
+        assert!(
+            text.contains("payhook_webhooks_total{gateway=\"stripe\",outcome=\"confirmed\"} 1\n")
+        );
+    }
+
+    #[test]
+    fn prometheus_text_names_counters_by_their_sample_and_has_no_eof() {
+        let text = rendered(Format::Prometheus);
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(!text.contains("# UNIT"), "{text}");
+        assert!(
+            text.contains(
+                "# HELP payhook_webhooks_total Webhook calls by gateway and outcome.\n\
+                 # TYPE payhook_webhooks_total counter\n\
+                 payhook_webhooks_total{gateway=\"stripe\",outcome=\"confirmed\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE payhook_rate_limited_total counter\n"),
+            "{text}"
+        );
+        // Histograms and gauges keep their names.
+        assert!(
+            text.contains("# TYPE payhook_webhook_duration_seconds histogram\n"),
+            "{text}"
+        );
+        assert!(text.contains("payhook_webhook_duration_seconds_count{gateway=\"stripe\"} 1\n"));
+        assert!(text.contains("# TYPE payhook_outbox_backlog gauge\npayhook_outbox_backlog 3\n"));
+        // Every sample line of one format is in the other.
+        let openmetrics = rendered(Format::OpenMetrics);
+        let samples = |text: &str| -> Vec<String> {
+            // A family's series come in hash order: compare them sorted.
+            let mut lines: Vec<String> = text
+                .lines()
+                .filter(|line| !line.starts_with('#'))
+                .map(str::to_owned)
+                .collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(samples(&text), samples(&openmetrics));
+    }
+
+    #[test]
+    fn openmetrics_only_when_the_client_accepts_it() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,\
+                          application/openmetrics-text;version=0.0.1;q=0.75,\
+                          text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(
+            Format::negotiate(Some("Application/OpenMetrics-Text")),
+            Format::OpenMetrics
+        );
+        for other in [
+            None,
+            Some("*/*"),
+            Some("text/plain"),
+            Some("text/plain;version=0.0.4"),
+            Some("application/openmetrics-text;q=0, text/plain"),
+        ] {
+            assert_eq!(Format::negotiate(other), Format::Prometheus, "{other:?}");
+        }
     }
 }

@@ -20,27 +20,8 @@ use crate::metrics::{Metrics, NotificationCounter};
 use crate::notify::{HttpNotifier, LogNotifier};
 use crate::routes::routes;
 use crate::runtime::{ApiToken, RandomTransactionIds, SystemClock};
+use crate::state::AppState;
 use crate::telemetry::RequestId;
-
-/// What every handler shares.
-pub struct AppState {
-    /// Orders and payments for the management API.
-    pub payments: PaymentService,
-    /// Verify, parse and apply webhooks.
-    pub webhooks: WebhookService,
-    /// The registered gateways.
-    pub gateways: Gateways,
-    /// The store, for readiness.
-    pub store: Arc<DieselStore>,
-    /// `None` disables the management API.
-    pub api_token: Option<ApiToken>,
-    /// Largest accepted webhook body.
-    pub max_body_bytes: usize,
-    /// The Prometheus metrics.
-    pub metrics: Metrics,
-    /// Rate limits and the in-flight bound.
-    pub limits: Limits,
-}
 
 fn store_options(config: &Config) -> StoreOptions {
     StoreOptions {
@@ -151,6 +132,8 @@ impl Application {
                 config.failed_attempts_burst,
                 config.max_in_flight,
             ),
+            openapi_json: crate::openapi::document_json()
+                .context("cannot serialize the OpenAPI document")?,
         });
         let notification_counter = state.metrics.notification_counter();
         match &config.notify.callback {

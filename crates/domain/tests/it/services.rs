@@ -257,6 +257,7 @@ async fn a_success_confirms_the_payment_and_pays_the_order_once() {
     );
     let outcome = h.deliver(&body).await.expect("applied");
     assert_eq!(outcome, decided(Outcome::Confirmed, &created));
+    assert!(!outcome.amount_mismatch());
 
     let confirmed = h.payment(created.id).await;
     assert_eq!(confirmed.status, PaymentStatus::Completed);
@@ -627,6 +628,10 @@ async fn a_different_amount_under_warn_confirms_and_notifies_the_mismatch() {
     // The answer names the payment as stored, mismatch flag included.
     assert_eq!(outcome, decided(Outcome::Confirmed, &stored));
     assert!(matches!(&outcome, WebhookOutcome::Decided { payment, .. } if payment.amount_mismatch));
+    assert!(
+        outcome.amount_mismatch(),
+        "the mismatch is a fact of the outcome"
+    );
     assert_eq!(stored.status, PaymentStatus::Completed);
     assert_eq!(
         stored.amount_mismatch,
@@ -657,11 +662,13 @@ async fn a_rejected_amount_is_evaluated_again_on_redelivery() {
     );
 
     for _ in 0..2 {
+        let outcome = h.deliver(&body).await.expect("rejected");
         assert_eq!(
-            h.deliver(&body).await.expect("rejected"),
+            outcome,
             decided(Outcome::AmountRejected, &payment),
             "a refused amount is not final, so never a duplicate"
         );
+        assert!(outcome.amount_mismatch());
         assert_eq!(h.payment(payment.id).await, payment);
         assert_eq!(h.order_status(order.id).await, OrderStatus::Pending);
         assert!(h.store.outbox().is_empty());
@@ -683,6 +690,7 @@ async fn a_rejected_amount_is_evaluated_again_on_redelivery() {
         .expect("confirmed");
     let stored = h.payment(payment.id).await;
     assert_eq!(outcome, decided(Outcome::Confirmed, &stored));
+    assert!(outcome.amount_mismatch());
     assert_eq!(
         stored.amount_mismatch.map(|m| m.received),
         Some(Money::from_minor(15000, currency("JPY")))
@@ -878,10 +886,7 @@ async fn invalid_payments_are_refused_and_not_stored() {
         .create_payment(OrderId(404), "test".into(), money(100, "USD"))
         .await;
     assert!(
-        matches!(
-            unknown,
-            Err(PaymentError::Store(StoreError::OrderNotFound(OrderId(404))))
-        ),
+        matches!(unknown, Err(PaymentError::UnknownOrder(OrderId(404)))),
         "{unknown:?}"
     );
     assert!(matches!(

@@ -1,44 +1,16 @@
-//! The management API for the shop: orders and payments, behind a bearer
-//! token compared in constant time.
+//! The management API for the shop: orders and payments, behind the bearer
+//! token that [`Authorized`] checks.
 
-use actix_web::http::header::AUTHORIZATION;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
-use payhook_domain::ports::StoreError;
-use payhook_domain::{
-    AmountText, Currency, Money, Order, OrderId, Payment, PaymentError, PaymentId,
-};
+use payhook_domain::{AmountText, Currency, Money, Order, OrderId, Payment, PaymentId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api_types::{ManagementErrors, Unauthorized};
+use crate::auth::Authorized;
 use crate::error::ApiError;
-use crate::startup::AppState;
-
-/// Refuses the call unless it carries `Authorization: Bearer <token>`.
-pub fn authorize(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let Some(expected) = &state.api_token else {
-        return Err(ApiError::Unavailable(
-            "the management API is disabled: PAYHOOK_API_TOKEN is not set".into(),
-        ));
-    };
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if presented.is_some_and(|token| expected.matches(token)) {
-        return Ok(());
-    }
-    // Failed attempts are budgeted per client address, so guessing the
-    // token runs into 429 long before it could succeed.
-    let client = request.peer_addr().map(|addr| addr.ip());
-    if let Err(retry_after) = state.limits.failed_authentication(client) {
-        state.metrics.rate_limited("failed_authentication");
-        return Err(ApiError::TooManyRequests(retry_after));
-    }
-    Err(ApiError::Unauthorized)
-}
+use crate::state::AppState;
 
 fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -157,7 +129,7 @@ fn money(amount: &AmountText, currency: &str, field: &str) -> Result<Money, ApiE
 pub struct CreateOrder {
     #[schema(min_length = 1, max_length = 255)]
     client_id: String,
-    #[schema(value_type = crate::openapi::AmountInput)]
+    #[schema(value_type = crate::api_types::AmountInput)]
     total: AmountText,
     #[schema(pattern = "^[A-Za-z]{3}$", example = "USD")]
     currency: String,
@@ -172,21 +144,16 @@ pub struct CreateOrder {
     request_body = CreateOrder,
     responses(
         (status = 201, description = "The new pending order", body = OrderBody),
-        (status = 400, description = "Malformed JSON, unknown field, invalid amount or currency", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
-         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
-         headers(("Retry-After" = String, description = "Seconds to wait"))),
-        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON, unknown field, invalid amount or currency", body = crate::api_types::ErrorBody),
+        Unauthorized,
+        ManagementErrors,
     ),
 )]
 pub async fn create_order(
-    request: HttpRequest,
+    _: Authorized,
     state: web::Data<AppState>,
     body: web::Json<CreateOrder>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&request, &state)?;
     let body = body.into_inner();
     let total = money(&body.total, &body.currency, "total")?;
     let order = state.payments.create_order(body.client_id, total).await?;
@@ -202,21 +169,16 @@ pub async fn create_order(
     params(("id" = i64, Path, description = "payhook's order id")),
     responses(
         (status = 200, description = "The order", body = OrderBody),
-        (status = 404, description = "No order has this id", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
-         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
-         headers(("Retry-After" = String, description = "Seconds to wait"))),
-        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No order has this id", body = crate::api_types::ErrorBody),
+        Unauthorized,
+        ManagementErrors,
     ),
 )]
 pub async fn get_order(
-    request: HttpRequest,
+    _: Authorized,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&request, &state)?;
     let order = state.payments.order(OrderId(id.into_inner())).await?;
     Ok(HttpResponse::Ok().json(OrderBody::from(order)))
 }
@@ -228,7 +190,7 @@ pub struct CreatePayment {
     order_id: i64,
     #[schema(min_length = 1, max_length = 255)]
     payment_method: String,
-    #[schema(value_type = crate::openapi::AmountInput)]
+    #[schema(value_type = crate::api_types::AmountInput)]
     amount: AmountText,
     #[schema(pattern = "^[A-Za-z]{3}$", example = "USD")]
     currency: String,
@@ -243,36 +205,24 @@ pub struct CreatePayment {
     request_body = CreatePayment,
     responses(
         (status = 201, description = "The new payment, status `created`", body = PaymentBody),
-        (status = 400, description = "Malformed JSON, unknown field, invalid amount or currency, or no such order", body = crate::openapi::ErrorBody),
-        (status = 409, description = "The order cannot take this payment", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
-         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
-         headers(("Retry-After" = String, description = "Seconds to wait"))),
-        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON, unknown field, invalid amount or currency, or no such order", body = crate::api_types::ErrorBody),
+        (status = 409, description = "The order cannot take this payment", body = crate::api_types::ErrorBody),
+        Unauthorized,
+        ManagementErrors,
     ),
 )]
 pub async fn create_payment(
-    request: HttpRequest,
+    _: Authorized,
     state: web::Data<AppState>,
     body: web::Json<CreatePayment>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&request, &state)?;
     let body = body.into_inner();
     let amount = money(&body.amount, &body.currency, "amount")?;
     let order_id = OrderId(body.order_id);
     let payment = state
         .payments
         .create_payment(order_id, body.payment_method, amount)
-        .await
-        .map_err(|error| match error {
-            // The order is named in the body, not the URL: a bad request.
-            PaymentError::Store(StoreError::OrderNotFound(id)) => {
-                ApiError::BadRequest(format!("invalid order_id: order {id} not found"))
-            }
-            other => other.into(),
-        })?;
+        .await?;
     Ok(HttpResponse::Created().json(PaymentBody::from(payment)))
 }
 
@@ -285,21 +235,16 @@ pub async fn create_payment(
     params(("id" = i64, Path, description = "payhook's payment id")),
     responses(
         (status = 200, description = "The payment", body = PaymentBody),
-        (status = 404, description = "No payment has this id", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
-         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
-         headers(("Retry-After" = String, description = "Seconds to wait"))),
-        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No payment has this id", body = crate::api_types::ErrorBody),
+        Unauthorized,
+        ManagementErrors,
     ),
 )]
 pub async fn get_payment(
-    request: HttpRequest,
+    _: Authorized,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&request, &state)?;
     let payment = state.payments.payment(PaymentId(id.into_inner())).await?;
     Ok(HttpResponse::Ok().json(PaymentBody::from(payment)))
 }
@@ -324,24 +269,19 @@ pub struct ExternalPending {
     request_body = ExternalPending,
     responses(
         (status = 200, description = "The payment, status `pending_external`", body = PaymentBody),
-        (status = 400, description = "Malformed JSON or unknown field", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No payment has this id", body = crate::openapi::ErrorBody),
-        (status = 409, description = "The payment is completed, or the external id belongs to another payment", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
-         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
-         headers(("Retry-After" = String, description = "Seconds to wait"))),
-        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON or unknown field", body = crate::api_types::ErrorBody),
+        (status = 404, description = "No payment has this id", body = crate::api_types::ErrorBody),
+        (status = 409, description = "The payment is completed, or the external id belongs to another payment", body = crate::api_types::ErrorBody),
+        Unauthorized,
+        ManagementErrors,
     ),
 )]
 pub async fn external_pending(
-    request: HttpRequest,
+    _: Authorized,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     body: web::Json<ExternalPending>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&request, &state)?;
     let payment = state
         .payments
         .mark_pending(PaymentId(id.into_inner()), body.into_inner().external_id)

@@ -11,14 +11,15 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use payhook_domain::ports::{EventDetail, EventFilter, EventOutcome, StoredEvent};
-use payhook_domain::{PaymentId, WebhookError};
+use payhook_domain::PaymentId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api_types::{ManagementErrors, Unauthorized};
+use crate::auth::Authorized;
 use crate::error::ApiError;
-use crate::routes::api::authorize;
 use crate::routes::webhooks::respond;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Longest accepted `gateway` filter, as for the other names the API takes.
 const MAX_GATEWAY: usize = 255;
@@ -38,7 +39,7 @@ struct EventItem {
     event_type: String,
     #[schema(value_type = String)]
     kind: &'static str,
-    #[schema(value_type = crate::openapi::EventOutcomeName)]
+    #[schema(value_type = crate::api_types::EventOutcomeName)]
     outcome: &'static str,
     #[schema(value_type = Option<i64>)]
     payment_id: Option<PaymentId>,
@@ -219,7 +220,7 @@ impl ListQuery {
     security(("bearer" = [])),
     params(
         ("gateway" = Option<String>, Query, min_length = 1, max_length = 255, description = "Only this gateway's events, e.g. `stripe`"),
-        ("outcome" = inline(Option<crate::openapi::EventOutcomeName>), Query, description = "Only events with this outcome"),
+        ("outcome" = inline(Option<crate::api_types::EventOutcomeName>), Query, description = "Only events with this outcome"),
         ("payment_id" = Option<i64>, Query, minimum = 0, description = "Only events applied to this payment"),
         ("received_after" = Option<String>, Query, format = DateTime, description = "Received at or after this RFC 3339 time"),
         ("received_before" = Option<String>, Query, format = DateTime, description = "Received before this RFC 3339 time"),
@@ -228,20 +229,16 @@ impl ListQuery {
     ),
     responses(
         (status = 200, description = "One page of events by ascending id", body = EventPage),
-        (status = 400, description = "A query parameter is invalid or unknown", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
-         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
-         headers(("Retry-After" = String, description = "Seconds to wait"))),
-        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+        (status = 400, description = "A query parameter is invalid or unknown", body = crate::api_types::ErrorBody),
+        Unauthorized,
+        ManagementErrors,
     ),
 )]
 pub async fn list_events(
+    _: Authorized,
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&request, &state)?;
     let query = web::Query::<ListQuery>::from_query(request.query_string())
         .map_err(|error| ApiError::BadRequest(format!("invalid query: {error}")))?;
     let filter = query.into_inner().into_filter()?;
@@ -251,10 +248,6 @@ pub async fn list_events(
         items,
         next_after_id: page.next_after_id,
     }))
-}
-
-fn not_found(id: i64) -> ApiError {
-    ApiError::NotFound(format!("webhook event {id} not found"))
 }
 
 /// `GET /api/v1/webhook-events/{id}/`: the event with its references,
@@ -267,27 +260,18 @@ fn not_found(id: i64) -> ApiError {
     params(("id" = i64, Path, description = "the event's id")),
     responses(
         (status = 200, description = "The event with its references, amount and raw body", body = EventDetailBody),
-        (status = 404, description = "No event has this id", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
-         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
-         headers(("Retry-After" = String, description = "Seconds to wait"))),
-        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No event has this id", body = crate::api_types::ErrorBody),
+        Unauthorized,
+        ManagementErrors,
     ),
 )]
 pub async fn get_event(
-    request: HttpRequest,
+    _: Authorized,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&request, &state)?;
-    let id = id.into_inner();
-    match state.webhooks.event(id).await {
-        Ok(detail) => Ok(HttpResponse::Ok().json(EventDetailBody::from(detail))),
-        Err(WebhookError::EventNotFound(_)) => Err(not_found(id)),
-        Err(other) => Err(other.into()),
-    }
+    let detail = state.webhooks.event(id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(EventDetailBody::from(detail)))
 }
 
 /// `POST /api/v1/webhook-events/{id}/replay/`: applies the stored event
@@ -302,34 +286,24 @@ pub async fn get_event(
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "the event's id")),
     responses(
-        (status = 200, description = "Applied, already processed, or ignored", body = crate::openapi::WebhookAnswer),
-        (status = 400, description = "The amount was refused under the `reject` policy", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No event has this id, or no payment matches it yet", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody,
-         headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 429, description = "Too many failed authentications from this client", body = crate::openapi::ErrorBody,
-         headers(("Retry-After" = String, description = "Seconds to wait"))),
-        (status = 500, description = "Processing error; nothing was changed", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable", body = crate::openapi::ErrorBody),
+        (status = 200, description = "Applied, already processed, or ignored", body = crate::api_types::WebhookAnswer),
+        (status = 400, description = "The amount was refused under the `reject` policy", body = crate::api_types::ErrorBody),
+        (status = 404, description = "No event has this id, or no payment matches it yet", body = crate::api_types::ErrorBody),
+        Unauthorized,
+        ManagementErrors,
     ),
 )]
 pub async fn replay_event(
-    request: HttpRequest,
+    _: Authorized,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&request, &state)?;
     let id = id.into_inner();
-    match state.webhooks.replay(id).await {
-        Ok(outcome) => {
-            let (name, response) = respond(&outcome);
-            tracing::info!(event = id, outcome = name, "webhook event replayed");
-            response
-        }
-        Err(WebhookError::EventNotFound(_)) => Err(not_found(id)),
-        Err(other) => {
-            tracing::info!(event = id, outcome = "error", "webhook event replayed");
-            Err(other.into())
-        }
-    }
+    let replayed = state.webhooks.replay(id).await;
+    let (outcome, answer) = match replayed {
+        Ok(outcome) => respond(&outcome),
+        Err(error) => ("error", Err(error.into())),
+    };
+    tracing::info!(event = id, outcome, "webhook event replayed");
+    answer
 }

@@ -1,17 +1,19 @@
 //! Liveness and readiness, unauthenticated and cheap.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header::ACCEPT;
+use actix_web::{web, HttpRequest, HttpResponse};
 use payhook_domain::ports::Store;
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::metrics::Format;
+use crate::state::AppState;
 
 /// `GET /healthz`: the process answers.
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "health",
-    responses((status = 200, description = "The process answers", body = crate::openapi::HealthBody)),
+    responses((status = 200, description = "The process answers", body = crate::api_types::HealthBody)),
 )]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
@@ -23,8 +25,8 @@ pub async fn healthz() -> HttpResponse {
     path = "/readyz",
     tag = "health",
     responses(
-        (status = 200, description = "The database answers and is migrated", body = crate::openapi::HealthBody),
-        (status = 503, description = "The database is unreachable", body = crate::openapi::HealthBody),
+        (status = 200, description = "The database answers and is migrated", body = crate::api_types::HealthBody),
+        (status = 503, description = "The database is unreachable", body = crate::api_types::HealthBody),
     ),
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
@@ -38,18 +40,30 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `GET /metrics`: Prometheus (OpenMetrics) text. Unauthenticated like the
-/// health checks; expose it only where the scraper can reach it.
+/// `GET /metrics`: the Prometheus metrics, as OpenMetrics text when the
+/// `Accept` header asks for `application/openmetrics-text`, else in the
+/// Prometheus text format 0.0.4. Unauthenticated like the health checks;
+/// expose it only where the scraper can reach it.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "health",
     responses(
-        (status = 200, description = "Prometheus (OpenMetrics) text", body = String,
-         content_type = "application/openmetrics-text"),
+        (status = 200, description = "Prometheus text format 0.0.4, or OpenMetrics 1.0 when \
+                                      `Accept` names `application/openmetrics-text`",
+         content(
+             (String = "text/plain"),
+             (String = "application/openmetrics-text"),
+         )),
     ),
 )]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let format = Format::negotiate(
+        request
+            .headers()
+            .get(ACCEPT)
+            .and_then(|value| value.to_str().ok()),
+    );
     let store = state.store.clone();
     let backlog = match store.outbox_backlog().await {
         Ok(count) => Some(count),
@@ -58,8 +72,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             None
         }
     };
-    let text = state.metrics.render(state.store.pool_usage(), backlog);
+    let text = state
+        .metrics
+        .render(state.store.pool_usage(), backlog, format);
     HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .content_type(format.content_type())
         .body(text)
 }

@@ -1,8 +1,12 @@
-//! Every route of the server, registered in [`routes`].
+//! Every route of the server, registered in [`routes`] from the one list
+//! [`ROUTES`]. Handlers depend on [`crate::state`], [`crate::auth`],
+//! [`crate::api_types`] and [`crate::error`]; never on start-up or on the
+//! OpenAPI document that lists them.
 
 pub mod api;
 pub mod events;
 pub mod health;
+pub mod meta;
 pub mod notifications;
 pub mod webhooks;
 
@@ -90,7 +94,7 @@ pub const ROUTES: &[Endpoint] = &[
     Endpoint {
         verb: Verb::Get,
         path: "/api/openapi.json",
-        handler: |r| r.to(crate::openapi::openapi_json),
+        handler: |r| r.to(meta::openapi_json),
     },
     Endpoint {
         verb: Verb::Post,

@@ -1,15 +1,16 @@
 //! The outbox for operators: list notifications (the dead ones above all)
 //! and re-queue a dead one. Behind the management API's bearer token.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
-use payhook_domain::ports::{OutboxStore, StoreError};
+use payhook_domain::ports::OutboxStore;
 use payhook_domain::{OutboxMessage, OutboxStatus};
 use serde::{Deserialize, Serialize};
 
+use crate::api_types::Unauthorized;
+use crate::auth::Authorized;
 use crate::error::ApiError;
-use crate::routes::api::authorize;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The page size when the caller names none.
 const DEFAULT_LIMIT: u32 = 50;
@@ -74,23 +75,22 @@ pub struct ListQuery {
     tag = "notifications",
     security(("bearer" = [])),
     params(
-        ("status" = inline(Option<crate::openapi::NotificationStatusName>), Query, description = "`pending`, `delivered` or `dead`; every status when absent"),
+        ("status" = inline(Option<crate::api_types::NotificationStatusName>), Query, description = "`pending`, `delivered` or `dead`; every status when absent"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 4_294_967_295_i64, description = "Page size, default 50; larger values are cut to 500"),
     ),
     responses(
         (status = 200, description = "The notifications, oldest first: `{\"notifications\": [...]}`", body = Object),
-        (status = 400, description = "A query parameter is invalid", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody),
+        (status = 400, description = "A query parameter is invalid", body = crate::api_types::ErrorBody),
+        Unauthorized,
     )
 )]
 /// `GET /api/v1/notifications/?status=dead|pending|delivered&limit=N`:
 /// the notifications, oldest first (every status when none is named).
 pub async fn list_notifications(
-    request: HttpRequest,
+    _: Authorized,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&request, &state)?;
     let query = query.into_inner();
     let status = match query.status.as_deref() {
         None => None,
@@ -119,26 +119,19 @@ pub async fn list_notifications(
     params(("id" = i64, Path, description = "The notification (outbox row) id")),
     responses(
         (status = 200, description = "The notification, pending again", body = Object),
-        (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No notification has this id", body = crate::openapi::ErrorBody),
-        (status = 409, description = "The notification is not dead", body = crate::openapi::ErrorBody),
+        Unauthorized,
+        (status = 404, description = "No notification has this id", body = crate::api_types::ErrorBody),
+        (status = 409, description = "The notification is not dead", body = crate::api_types::ErrorBody),
     )
 )]
 /// `POST /api/v1/notifications/{id}/requeue/`: a dead notification back to
 /// pending, attempts reset, due now. 404 for an unknown id, 409 when it is
 /// not dead.
 pub async fn requeue_notification(
-    request: HttpRequest,
+    _: Authorized,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&request, &state)?;
-    let requeued = OutboxStore::requeue(state.store.as_ref(), id.into_inner(), Utc::now())
-        .await
-        .map_err(|error| match error {
-            StoreError::NotificationNotFound(_) => ApiError::NotFound(error.to_string()),
-            StoreError::NotificationNotDead { .. } => ApiError::Conflict(error.to_string()),
-            other => other.into(),
-        })?;
+    let requeued = OutboxStore::requeue(state.store.as_ref(), id.into_inner(), Utc::now()).await?;
     Ok(HttpResponse::Ok().json(NotificationBody::from(requeued)))
 }

@@ -8,11 +8,12 @@ use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use payhook_domain::ports::{Headers, WebhookRequest};
-use payhook_domain::{Outcome, PaymentRef, WebhookError, WebhookOutcome};
+use payhook_domain::{GatewayEvent, Outcome, PaymentRef, WebhookError, WebhookOutcome};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::gateways::Gateway;
+use crate::state::AppState;
 
 /// actix's header map behind the domain's [`Headers`] port.
 struct ActixHeaders<'a>(&'a HeaderMap);
@@ -78,7 +79,10 @@ pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpRes
                     );
                     return (outcome.as_str(), Err(refusal));
                 }
-                _ => "Event recorded",
+                // The service answers an unhandled event type as
+                // `WebhookOutcome::Ignored` before any decision; a decision
+                // that ignores one is recorded and acknowledged alike.
+                Outcome::Ignored => "Event recorded",
             };
             (
                 outcome.as_str(),
@@ -104,10 +108,6 @@ pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpRes
         WebhookOutcome::Unmatched { .. } => (
             "not_found",
             Err(ApiError::NotFound("Payment not found".into())),
-        ),
-        _ => (
-            "error",
-            Err(ApiError::BadRequest("unexpected outcome".into())),
         ),
     }
 }
@@ -140,7 +140,7 @@ fn is_json(request: &HttpRequest) -> bool {
     path = "/api/v1/order-payments/webhooks/{gateway}/",
     tag = "webhooks",
     params(
-        ("gateway" = inline(crate::openapi::GatewaySegment), Path,
+        ("gateway" = inline(crate::api_types::GatewaySegment), Path,
          description = "`payment` (generic), `stripe` or `paypal`"),
         ("Stripe-Signature" = Option<String>, Header,
          description = "Stripe: `t=<unix seconds>,v1=<hex>[,v1=<hex>...]`"),
@@ -163,17 +163,17 @@ fn is_json(request: &HttpRequest) -> bool {
     ),
     responses(
         (status = 200, description = "Applied, already processed, or an event type that is not handled (`ignored`)",
-         body = crate::openapi::WebhookAnswer),
+         body = crate::api_types::WebhookAnswer),
         (status = 400, description = "Missing or invalid signature, stale timestamp, malformed JSON, \
-                                      a payload lacking what the event needs, or an amount refused", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such gateway, or no payment matches (the event is kept)", body = crate::openapi::ErrorBody),
-        (status = 413, description = "The body is over PAYHOOK_MAX_BODY_BYTES", body = crate::openapi::ErrorBody),
-        (status = 415, description = "The body is not declared as JSON", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Too many failed verifications from this client", body = crate::openapi::ErrorBody,
+                                      a payload lacking what the event needs, or an amount refused", body = crate::api_types::ErrorBody),
+        (status = 404, description = "No such gateway, or no payment matches (the event is kept)", body = crate::api_types::ErrorBody),
+        (status = 413, description = "The body is over PAYHOOK_MAX_BODY_BYTES", body = crate::api_types::ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = crate::api_types::ErrorBody),
+        (status = 429, description = "Too many failed verifications from this client", body = crate::api_types::ErrorBody,
          headers(("Retry-After" = String, description = "Seconds to wait"))),
-        (status = 500, description = "Processing error; nothing was changed, a retry can succeed", body = crate::openapi::ErrorBody),
+        (status = 500, description = "Processing error; nothing was changed, a retry can succeed", body = crate::api_types::ErrorBody),
         (status = 503, description = "The gateway is not configured, the server is busy or the database is unavailable",
-         body = crate::openapi::ErrorBody),
+         body = crate::api_types::ErrorBody),
     ),
 )]
 pub async fn receive(
@@ -184,97 +184,137 @@ pub async fn receive(
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let Some(gateway) = state.gateways.by_segment(&segment) else {
+        // No gateway, so no label to count it under: the one answer of this
+        // route that is neither logged as a webhook nor counted.
         return Err(ApiError::NotFound("no such webhook endpoint".into()));
     };
-    let peer = request.peer_addr().map(|addr| addr.ip());
-    let finish = |event_id: &str, outcome: &'static str| {
-        let elapsed = started.elapsed();
-        state
-            .metrics
-            .webhook(gateway.name, outcome, elapsed.as_secs_f64());
-        tracing::info!(
-            gateway = gateway.name,
-            event_id,
-            outcome,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            client = %peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
-            "webhook"
-        );
-    };
-    let Some(adapter) = gateway.adapter.as_deref() else {
-        finish("", "not_configured");
-        return Err(ApiError::Unavailable(format!(
-            "the {} gateway is not configured",
-            gateway.name
-        )));
-    };
-    if !is_json(&request) {
-        finish("", "malformed");
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let body = match read_body(&request, payload, state.max_body_bytes).await {
-        Ok(body) => body,
-        Err(error) => {
-            finish("", "too_large");
-            return Err(error);
+    let (event_id, handled) = match admit(&state, gateway, &request, payload).await {
+        Ok((event, body)) => {
+            let event_id = event.event_id.clone();
+            (event_id, apply(&state, gateway, event, body).await)
         }
+        Err(rejection) => (String::new(), Err(rejection)),
     };
+    let (outcome, answer) = match handled {
+        Ok((outcome, response)) => (outcome, Ok(response)),
+        Err(Rejection { outcome, error }) => (outcome, Err(error)),
+    };
+    // The one place every call is logged and counted, whatever its path.
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .webhook(gateway.name, outcome, elapsed.as_secs_f64());
+    let peer = request.peer_addr().map(|addr| addr.ip());
+    tracing::info!(
+        gateway = gateway.name,
+        event_id = event_id.as_str(),
+        outcome,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        client = %peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+        "webhook"
+    );
+    answer
+}
+
+/// A call answered with an error, and the outcome it is logged and counted
+/// under (`bad_signature`, `too_large`, ...).
+struct Rejection {
+    outcome: &'static str,
+    error: ApiError,
+}
+
+impl Rejection {
+    fn new(outcome: &'static str, error: impl Into<ApiError>) -> Self {
+        Self {
+            outcome,
+            error: error.into(),
+        }
+    }
+}
+
+/// An answered call and its outcome, or its rejection.
+type Handled = Result<(&'static str, HttpResponse), Rejection>;
+
+/// Everything before the store: the gateway is configured, the body is
+/// JSON within the size limit, the signature holds and the event parses.
+/// Failed verifications count against the client's budget.
+async fn admit(
+    state: &AppState,
+    gateway: &Gateway,
+    request: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(GatewayEvent, web::Bytes), Rejection> {
+    let Some(adapter) = gateway.adapter.as_deref() else {
+        let message = format!("the {} gateway is not configured", gateway.name);
+        return Err(Rejection::new(
+            "not_configured",
+            ApiError::Unavailable(message),
+        ));
+    };
+    if !is_json(request) {
+        return Err(Rejection::new("malformed", ApiError::UnsupportedMediaType));
+    }
+    let body = read_body(request, payload, state.max_body_bytes)
+        .await
+        .map_err(|error| Rejection::new("too_large", error))?;
     let headers = ActixHeaders(request.headers());
     let webhook = WebhookRequest {
         headers: &headers,
         body: &body,
     };
-    let event = match state.webhooks.verify_and_parse(adapter, &webhook) {
-        Ok(event) => event,
-        Err(WebhookError::Verify(error)) => {
+    match state.webhooks.verify_and_parse(adapter, &webhook) {
+        Ok(event) => Ok((event, body)),
+        Err(error @ WebhookError::Verify(_)) => {
             // Only failures count against the client: a gateway's burst of
             // valid events is never throttled here.
+            let peer = request.peer_addr().map(|addr| addr.ip());
             if let Err(retry_after) = state.limits.failed_verification(peer) {
                 state.metrics.rate_limited("failed_verification");
-                finish("", "rate_limited");
-                return Err(ApiError::TooManyRequests(retry_after));
+                return Err(Rejection::new(
+                    "rate_limited",
+                    ApiError::TooManyRequests(retry_after),
+                ));
             }
-            finish("", "bad_signature");
-            return Err(WebhookError::Verify(error).into());
+            Err(Rejection::new("bad_signature", error))
         }
-        Err(error) => {
-            finish("", "malformed");
-            return Err(error.into());
-        }
-    };
+        Err(error) => Err(Rejection::new("malformed", error)),
+    }
+}
+
+/// Applies a verified event within the in-flight bound and maps what the
+/// domain decided to the answer; counts an amount mismatch the outcome
+/// reports.
+async fn apply(
+    state: &AppState,
+    gateway: &Gateway,
+    event: GatewayEvent,
+    body: web::Bytes,
+) -> Handled {
     let Some(_permit) = state.limits.in_flight() else {
         state.metrics.rate_limited("in_flight");
-        finish(&event.event_id, "overloaded");
-        return Err(ApiError::Overloaded);
+        return Err(Rejection::new("overloaded", ApiError::Overloaded));
     };
     let event_id = event.event_id.clone();
-    match state.webhooks.apply(event, body.to_vec()).await {
-        Ok(outcome) => {
-            let (name, response) = respond(&outcome);
-            if let WebhookOutcome::Decided {
-                outcome: decided,
-                payment,
-            } = &outcome
-            {
-                if payment.amount_mismatch && matches!(decided, Outcome::Confirmed)
-                    || matches!(decided, Outcome::AmountRejected)
-                {
-                    state.metrics.amount_mismatch(gateway.name);
-                    tracing::warn!(
-                        gateway = gateway.name,
-                        event_id = event_id.as_str(),
-                        payment_id = payment.id.0,
-                        outcome = name,
-                        "amount mismatch"
-                    );
-                }
-            }
-            finish(&event_id, name);
-            response
+    let outcome = state
+        .webhooks
+        .apply(event, body.to_vec())
+        .await
+        .map_err(|error| Rejection::new("error", error))?;
+    let (name, answer) = respond(&outcome);
+    if let WebhookOutcome::Decided { payment, .. } = &outcome {
+        if outcome.amount_mismatch() {
+            state.metrics.amount_mismatch(gateway.name);
+            tracing::warn!(
+                gateway = gateway.name,
+                event_id = event_id.as_str(),
+                payment_id = payment.id.0,
+                outcome = name,
+                "amount mismatch"
+            );
         }
-        Err(error) => {
-            finish(&event_id, "error");
-            Err(error.into())
-        }
+    }
+    match answer {
+        Ok(response) => Ok((name, response)),
+        Err(error) => Err(Rejection::new(name, error)),
     }
 }

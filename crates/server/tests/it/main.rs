@@ -12,6 +12,7 @@ mod generic_flow;
 mod health;
 mod helpers;
 mod management_api;
+mod metrics;
 mod notifications;
 mod openapi;
 mod operations;

@@ -44,6 +44,7 @@ fn parse_metrics(text: &str) -> HashMap<String, f64> {
 async fn scrape(address: &str) -> HashMap<String, f64> {
     let mut response = client()
         .get(format!("{address}/metrics"))
+        .insert_header(("Accept", "application/openmetrics-text"))
         .send()
         .await
         .expect("metrics answer");
