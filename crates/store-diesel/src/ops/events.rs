@@ -2,11 +2,12 @@
 //! the unmatched events a mark-pending picks up, and the audit reads. What
 //! an event does to a payment is `apply`'s business.
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use payhook_domain::ports::{
     EventDetail, EventFilter, EventOutcome, EventToApply, StoreError, StoredEvent,
 };
-use payhook_domain::Payment;
+use payhook_domain::{GatewayEvent, Payment};
 
 use super::{store_error, TxError};
 use crate::conn::{DbConn, StoreConn};
@@ -76,9 +77,20 @@ pub(super) fn record_event(
         DbConn::Pg(pg) => insert!(pg),
         DbConn::Sqlite(sqlite) => insert!(sqlite),
     };
-    if let Some(id) = inserted {
-        return Ok(Recorded::New(id));
+    match inserted {
+        Some(id) => Ok(Recorded::New(id)),
+        None => earlier_delivery(conn, event, at),
     }
+}
+
+/// The record of an earlier delivery of `event`, locked on PostgreSQL: a
+/// final outcome ends the delivery, any other is counted as an attempt
+/// and evaluated again.
+fn earlier_delivery(
+    conn: &mut DbConn,
+    event: &GatewayEvent,
+    at: NaiveDateTime,
+) -> Result<Recorded, TxError> {
     // The selection names the backend, so it is added per arm.
     let earlier = webhook_events::table
         .filter(webhook_events::gateway.eq(&event.gateway))
