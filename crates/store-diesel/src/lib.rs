@@ -23,7 +23,7 @@
 //! with a clock and a transaction id source. Calls must run inside a tokio
 //! runtime (the store uses its blocking pool). The full example, with a
 //! Stripe event received over HTTP, is
-//! `cargo run -p payhook-store-diesel --example embedded_shop`.
+//! `cargo run -p payhook-examples --example embedded_shop`.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU64, Ordering};
