@@ -18,7 +18,3 @@ pub const WEBHOOK_SIGNATURE_HEADER: &str = "webhook-signature";
 /// The header of the simple scheme, `sha256=<hex>`; used only when
 /// [`WEBHOOK_SIGNATURE_HEADER`] is absent.
 pub const SIMPLE_SIGNATURE_HEADER: &str = "X-Webhook-Signature";
-
-/// The header a sender may set to name a delivery when it does not use
-/// Standard Webhooks (the IETF `Idempotency-Key` draft's name).
-pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";

@@ -20,14 +20,28 @@
 //! | `webhook-signature` (with `webhook-id`, `webhook-timestamp`) | [Standard Webhooks]: `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`, timestamp tolerance |
 //! | `X-Webhook-Signature` | `sha256=<hex HMAC-SHA256 of the raw body>`, no timestamp |
 //!
-//! The event id that deduplicates deliveries is the `webhook-id` header,
-//! else the `Idempotency-Key` header, else `sha256:<hex digest of the body>`.
+//! The event id that deduplicates deliveries comes only from signed bytes:
+//!
+//! | scheme | event id |
+//! |---|---|
+//! | Standard Webhooks | the `webhook-id` header, which the signature covers |
+//! | `X-Webhook-Signature`, and unsigned calls | the payload's optional `event_id` string, else `sha256:<hex SHA-256 of the raw body>` |
+//!
+//! The simple scheme signs the body alone, so an id taken from a header
+//! (`Idempotency-Key`, or `webhook-id` without `webhook-signature`) would let
+//! anyone re-send a captured call as a new event, or send it first under the
+//! id of a later real one. Such headers are not read. What the simple scheme
+//! still cannot do is tell an old call from a new one: a captured body
+//! verifies for as long as its secret is configured, and is a no-op only
+//! while its event row is kept with a final outcome. Standard Webhooks,
+//! whose timestamp is signed, is the scheme to prefer.
 //!
 //! What it deliberately does not do: no IO and no state. It never reads the
 //! clock (the caller passes `now`) or the environment (the server hands it
 //! the secrets, or asks for [`GenericAdapter::unsigned`] explicitly), does
 //! not remember event ids (recognising a second delivery is the store's
-//! job), and does not read `metadata` or any field besides the five above.
+//! job), and does not read `metadata` or any field besides the five above
+//! and `event_id`.
 //!
 //! [Standard Webhooks]: https://www.standardwebhooks.com/
 //! [`EventKind::Succeeded`]: payhook_domain::EventKind::Succeeded
@@ -47,8 +61,7 @@ use payhook_domain::{GatewayEvent, Secret};
 
 pub use event_id::MAX_EVENT_ID_BYTES;
 pub use headers::{
-    IDEMPOTENCY_KEY_HEADER, SIMPLE_SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER,
-    WEBHOOK_TIMESTAMP_HEADER,
+    SIMPLE_SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER,
 };
 
 /// The gateway name under which generic events are stored.
@@ -204,16 +217,15 @@ impl GatewayAdapter for GenericAdapter {
     ///   is not `sha256=`; `BadSignature` when the MAC does not match;
     /// - otherwise `MissingHeader("webhook-signature")`.
     ///
-    /// Last, a signed call whose event id header (`webhook-id`, else
-    /// `Idempotency-Key`) is empty, longer than [`MAX_EVENT_ID_BYTES`] or not
-    /// visible ASCII is `MalformedHeader` naming that header.
+    /// A Standard Webhooks `webhook-id` that is empty, longer than
+    /// [`MAX_EVENT_ID_BYTES`] or not visible ASCII is `MalformedHeader`
+    /// naming it. Headers the scheme does not sign (`Idempotency-Key`, a
+    /// `webhook-id` beside `X-Webhook-Signature`) are not looked at.
     fn verify(&self, request: &WebhookRequest<'_>, now: DateTime<Utc>) -> Result<(), VerifyError> {
         let Signing::Signed(keys) = &self.signing else {
             return Ok(());
         };
-        signature::verify(keys, request.headers, request.body, now, self.tolerance)?;
-        event_id::from_headers(request.headers).map_err(VerifyError::MalformedHeader)?;
-        Ok(())
+        signature::verify(keys, request.headers, request.body, now, self.tolerance)
     }
 
     /// Reads the payload; see the crate documentation for its fields.
@@ -223,9 +235,12 @@ impl GatewayAdapter for GenericAdapter {
     /// `currency` is absent or `null`, or when neither `payment_id` nor
     /// `transaction_id` is a non-empty string; `InvalidField` when a field
     /// has the wrong type, `status` is neither `completed` nor `failed`, the
-    /// amount is negative, or the event id header is unusable (the field is
-    /// then the header's name); `Money` when the currency is unknown or the
-    /// amount is not exact in it (`150.001` USD).
+    /// amount is negative, or the event id is not 1 to
+    /// [`MAX_EVENT_ID_BYTES`] visible ASCII characters (the field is then
+    /// `webhook-id` under Standard Webhooks, else `event_id`);
+    /// `MissingField("webhook-id")` for a `webhook-signature` call without
+    /// one (which only an unsigned adapter lets through); `Money` when the
+    /// currency is unknown or the amount is not exact in it (`150.001` USD).
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<GatewayEvent, ParseError> {
         payload::parse(request.headers, request.body)
     }

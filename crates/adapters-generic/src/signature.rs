@@ -190,9 +190,11 @@ fn read_timestamp(text: &str) -> Option<i64> {
     text.parse().ok()
 }
 
-/// The simple scheme. It carries no timestamp, so a captured call can be
-/// replayed; the store's deduplication is then the only defence, which is
-/// why Standard Webhooks is preferred when the sender supports it.
+/// The simple scheme. It carries no timestamp and signs no header, so a
+/// captured call can be replayed with any headers; the store's
+/// deduplication, on an event id taken from the signed body alone (see
+/// `event_id`), is then the only defence, which is why Standard Webhooks is
+/// preferred when the sender supports it.
 fn verify_simple(keys: &[Keys], value: &str, body: &[u8]) -> Result<(), VerifyError> {
     let malformed = VerifyError::MalformedHeader(SIMPLE_SIGNATURE_HEADER);
     if value.len() > MAX_HEADER_BYTES {

@@ -54,7 +54,9 @@ impl Conformance for StandardWebhooks {
 }
 
 /// The simple scheme: `X-Webhook-Signature: sha256=<hex>` over the body,
-/// no timestamp, with the `Idempotency-Key` a sender repeats on retries.
+/// no timestamp. Its `Idempotency-Key` is what senders commonly add; the
+/// adapter ignores it (it is not signed), and the suite's re-deliveries
+/// repeat the body, whose digest is the event id.
 struct Simple;
 
 impl Conformance for Simple {

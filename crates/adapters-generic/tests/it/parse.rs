@@ -49,6 +49,26 @@ fn body_digest(body: &[u8]) -> String {
     )
 }
 
+/// The id headers of a Standard Webhooks call named `id`. Parsing does not
+/// check the signature, only that the call is of that scheme.
+fn standard(id: &str) -> TestHeaders {
+    vec![
+        (
+            "webhook-signature".to_owned(),
+            "v1,not-checked-by-parse".to_owned(),
+        ),
+        ("webhook-id".to_owned(), id.to_owned()),
+    ]
+}
+
+/// `body` (a JSON object) with the member `"event_id": <id>` first, `id`
+/// being raw JSON.
+fn with_event_id(body: &[u8], id: &str) -> Vec<u8> {
+    let text = std::str::from_utf8(body).unwrap();
+    let rest = text.trim_start().strip_prefix('{').unwrap();
+    format!(r#"{{"event_id": {id},{rest}"#).into_bytes()
+}
+
 #[test]
 fn the_spec_example() {
     assert_eq!(
@@ -70,7 +90,7 @@ fn the_spec_example() {
 
 #[test]
 fn a_completed_payment() {
-    let headers = vec![("webhook-id".to_owned(), "msg_completed_1".to_owned())];
+    let headers = standard("msg_completed_1");
     assert_eq!(
         parse_with(&headers, &fixture("payment.completed")).unwrap(),
         GatewayEvent {
@@ -90,9 +110,10 @@ fn a_completed_payment() {
 
 #[test]
 fn a_failed_payment() {
-    let headers = vec![("Idempotency-Key".to_owned(), "key-failed-1".to_owned())];
+    // The simple scheme's id is inside the signed body.
+    let body = with_event_id(&fixture("payment.failed"), r#""key-failed-1""#);
     assert_eq!(
-        parse_with(&headers, &fixture("payment.failed")).unwrap(),
+        parse(&body).unwrap(),
         GatewayEvent {
             gateway: "generic".into(),
             event_id: "key-failed-1".into(),
@@ -119,21 +140,40 @@ fn the_unsigned_adapter_parses_the_same_way() {
 }
 
 #[test]
-fn event_id_precedence_webhook_id_then_idempotency_key_then_body_digest() {
+fn standard_webhooks_is_named_by_webhook_id_and_nothing_else() {
+    let body = with_event_id(&fixture("payment.completed"), r#""evt_in_body""#);
+    let headers = with(standard("msg_1"), "Idempotency-Key", "key-1");
+    assert_eq!(parse_with(&headers, &body).unwrap().event_id, "msg_1");
+    // The body's event_id is not read under Standard Webhooks at all.
+    let odd = with_event_id(&fixture("payment.completed"), "42");
+    assert_eq!(
+        parse_with(&standard("msg_1"), &odd).unwrap().event_id,
+        "msg_1"
+    );
+}
+
+#[test]
+fn otherwise_the_body_event_id_then_the_body_digest_and_never_a_header() {
     let body = fixture("payment.completed");
-    let none = TestHeaders::new();
-    let key = with(none.clone(), "Idempotency-Key", "key-1");
-    let both = with(key.clone(), "webhook-id", "msg_1");
-    assert_eq!(parse_with(&both, &body).unwrap().event_id, "msg_1");
-    assert_eq!(parse_with(&key, &body).unwrap().event_id, "key-1");
-    assert_eq!(
-        parse_with(&none, &body).unwrap().event_id,
-        body_digest(&body)
-    );
-    assert_eq!(
-        parse_with(&none, &body).unwrap().event_id,
-        "sha256:".to_owned() + &hex::encode(digest::digest(&digest::SHA256, &body).as_ref())
-    );
+    let named = with_event_id(&body, r#""evt_gw_1""#);
+    // Headers the simple scheme does not sign, which a replay can change.
+    let unsigned_ids: TestHeaders = vec![
+        ("Idempotency-Key".into(), "key-1".into()),
+        ("webhook-id".into(), "msg_1".into()),
+    ];
+    for headers in [TestHeaders::new(), unsigned_ids] {
+        assert_eq!(parse_with(&headers, &named).unwrap().event_id, "evt_gw_1");
+        assert_eq!(
+            parse_with(&headers, &body).unwrap().event_id,
+            body_digest(&body)
+        );
+        assert_eq!(
+            parse_with(&headers, &body).unwrap().event_id,
+            "sha256:".to_owned() + &hex::encode(digest::digest(&digest::SHA256, &body).as_ref())
+        );
+    }
+    let null = with_event_id(&body, "null");
+    assert_eq!(parse(&null).unwrap().event_id, body_digest(&null));
 }
 
 #[test]
@@ -142,44 +182,79 @@ fn event_ids_are_stable_across_re_deliveries() {
     for headers in [
         TestHeaders::new(),
         vec![("Idempotency-Key".into(), "key-1".into())],
-        vec![("webhook-id".into(), "msg_1".into())],
+        standard("msg_1"),
     ] {
         let first = parse_with(&headers, &body).unwrap();
         // A re-delivery: the same bytes, the same id headers, others changed.
         let again = with(headers.clone(), "user-agent", "retry/2");
         assert_eq!(parse_with(&again, &body).unwrap(), first);
     }
-    // Without an id header, another body is another event...
+    // Without a signed id, another body is another event...
     let mut other = body.clone();
     other.push(b'\n');
     assert_ne!(
         parse(&other).unwrap().event_id,
         parse(&body).unwrap().event_id
     );
-    // ...and with one, the header alone decides.
-    let headers = vec![("webhook-id".to_owned(), "msg_1".to_owned())];
-    assert_eq!(parse_with(&headers, &other).unwrap().event_id, "msg_1");
+    // ...and with one, the id alone decides.
+    assert_eq!(
+        parse_with(&standard("msg_1"), &other).unwrap().event_id,
+        "msg_1"
+    );
+    let named = with_event_id(&body, r#""evt_gw_1""#);
+    let named_again = with_event_id(&other, r#""evt_gw_1""#);
+    assert_eq!(
+        parse(&named_again).unwrap().event_id,
+        parse(&named).unwrap().event_id
+    );
 }
 
 #[test]
-fn an_unusable_event_id_header_is_an_invalid_field_named_after_it() {
+fn an_unusable_event_id_is_an_invalid_field_named_after_its_source() {
     let body = fixture("payment.completed");
     let long = "k".repeat(256);
-    for (name, value, field) in [
-        ("webhook-id", long.as_str(), "webhook-id"),
-        ("webhook-id", "", "webhook-id"),
-        ("Idempotency-Key", long.as_str(), "Idempotency-Key"),
-        ("idempotency-key", "two words", "Idempotency-Key"),
-    ] {
-        let headers = vec![(name.to_owned(), value.to_owned())];
+    for value in [long.as_str(), "", "two words"] {
         assert!(
             matches!(
-                parse_with(&headers, &body),
-                Err(ParseError::InvalidField { field: got, .. }) if got == field
+                parse_with(&standard(value), &body),
+                Err(ParseError::InvalidField {
+                    field: "webhook-id",
+                    ..
+                })
             ),
-            "{name}: {value:?}"
+            "webhook-id: {value:?}"
+        );
+        let named = with_event_id(&body, &serde_json::to_string(value).unwrap());
+        assert!(
+            matches!(
+                parse(&named),
+                Err(ParseError::InvalidField {
+                    field: "event_id",
+                    ..
+                })
+            ),
+            "event_id: {value:?}"
         );
     }
+    for value in ["42", "{}", "[\"evt_1\"]", "true"] {
+        assert!(
+            matches!(
+                parse(&with_event_id(&body, value)),
+                Err(ParseError::InvalidField {
+                    field: "event_id",
+                    ..
+                })
+            ),
+            "event_id: {value}"
+        );
+    }
+    // Only an unsigned adapter lets a Standard Webhooks call without its id
+    // reach the parser.
+    let headers = vec![("webhook-signature".to_owned(), "v1,x".to_owned())];
+    assert_eq!(
+        parse_with(&headers, &body),
+        Err(ParseError::MissingField("webhook-id"))
+    );
 }
 
 #[test]

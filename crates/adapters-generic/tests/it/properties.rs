@@ -7,8 +7,8 @@ use payhook_domain::{Currency, Money};
 use proptest::prelude::*;
 
 use crate::support::{
-    adapter, at, request, sign_simple, sign_standard, signed_simple, signed_standard, TestHeaders,
-    ID, RAW_SECRET, SECRET,
+    adapter, at, fixture, request, sign_simple, sign_standard, signed_simple, signed_standard,
+    TestHeaders, FIXTURES, ID, RAW_SECRET, SECRET,
 };
 
 const NOW: i64 = 1_700_000_000;
@@ -141,6 +141,31 @@ proptest! {
             adapter(&[RAW_SECRET]).verify(&request(&headers, &changed), at(NOW)),
             Err(VerifyError::BadSignature)
         );
+    }
+
+    #[test]
+    fn headers_a_replay_can_change_never_change_the_simple_event_id(
+        extra in headers_like(),
+        fixture_name in prop::sample::select(FIXTURES.to_vec()),
+    ) {
+        // What an attacker holding one captured simple call can vary is
+        // every header but the signature (the body is signed). None of it
+        // may make the call another event.
+        let body = fixture(fixture_name);
+        let signed = signed_simple(RAW_SECRET, &body);
+        let adapter = adapter(&[RAW_SECRET]);
+        let first = adapter.parse(&request(&signed, &body)).unwrap();
+        let mut replay: TestHeaders = extra
+            .into_iter()
+            .filter(|(name, _)| {
+                !name.eq_ignore_ascii_case("webhook-signature")
+                    && !name.eq_ignore_ascii_case("X-Webhook-Signature")
+            })
+            .collect();
+        replay.extend(signed);
+        let request = request(&replay, &body);
+        prop_assert_eq!(adapter.verify(&request, at(NOW)), Ok(()));
+        prop_assert_eq!(adapter.parse(&request).unwrap().event_id, first.event_id);
     }
 
     #[test]

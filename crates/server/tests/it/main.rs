@@ -9,6 +9,7 @@
 mod audit;
 mod errors;
 mod generic_flow;
+mod generic_replay;
 mod health;
 mod helpers;
 mod management_api;
