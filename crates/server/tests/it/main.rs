@@ -19,3 +19,4 @@ mod operations;
 mod paypal_flow;
 mod processes;
 mod stripe_flow;
+mod token_first;
