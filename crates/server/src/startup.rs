@@ -15,6 +15,7 @@ use payhook_store_diesel::{DieselStore, StoreOptions};
 use crate::config::{Config, NotifyConfig};
 use crate::dispatcher::{DispatchSettings, Dispatcher, BATCH, LEASE};
 use crate::gateways::Gateways;
+use crate::headers::SecurityHeaders;
 use crate::limits::Limits;
 use crate::metrics::{Metrics, NotificationCounter};
 use crate::notify::{HttpNotifier, LogNotifier};
@@ -153,6 +154,7 @@ impl Application {
             .port();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(SecurityHeaders)
                 .wrap(RequestId)
                 .app_data(state.clone())
                 .configure(routes)

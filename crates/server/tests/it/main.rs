@@ -18,5 +18,6 @@ mod openapi;
 mod operations;
 mod paypal_flow;
 mod processes;
+mod response_headers;
 mod stripe_flow;
 mod token_first;
