@@ -127,11 +127,13 @@ impl Application {
             store: store.clone(),
             api_token: config.api_token.as_ref().map(ApiToken::new),
             max_body_bytes: config.max_body_bytes,
+            body_timeout: config.body_timeout,
             metrics: Metrics::new(),
             limits: Limits::new(
                 config.failed_attempts_per_second,
                 config.failed_attempts_burst,
                 config.max_in_flight,
+                config.max_receiving_bytes,
             ),
             openapi_json: crate::openapi::document_json()
                 .context("cannot serialize the OpenAPI document")?,

@@ -19,5 +19,6 @@ mod operations;
 mod paypal_flow;
 mod processes;
 mod response_headers;
+mod slow_uploads;
 mod stripe_flow;
 mod token_first;
