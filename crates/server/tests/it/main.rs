@@ -11,6 +11,7 @@ mod errors;
 mod generic_flow;
 mod health;
 mod helpers;
+mod malformed_requests;
 mod management_api;
 mod metrics;
 mod notifications;
