@@ -2,6 +2,13 @@
 //! extractor: a handler that takes it as an argument cannot run without a
 //! valid token.
 //!
+//! Every management handler takes [`Authorized`] as its first argument:
+//! actix polls a handler's extractors in order and answers the first
+//! failure, so the token is checked before the path, query or body is
+//! parsed, and a caller without the token learns nothing from parser
+//! messages. The integration tests call every management route without a
+//! token and with a bad path, query and body to hold that order.
+//!
 //! It does not decide what a caller may do once authorized: there is one
 //! token and it opens the whole management API.
 
@@ -43,8 +50,7 @@ fn authorize(request: &HttpRequest) -> Result<Authorized, ApiError> {
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     if presented.is_some_and(|token| expected.matches(token)) {
         return Ok(Authorized);
     }
@@ -58,8 +64,31 @@ fn authorize(request: &HttpRequest) -> Result<Authorized, ApiError> {
     Err(ApiError::Unauthorized)
 }
 
+/// The token of an `Authorization` value `<scheme> <token>` whose scheme is
+/// `Bearer` in any case: HTTP auth schemes are case-insensitive
+/// (RFC 9110, 11.1), so `bearer` and `BEARER` are the same scheme.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// The application was built without its state: a programming error,
 /// answered as a bare 500 rather than a panic in a worker.
 #[derive(Debug, thiserror::Error)]
 #[error("the application state is not registered")]
 struct MissingState;
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_scheme_name_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR  t0k "] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value}");
+        }
+        for value in ["Basic t0k", "Bearert0k", "t0k", "", "Bear t0k"] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
+    }
+}

@@ -56,6 +56,14 @@ pub fn describe(config: &Config) -> String {
         },
     );
     line("PAYHOOK_MAX_BODY_BYTES", &config.max_body_bytes.to_string());
+    line(
+        "PAYHOOK_BODY_TIMEOUT_MS",
+        &config.body_timeout.as_millis().to_string(),
+    );
+    line(
+        "PAYHOOK_MAX_RECEIVING_BYTES",
+        &config.max_receiving_bytes.to_string(),
+    );
     line("PAYHOOK_DB_POOL_SIZE", &config.db_pool_size.to_string());
     line(
         "PAYHOOK_DB_TIMEOUT_MS",

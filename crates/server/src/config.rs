@@ -43,6 +43,11 @@ pub struct Config {
     pub amount_policy: AmountPolicy,
     /// Largest accepted webhook body.
     pub max_body_bytes: usize,
+    /// How long a webhook's whole body may take to arrive before 408.
+    pub body_timeout: Duration,
+    /// Bytes of webhook bodies being received at once, all connections
+    /// together, before 503; at least `max_body_bytes`.
+    pub max_receiving_bytes: usize,
     /// Most database connections.
     pub db_pool_size: u32,
     /// How long a request waits for a database connection.
@@ -330,6 +335,12 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://payhook.db";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 /// 1 MiB: real gateway events are a few KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// 10 s: a gateway sends a few KiB at once; only a stalled or hostile
+/// client needs longer.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
+/// 64 MiB of bodies in reception at once (64 bodies of the default largest
+/// size), or `PAYHOOK_MAX_BODY_BYTES` when that is larger.
+pub const DEFAULT_MAX_RECEIVING_BYTES: usize = 64 * 1024 * 1024;
 
 impl Config {
     /// Reads the process environment.
@@ -381,6 +392,20 @@ impl Config {
             }
         };
 
+        let max_body_bytes = env.number(
+            "PAYHOOK_MAX_BODY_BYTES",
+            DEFAULT_MAX_BODY_BYTES,
+            1..=usize::MAX,
+            "expected a positive number of bytes",
+        )?;
+        // A budget below one body would refuse every body of the largest size.
+        let max_receiving_bytes = env.number(
+            "PAYHOOK_MAX_RECEIVING_BYTES",
+            DEFAULT_MAX_RECEIVING_BYTES.max(max_body_bytes),
+            max_body_bytes..=usize::MAX,
+            "expected a number of bytes no smaller than PAYHOOK_MAX_BODY_BYTES",
+        )?;
+
         Ok(Self {
             stripe_secrets: env.secrets("STRIPE_WEBHOOK_SECRET")?,
             generic_secrets: env.secrets("WEBHOOK_SECRET")?,
@@ -394,12 +419,9 @@ impl Config {
                 AmountPolicy::Warn,
                 "expected warn or reject",
             )?,
-            max_body_bytes: env.number(
-                "PAYHOOK_MAX_BODY_BYTES",
-                DEFAULT_MAX_BODY_BYTES,
-                1..=usize::MAX,
-                "expected a positive number of bytes",
-            )?,
+            max_body_bytes,
+            body_timeout: env.millis("PAYHOOK_BODY_TIMEOUT_MS", DEFAULT_BODY_TIMEOUT_MS)?,
+            max_receiving_bytes,
             db_pool_size: env.number(
                 "PAYHOOK_DB_POOL_SIZE",
                 8,
@@ -451,6 +473,20 @@ mod tests {
         assert!(config.stripe_secrets.is_none());
         assert_eq!(config.amount_policy, AmountPolicy::Warn);
         assert_eq!(config.max_body_bytes, 1024 * 1024);
+        assert_eq!(config.body_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_receiving_bytes, 64 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_receiving_budget_holds_at_least_one_body() {
+        let large = config(&[("PAYHOOK_MAX_BODY_BYTES", "100000000")]).unwrap();
+        assert_eq!(large.max_receiving_bytes, 100_000_000);
+        let error = config(&[
+            ("PAYHOOK_MAX_BODY_BYTES", "2000"),
+            ("PAYHOOK_MAX_RECEIVING_BYTES", "1999"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.variable, "PAYHOOK_MAX_RECEIVING_BYTES");
     }
 
     #[test]
@@ -471,6 +507,8 @@ mod tests {
             ("PAYHOOK_AMOUNT_MISMATCH", "maybe"),
             ("PAYHOOK_MAX_BODY_BYTES", "-1"),
             ("PAYHOOK_MAX_BODY_BYTES", "0"),
+            ("PAYHOOK_BODY_TIMEOUT_MS", "0"),
+            ("PAYHOOK_MAX_RECEIVING_BYTES", "lots"),
             ("PAYHOOK_DB_POOL_SIZE", "0"),
             ("PAYHOOK_DB_TIMEOUT_MS", "soon"),
             ("PAYHOOK_LOG_FORMAT", "xml"),

@@ -35,6 +35,14 @@ pub enum ApiError {
     /// Body over the limit (413).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body did not arrive whole within the deadline of this many
+    /// milliseconds (408); the connection is closed.
+    #[error("request body not received within {0} ms")]
+    BodyTimeout(u128),
+    /// The bodies being received hold the whole receiving budget (503);
+    /// retry after a second, on a new connection.
+    #[error("server busy receiving other requests; retry later")]
+    ReceivingBusy,
     /// A feature or gateway is not configured, or the database is down (503).
     #[error("{0}")]
     Unavailable(String),
@@ -69,6 +77,8 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::ReceivingBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -91,6 +101,15 @@ impl ResponseError for ApiError {
             }
             Self::Overloaded => {
                 response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            // The rest of the body may still be on its way (or never come):
+            // closing is the only way to stop reading it.
+            Self::BodyTimeout(_) => {
+                response.force_close();
+            }
+            Self::ReceivingBusy => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+                response.force_close();
             }
             _ => {}
         }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod error;
 pub mod gateways;
+pub mod headers;
 pub mod limits;
 pub mod metrics;
 pub mod notify;

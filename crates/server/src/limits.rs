@@ -1,6 +1,6 @@
 //! Abuse protection: per-client token buckets for requests that fail
-//! verification or authentication, and a global bound on verified work in
-//! flight.
+//! verification or authentication, a global byte budget for webhook bodies
+//! being received, and a global bound on verified work in flight.
 //!
 //! A real gateway's burst is never throttled by the buckets, because only
 //! failures take tokens; it is bounded only by the in-flight limit, which
@@ -19,18 +19,29 @@ pub struct Limits {
     failed_verification: DefaultKeyedRateLimiter<IpAddr>,
     failed_authentication: DefaultKeyedRateLimiter<IpAddr>,
     in_flight: Arc<Semaphore>,
+    receiving: Arc<Semaphore>,
     clock: DefaultClock,
 }
 
 impl Limits {
     /// `per_second` sustained failures per client address with bursts of
-    /// `burst`; at most `max_in_flight` verified webhooks processed at once.
-    pub fn new(per_second: NonZeroU32, burst: NonZeroU32, max_in_flight: usize) -> Self {
+    /// `burst`; at most `max_in_flight` verified webhooks processed at once;
+    /// at most `max_receiving_bytes` of webhook bodies held while they are
+    /// received (clamped to what a semaphore can count).
+    pub fn new(
+        per_second: NonZeroU32,
+        burst: NonZeroU32,
+        max_in_flight: usize,
+        max_receiving_bytes: usize,
+    ) -> Self {
         let quota = Quota::per_second(per_second).allow_burst(burst);
         Self {
             failed_verification: RateLimiter::keyed(quota),
             failed_authentication: RateLimiter::keyed(quota),
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            receiving: Arc::new(Semaphore::new(
+                max_receiving_bytes.min(Semaphore::MAX_PERMITS),
+            )),
             clock: DefaultClock::default(),
         }
     }
@@ -69,6 +80,15 @@ impl Limits {
     pub fn in_flight(&self) -> Option<OwnedSemaphorePermit> {
         self.in_flight.clone().try_acquire_owned().ok()
     }
+
+    /// `bytes` more of the receiving budget, returned when the permit is
+    /// dropped; `None` when the bodies already being received hold the
+    /// rest. It never waits: a client that cannot be received now is told
+    /// to retry, rather than queued behind stalled uploads.
+    pub fn receiving(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let bytes = u32::try_from(bytes).ok()?;
+        self.receiving.clone().try_acquire_many_owned(bytes).ok()
+    }
 }
 
 #[cfg(test)]
@@ -77,7 +97,7 @@ mod tests {
 
     #[test]
     fn failures_are_throttled_per_address_after_the_burst() {
-        let limits = Limits::new(NonZeroU32::MIN, NonZeroU32::new(3).unwrap(), 2);
+        let limits = Limits::new(NonZeroU32::MIN, NonZeroU32::new(3).unwrap(), 2, 10);
         let attacker = Some(IpAddr::from([10, 0, 0, 1]));
         let other = Some(IpAddr::from([10, 0, 0, 2]));
         for _ in 0..3 {
@@ -92,11 +112,22 @@ mod tests {
 
     #[test]
     fn in_flight_slots_are_bounded_and_returned() {
-        let limits = Limits::new(NonZeroU32::MIN, NonZeroU32::MIN, 2);
+        let limits = Limits::new(NonZeroU32::MIN, NonZeroU32::MIN, 2, 10);
         let first = limits.in_flight().unwrap();
         let _second = limits.in_flight().unwrap();
         assert!(limits.in_flight().is_none());
         drop(first);
         assert!(limits.in_flight().is_some());
+    }
+
+    #[test]
+    fn the_receiving_budget_is_shared_and_returned() {
+        let limits = Limits::new(NonZeroU32::MIN, NonZeroU32::MIN, 2, 10);
+        let mut first = limits.receiving(4).unwrap();
+        first.merge(limits.receiving(4).unwrap());
+        assert!(limits.receiving(3).is_none());
+        let _second = limits.receiving(2).unwrap();
+        drop(first);
+        assert!(limits.receiving(8).is_some());
     }
 }

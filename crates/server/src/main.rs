@@ -44,12 +44,12 @@ async fn main() -> ExitCode {
             check::validate(&config).context("configuration check failed")
         }
         Command::Migrate => {
-            telemetry::init(config.log_format);
+            let _ = telemetry::init(config.log_format);
             open_store(&config).map(|_| println!("migrations applied"))
         }
         Command::Serve => {
-            telemetry::init(config.log_format);
-            match Application::build(&config) {
+            let parse_errors = telemetry::init(config.log_format);
+            match Application::build_with(&config, parse_errors) {
                 Ok(app) => app.run_until_stopped().await.context("server failed"),
                 Err(error) => Err(error),
             }

@@ -40,7 +40,8 @@ pub struct PoolLabel {
 /// Labels of `payhook_rate_limited_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabel {
-    /// `failed_verification`, `failed_authentication` or `in_flight`.
+    /// `failed_verification`, `failed_authentication`, `in_flight` or
+    /// `receiving_bytes`.
     pub reason: &'static str,
 }
 
@@ -59,6 +60,20 @@ impl NotificationCounter {
     /// Counts one delivery attempt's result: `delivered`, `retried` or `dead`.
     pub fn count(&self, outcome: &'static str) {
         self.0.get_or_create(&NotificationLabel { outcome }).inc();
+    }
+}
+
+/// Requests the HTTP layer refused as malformed before they reached the
+/// application (it answers them a bare 400 or 431 and closes). actix-http
+/// has no hook for them but its log line, so the log layer of
+/// [`crate::telemetry`] counts them here.
+#[derive(Clone, Debug, Default)]
+pub struct ParseErrorCounter(Counter);
+
+impl ParseErrorCounter {
+    /// Counts one malformed request.
+    pub fn count(&self) {
+        self.0.inc();
     }
 }
 
@@ -82,9 +97,21 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric under the `payhook_` prefix.
+    /// Registers every metric under the `payhook_` prefix, with a parse
+    /// error counter nothing increments.
     pub fn new() -> Self {
+        Self::with_parse_errors(ParseErrorCounter::default())
+    }
+
+    /// As [`Metrics::new`], showing `parse_errors` (the counter the
+    /// installed log layer increments) as `payhook_http_parse_errors_total`.
+    pub fn with_parse_errors(parse_errors: ParseErrorCounter) -> Self {
         let mut registry = Registry::with_prefix("payhook");
+        registry.register(
+            "http_parse_errors",
+            "Requests the HTTP layer refused as malformed before routing (400 or 431, connection closed)",
+            parse_errors.0,
+        );
         let webhooks = Family::<WebhookLabels, Counter>::default();
         registry.register(
             "webhooks",

@@ -15,8 +15,9 @@ use payhook_store_diesel::{DieselStore, StoreOptions};
 use crate::config::{Config, NotifyConfig};
 use crate::dispatcher::{DispatchSettings, Dispatcher, BATCH, LEASE};
 use crate::gateways::Gateways;
+use crate::headers::SecurityHeaders;
 use crate::limits::Limits;
-use crate::metrics::{Metrics, NotificationCounter};
+use crate::metrics::{Metrics, NotificationCounter, ParseErrorCounter};
 use crate::notify::{HttpNotifier, LogNotifier};
 use crate::routes::routes;
 use crate::runtime::{ApiToken, RandomTransactionIds, SystemClock};
@@ -93,6 +94,12 @@ impl Application {
     /// Opens the store, migrates it and binds `config.addr` (port 0 picks a
     /// free port, for tests).
     pub fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with(config, ParseErrorCounter::default())
+    }
+
+    /// As [`Application::build`], showing in `/metrics` the malformed
+    /// requests that the log layer of [`crate::telemetry::init`] counts.
+    pub fn build_with(config: &Config, parse_errors: ParseErrorCounter) -> anyhow::Result<Self> {
         let store = Arc::new(open_store_for_serving(config)?);
         let gateways = Gateways::from_config(config)?;
         for gateway in gateways.iter() {
@@ -126,11 +133,13 @@ impl Application {
             store: store.clone(),
             api_token: config.api_token.as_ref().map(ApiToken::new),
             max_body_bytes: config.max_body_bytes,
-            metrics: Metrics::new(),
+            body_timeout: config.body_timeout,
+            metrics: Metrics::with_parse_errors(parse_errors),
             limits: Limits::new(
                 config.failed_attempts_per_second,
                 config.failed_attempts_burst,
                 config.max_in_flight,
+                config.max_receiving_bytes,
             ),
             openapi_json: crate::openapi::document_json()
                 .context("cannot serialize the OpenAPI document")?,
@@ -153,6 +162,7 @@ impl Application {
             .port();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(SecurityHeaders)
                 .wrap(RequestId)
                 .app_data(state.clone())
                 .configure(routes)

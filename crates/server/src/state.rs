@@ -27,6 +27,8 @@ pub struct AppState {
     pub api_token: Option<ApiToken>,
     /// Largest accepted webhook body.
     pub max_body_bytes: usize,
+    /// How long a webhook's whole body may take to arrive.
+    pub body_timeout: std::time::Duration,
     /// The Prometheus metrics.
     pub metrics: Metrics,
     /// Rate limits and the in-flight bound.

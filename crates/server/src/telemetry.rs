@@ -1,28 +1,115 @@
 //! Logging: `tracing` to stdout, filtered by `RUST_LOG` (default `info`),
 //! as JSON lines or text, and a request id on every request.
+//!
+//! actix-http logs every connection it drops for a client's fault (a
+//! malformed request head, a reset mid-request) as an ERROR
+//! `stream error: ...` line, outside any request: anyone could fill the
+//! error log. Those lines are written at WARN instead, and the malformed
+//! requests among them counted in `payhook_http_parse_errors_total`.
 
+use std::fmt::Debug;
 use std::future::{ready, Ready};
 
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use futures_util::future::LocalBoxFuture;
 use ring::rand::{SecureRandom, SystemRandom};
-use tracing::Instrument;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Instrument, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::metrics::ParseErrorCounter;
 
-/// Installs the global subscriber. A second call (tests) finds one installed
-/// and leaves it.
-pub fn init(format: LogFormat) {
+/// Installs the global subscriber and returns the counter its layer
+/// increments for each malformed request, for [`crate::Application`] to
+/// show. A second call (tests) finds one installed and leaves it; the
+/// counter it returns then stays at zero.
+pub fn init(format: LogFormat) -> ParseErrorCounter {
+    let parse_errors = ParseErrorCounter::default();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Pretty => builder.try_init(),
+    let output = tracing_subscriber::fmt::layer().with_target(false);
+    let output = match format {
+        LogFormat::Json => output.json().boxed(),
+        LogFormat::Pretty => output.boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(output.with_filter(WithoutConnectionErrors))
+        .with(ConnectionErrors {
+            parse_errors: parse_errors.clone(),
+        })
+        .try_init();
+    parse_errors
+}
+
+/// Where actix-http logs a connection it dropped.
+const DISPATCHER: &str = "actix_http::h1::dispatcher";
+/// How that line starts.
+const STREAM_ERROR: &str = "stream error: ";
+/// What a malformed request head adds after it.
+const PARSE_ERROR: &str = "request parse error";
+
+/// The cause of actix-http's ERROR line about a dropped connection, `None`
+/// for every other event.
+fn connection_error(event: &Event<'_>) -> Option<String> {
+    let metadata = event.metadata();
+    if *metadata.level() != Level::ERROR || metadata.target() != DISPATCHER {
+        return None;
+    }
+    struct Message(Option<String>);
+    impl Visit for Message {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == "message" {
+                self.0 = Some(value.to_owned());
+            }
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+            if field.name() == "message" {
+                self.0 = Some(format!("{value:?}"));
+            }
+        }
+    }
+    let mut message = Message(None);
+    event.record(&mut message);
+    message.0?.strip_prefix(STREAM_ERROR).map(str::to_owned)
+}
+
+/// Keeps actix-http's connection-error lines from the output; the
+/// [`ConnectionErrors`] layer writes them again at WARN.
+struct WithoutConnectionErrors;
+
+impl<S> Filter<S> for WithoutConnectionErrors {
+    fn enabled(&self, _: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
+        true
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, _: &Context<'_, S>) -> bool {
+        connection_error(event).is_none()
+    }
+}
+
+/// Writes actix-http's connection-error lines at WARN and counts the
+/// malformed requests among them.
+struct ConnectionErrors {
+    parse_errors: ParseErrorCounter,
+}
+
+impl<S: Subscriber> Layer<S> for ConnectionErrors {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let Some(error) = connection_error(event) else {
+            return;
+        };
+        // The event below has another target, so it does not come back here.
+        if error.starts_with(PARSE_ERROR) {
+            self.parse_errors.count();
+            tracing::warn!(%error, "malformed request refused by the HTTP layer");
+        } else {
+            tracing::warn!(%error, "connection dropped by the HTTP layer");
+        }
+    }
 }
 
 /// The header that carries the request id in and out.

@@ -2,17 +2,20 @@
 //! within the size limit, hand it to the gateway's adapter and the webhook
 //! service, answer with the contract's JSON.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use payhook_domain::ports::{Headers, WebhookRequest};
 use payhook_domain::{GatewayEvent, Outcome, PaymentRef, WebhookError, WebhookOutcome};
 use serde_json::json;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
 use crate::gateways::Gateway;
+use crate::limits::Limits;
 use crate::state::AppState;
 
 /// actix's header map behind the domain's [`Headers`] port.
@@ -24,30 +27,87 @@ impl Headers for ActixHeaders<'_> {
     }
 }
 
-/// Reads the body, refusing it as soon as it passes `limit` bytes (and at
-/// once when `Content-Length` already says so).
+/// Why a body was not read whole.
+#[derive(Debug)]
+enum BodyError {
+    /// Over `PAYHOOK_MAX_BODY_BYTES`, declared or sent.
+    TooLarge,
+    /// Not whole within `PAYHOOK_BODY_TIMEOUT_MS`.
+    TimedOut,
+    /// The bodies being received hold the whole receiving budget.
+    Busy,
+    /// The client closed the connection, or it broke, before the end.
+    Aborted(PayloadError),
+    /// The transfer or content encoding was corrupt.
+    Malformed(PayloadError),
+}
+
+/// The first buffer of a body, grown by doubling: most gateway events fit.
+const FIRST_CAPACITY: usize = 8 * 1024;
+
+/// Reads the body within `limit` bytes and `deadline`, refusing it at once
+/// when `Content-Length` already says it is too large. Returns it with the
+/// share of the receiving budget that covers its buffer, to be held while
+/// the body is verified.
 async fn read_body(
     request: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
+    limits: &Limits,
     limit: usize,
-) -> Result<web::Bytes, ApiError> {
+    deadline: Duration,
+) -> Result<(web::Bytes, Option<OwnedSemaphorePermit>), BodyError> {
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
-        return Err(ApiError::PayloadTooLarge(limit));
+        return Err(BodyError::TooLarge);
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    // One deadline for the whole body, however the client paces its bytes:
+    // a byte every few seconds must not keep a connection forever.
+    actix_web::rt::time::timeout(deadline, collect(payload, limits, limit, declared))
+        .await
+        .unwrap_or(Err(BodyError::TimedOut))
+}
+
+/// Collects the chunks in a buffer whose capacity is always covered by
+/// permits of the receiving budget, so that all bodies in reception
+/// together never hold more bytes than the budget. The buffer grows with
+/// the bytes that arrive, never ahead of them to the declared length: a
+/// client that declares 1 MiB and sends one byte holds 8 KiB.
+async fn collect(
+    mut payload: web::Payload,
+    limits: &Limits,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<(web::Bytes, Option<OwnedSemaphorePermit>), BodyError> {
+    let ceiling = declared.unwrap_or(limit).min(limit);
+    let mut body: Vec<u8> = Vec::new();
+    let mut covered = 0;
+    let mut budget: Option<OwnedSemaphorePermit> = None;
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
+        let chunk = chunk.map_err(|error| match error {
+            PayloadError::Incomplete(_) | PayloadError::Io(_) => BodyError::Aborted(error),
+            other => BodyError::Malformed(other),
+        })?;
+        let needed = body.len() + chunk.len();
+        if needed > limit {
+            return Err(BodyError::TooLarge);
+        }
+        if needed > covered {
+            let grown = needed.max((covered * 2).max(FIRST_CAPACITY).min(ceiling));
+            let more = limits.receiving(grown - covered).ok_or(BodyError::Busy)?;
+            match &mut budget {
+                Some(held) => held.merge(more),
+                None => budget = Some(more),
+            }
+            body.reserve_exact(grown - body.len());
+            covered = grown;
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body.freeze())
+    Ok((web::Bytes::from(body), budget))
 }
 
 fn answer(status: &str, message: &str, payment: Option<&PaymentRef>) -> HttpResponse {
@@ -167,12 +227,15 @@ fn is_json(request: &HttpRequest) -> bool {
         (status = 400, description = "Missing or invalid signature, stale timestamp, malformed JSON, \
                                       a payload lacking what the event needs, or an amount refused", body = crate::api_types::ErrorBody),
         (status = 404, description = "No such gateway, or no payment matches (the event is kept)", body = crate::api_types::ErrorBody),
+        (status = 408, description = "The whole body did not arrive within PAYHOOK_BODY_TIMEOUT_MS; the connection is closed",
+         body = crate::api_types::ErrorBody),
         (status = 413, description = "The body is over PAYHOOK_MAX_BODY_BYTES", body = crate::api_types::ErrorBody),
         (status = 415, description = "The body is not declared as JSON", body = crate::api_types::ErrorBody),
         (status = 429, description = "Too many failed verifications from this client", body = crate::api_types::ErrorBody,
          headers(("Retry-After" = String, description = "Seconds to wait"))),
         (status = 500, description = "Processing error; nothing was changed, a retry can succeed", body = crate::api_types::ErrorBody),
-        (status = 503, description = "The gateway is not configured, the server is busy or the database is unavailable",
+        (status = 503, description = "The gateway is not configured, the server is busy (receiving other bodies, \
+                                      or processing PAYHOOK_MAX_IN_FLIGHT calls) or the database is unavailable",
          body = crate::api_types::ErrorBody),
     ),
 )]
@@ -254,9 +317,37 @@ async fn admit(
     if !is_json(request) {
         return Err(Rejection::new("malformed", ApiError::UnsupportedMediaType));
     }
-    let body = read_body(request, payload, state.max_body_bytes)
-        .await
-        .map_err(|error| Rejection::new("too_large", error))?;
+    // The share of the receiving budget is held until the body is verified;
+    // after that the body is bounded by the in-flight limit.
+    let (body, _receiving) = read_body(
+        request,
+        payload,
+        &state.limits,
+        state.max_body_bytes,
+        state.body_timeout,
+    )
+    .await
+    .map_err(|error| match error {
+        BodyError::TooLarge => {
+            Rejection::new("too_large", ApiError::PayloadTooLarge(state.max_body_bytes))
+        }
+        BodyError::TimedOut => Rejection::new(
+            "timeout",
+            ApiError::BodyTimeout(state.body_timeout.as_millis()),
+        ),
+        BodyError::Busy => {
+            state.metrics.rate_limited("receiving_bytes");
+            Rejection::new("overloaded", ApiError::ReceivingBusy)
+        }
+        BodyError::Aborted(error) => Rejection::new(
+            "aborted",
+            ApiError::BadRequest(format!("cannot read body: {error}")),
+        ),
+        BodyError::Malformed(error) => Rejection::new(
+            "malformed",
+            ApiError::BadRequest(format!("cannot read body: {error}")),
+        ),
+    })?;
     let headers = ActixHeaders(request.headers());
     let webhook = WebhookRequest {
         headers: &headers,
