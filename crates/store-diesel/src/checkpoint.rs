@@ -12,7 +12,7 @@
 //! frame, and SQLite starts the WAL over from its beginning only after a
 //! checkpoint that copied everything. So once the WAL has passed
 //! [`RESTART_FRAMES`] and passive passes have left fewer than
-//! [`CATCH_UP_FRAMES`] to copy, the last pass holds the process's SQLite
+//! [`CATCH_UP_FRAMES`] to copy, the last pass holds the store's SQLite
 //! writer mutex: the pause is short, and the next commit restarts the
 //! file, which bounds its size.
 
@@ -22,7 +22,7 @@ use std::time::Duration;
 use diesel::sql_types::Integer;
 use diesel::{QueryableByName, RunQueryDsl};
 
-use crate::conn::{hold_sqlite_writer, DbConn, Manager};
+use crate::conn::{DbConn, Manager, StoreConn};
 
 /// How often the WAL is copied back.
 const INTERVAL: Duration = Duration::from_millis(100);
@@ -85,7 +85,8 @@ fn checkpoint(pool: &r2d2::Pool<Manager>) {
     let Some(mut conn) = pool.try_get() else {
         return;
     };
-    let DbConn::Sqlite(sqlite) = &mut *conn else {
+    let StoreConn { db, writer } = &mut *conn;
+    let DbConn::Sqlite(sqlite) = db else {
         return;
     };
     let mut passive =
@@ -97,7 +98,7 @@ fn checkpoint(pool: &r2d2::Pool<Manager>) {
             Ok(row) if row.log < RESTART_FRAMES => return,
             Ok(row) if row.log - row.checkpointed <= CATCH_UP_FRAMES => {
                 // Writers wait only while these last frames are copied.
-                let _writer = hold_sqlite_writer();
+                let _writer = writer.hold();
                 if let Err(error) = passive() {
                     tracing::warn!(%error, "SQLite checkpoint failed");
                 }

@@ -2,6 +2,7 @@
 //! `#[derive(MultiConnection)]`, a pool manager that picks the backend from
 //! the URL scheme, and the write transaction each backend needs.
 
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -67,11 +68,45 @@ impl Target {
     }
 }
 
+/// Serialises one SQLite database's write transactions within this process.
+///
+/// SQLite has one write lock per database. Without this, pooled connections
+/// compete for it through SQLite's busy handler, which sleeps in steps of up
+/// to 100 ms instead of being woken when the lock frees: the lock sits idle
+/// between commits and, under load, a writer can exceed the busy timeout and
+/// fail. A mutex hands the lock over at once, in arrival order. Other
+/// processes on the same file still meet the busy timeout.
+///
+/// It belongs to one store (its pool's connections, its group-commit writer
+/// and its checkpoint thread share it), never to the process: two stores on
+/// two files must not wait on each other. Unused on PostgreSQL.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Writer(Arc<Mutex<()>>);
+
+impl Writer {
+    /// No write transaction of this store starts until the guard is dropped.
+    pub(crate) fn hold(&self) -> MutexGuard<'_, ()> {
+        // A panic in another writer leaves no half transaction behind (its
+        // connection rolled back or was dropped), so a poisoned lock is
+        // still safe to take.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A pooled connection and the writer lock of its store.
+pub(crate) struct StoreConn {
+    /// The connection itself; reads run on it directly.
+    pub(crate) db: DbConn,
+    /// Taken by [`write_transaction`] on SQLite.
+    pub(crate) writer: Writer,
+}
+
 /// Opens connections for the pool, with the per-connection settings of each backend.
 #[derive(Debug)]
-pub struct Manager {
+pub(crate) struct Manager {
     target: Target,
     busy_timeout: Duration,
+    writer: Writer,
 }
 
 impl Manager {
@@ -79,15 +114,36 @@ impl Manager {
         Self {
             target,
             busy_timeout,
+            writer: Writer::default(),
         }
     }
 }
 
 impl r2d2::ManageConnection for Manager {
-    type Connection = DbConn;
+    type Connection = StoreConn;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<DbConn, Self::Error> {
+    fn connect(&self) -> Result<StoreConn, Self::Error> {
+        let db = self.connect_db()?;
+        Ok(StoreConn {
+            db,
+            writer: self.writer.clone(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut StoreConn) -> Result<(), Self::Error> {
+        conn.db
+            .batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut StoreConn) -> bool {
+        <DbConn as TransactionManager<DbConn>>::is_broken_transaction_manager(&mut conn.db)
+    }
+}
+
+impl Manager {
+    fn connect_db(&self) -> Result<DbConn, diesel::r2d2::Error> {
         match &self.target {
             Target::Postgres(url) => PgConnection::establish(url)
                 .map(DbConn::Pg)
@@ -110,54 +166,26 @@ impl r2d2::ManageConnection for Manager {
             }
         }
     }
-
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(diesel::r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, conn: &mut DbConn) -> bool {
-        <DbConn as TransactionManager<DbConn>>::is_broken_transaction_manager(conn)
-    }
-}
-
-/// Serialises this process's SQLite write transactions.
-///
-/// SQLite has one write lock per database. Without this, pooled connections
-/// compete for it through SQLite's busy handler, which sleeps in steps of up
-/// to 100 ms instead of being woken when the lock frees: the lock sits idle
-/// between commits and, under load, a writer can exceed the busy timeout and
-/// fail. A mutex hands the lock over at once, in arrival order. Other
-/// processes on the same file still meet the busy timeout. One mutex per
-/// process is enough: a server opens one SQLite database.
-static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Takes [`SQLITE_WRITER`]: no write transaction of this process starts
-/// until the guard is dropped.
-pub(crate) fn hold_sqlite_writer() -> std::sync::MutexGuard<'static, ()> {
-    // A panic in another writer leaves no half transaction behind (its
-    // connection rolled back or was dropped), so a poisoned lock is still
-    // safe to take.
-    SQLITE_WRITER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs `body` in a transaction that may write.
 ///
-/// On SQLite it holds [`SQLITE_WRITER`] and starts with `BEGIN IMMEDIATE`,
+/// On SQLite it holds the store's [`Writer`] and starts with `BEGIN IMMEDIATE`,
 /// taking the write lock up front: a deferred transaction that reads first
 /// and writes later can fail with `SQLITE_BUSY` instead of waiting. On
 /// PostgreSQL it is a plain READ COMMITTED transaction; rows are locked
 /// explicitly where needed.
 pub(crate) fn write_transaction<T, E>(
-    conn: &mut DbConn,
+    store_conn: &mut StoreConn,
     body: impl FnOnce(&mut DbConn) -> Result<T, E>,
 ) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
 {
+    let StoreConn { db: conn, writer } = store_conn;
     let _writer = match conn {
         DbConn::Sqlite(sqlite) => {
-            let guard = hold_sqlite_writer();
+            let guard = writer.hold();
             AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
             Some(guard)
         }

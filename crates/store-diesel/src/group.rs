@@ -165,7 +165,7 @@ mod tests {
         }
         // The second payment's row cannot be read back: its event must fail.
         diesel::sql_query("UPDATE payments SET currency = 'ZZZ' WHERE transaction_id = 'TXN-G2'")
-            .execute(&mut *conn)
+            .execute(&mut conn.db)
             .unwrap();
 
         let batch = [
@@ -194,14 +194,14 @@ mod tests {
                 ..
             })
         ));
-        let recorded: Vec<String> = ops::events(&mut conn)
+        let recorded: Vec<String> = ops::inspect::events(&mut conn)
             .unwrap()
             .into_iter()
             .map(|e| e.event_id)
             .collect();
         // The failed event left nothing behind: its savepoint was rolled back.
         assert_eq!(recorded, ["evt_g1", "evt_g3"]);
-        let outbox = ops::outbox(&mut conn).unwrap();
+        let outbox = ops::inspect::outbox(&mut conn).unwrap();
         assert_eq!(outbox.len(), 1, "the order became paid once");
     }
 }

@@ -96,7 +96,6 @@ mod group;
 mod models;
 mod ops;
 mod outbox;
-mod pg;
 mod schema;
 
 use std::sync::Arc;
@@ -116,9 +115,10 @@ use payhook_domain::{
 
 // `DbConn` stays inside: it is diesel's connection, and an embedder that
 // ran SQL on it would bypass the store's transactions and locks.
-use conn::DbConn;
+use conn::{DbConn, StoreConn};
 pub use conn::{Target, UnsupportedUrl};
-pub use ops::{EventRecord, OutboxEntry};
+#[cfg(feature = "testing")]
+pub use ops::inspect::{EventRecord, OutboxEntry};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -244,14 +244,15 @@ impl DieselStore {
     /// Applies the embedded migrations of this backend that have not run yet
     /// and returns their versions.
     pub fn migrate(&self) -> Result<Vec<String>, OpenError> {
-        let mut conn = self.pool.get().map_err(OpenError::Connect)?;
-        let migrations = match *conn {
+        let mut pooled = self.pool.get().map_err(OpenError::Connect)?;
+        let conn = &mut pooled.db;
+        let migrations = match conn {
             DbConn::Sqlite(_) => SQLITE_MIGRATIONS,
             DbConn::Pg(_) => POSTGRES_MIGRATIONS,
         };
         // Several server processes may start at once on one PostgreSQL
         // database: a session advisory lock lets one migrate at a time.
-        let locked = matches!(*conn, DbConn::Pg(_));
+        let locked = matches!(conn, DbConn::Pg(_));
         if locked {
             conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
                 .map_err(|e| OpenError::Migrate(e.to_string()))?;
@@ -276,12 +277,6 @@ impl DieselStore {
         }
     }
 
-    /// Connections open and idle, for the pool-use metric.
-    pub fn pool_state(&self) -> (u32, u32) {
-        let state = self.pool.state();
-        (state.connections, state.idle_connections)
-    }
-
     /// Connections open, idle, and the pool's maximum.
     pub fn pool_usage(&self) -> (u32, u32, u32) {
         let state = self.pool.state();
@@ -294,23 +289,26 @@ impl DieselStore {
 
     /// Outbox rows not yet delivered (pending), for the backlog metric.
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
-        self.run(ops::outbox_backlog).await
+        self.run(outbox::backlog).await
     }
 
-    /// The outbox rows, oldest first.
+    /// The outbox rows, oldest first. For tests (the `testing` feature).
+    #[cfg(feature = "testing")]
     pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.run(ops::outbox).await
+        self.run(ops::inspect::outbox).await
     }
 
-    /// The recorded gateway events, oldest first.
+    /// The recorded gateway events, oldest first. For tests (the `testing`
+    /// feature).
+    #[cfg(feature = "testing")]
     pub async fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
-        self.run(ops::events).await
+        self.run(ops::inspect::events).await
     }
 
     async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut StoreConn) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
@@ -381,6 +379,7 @@ impl Store for DieselStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(|conn| {
+            let conn = &mut conn.db;
             let migrations = match conn {
                 DbConn::Sqlite(_) => SQLITE_MIGRATIONS,
                 DbConn::Pg(_) => POSTGRES_MIGRATIONS,
@@ -437,5 +436,110 @@ impl OutboxStore for DieselStore {
 
     async fn requeue(&self, id: i64, now: DateTime<Utc>) -> Result<OutboxMessage, StoreError> {
         self.run(move |conn| outbox::requeue(conn, id, now)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use payhook_domain::{Currency, EventKind, GatewayEvent, Money, Outcome, References};
+
+    use super::*;
+
+    fn sqlite_store(dir: &tempfile::TempDir, name: &str) -> DieselStore {
+        let url = format!("sqlite://{}", dir.path().join(name).display());
+        let store = DieselStore::open(&url, &StoreOptions::default()).unwrap();
+        store.migrate().unwrap();
+        store
+    }
+
+    #[test]
+    fn two_sqlite_stores_write_without_waiting_on_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = sqlite_store(&dir, "first.db");
+        let second = sqlite_store(&dir, "second.db");
+        let usd = Currency::parse("USD").unwrap();
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let new_order = NewOrder {
+            client_id: "c".into(),
+            total: Money::from_minor(15000, usd),
+        };
+        // Declared before the guard so that, on a failure, the guard is
+        // dropped first and the runtime's blocked threads can finish.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let held = first.pool.get().unwrap();
+        let first_writer = held.writer.hold();
+
+        // The second store writes through its pool and through its
+        // group-commit writer while the first store's writer is held.
+        let started = Instant::now();
+        let writes = async {
+            let order = second.create_order(new_order.clone(), now).await.unwrap();
+            let payment = NewPayment {
+                order_id: order.id,
+                transaction_id: "TXN-W1".into(),
+                payment_method: "stripe".into(),
+                amount: order.total,
+            };
+            second.create_payment(payment, now).await.unwrap();
+            let event = GatewayEvent {
+                gateway: "stripe".into(),
+                event_id: "evt_w1".into(),
+                event_type: "payment_intent.succeeded".into(),
+                kind: EventKind::Succeeded,
+                references: References {
+                    transaction_id: Some("TXN-W1".into()),
+                    ..References::default()
+                },
+                amount: Some(order.total),
+            };
+            second
+                .apply_event(EventToApply {
+                    event,
+                    payload: b"{}".to_vec(),
+                    policy: AmountPolicy::Warn,
+                    received_at: now,
+                })
+                .await
+                .unwrap()
+        };
+        let applied = runtime.block_on(async {
+            // Within the runtime: the timer needs it.
+            tokio::time::timeout(Duration::from_secs(5), writes).await
+        });
+        let applied = applied.unwrap_or_else(|_| {
+            panic!(
+                "the second store waited {:?} on the first store's writer",
+                started.elapsed()
+            )
+        });
+        assert!(matches!(
+            applied,
+            Applied::Decided {
+                outcome: Outcome::Confirmed,
+                ..
+            }
+        ));
+
+        // The first store's writer is really held: its own write waits for it.
+        let writing = first.clone();
+        let waiting = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(writing.create_order(new_order, now))
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !waiting.is_finished(),
+            "the first store wrote past its held writer"
+        );
+        drop(first_writer);
+        waiting.join().unwrap().unwrap();
     }
 }

@@ -167,36 +167,6 @@ pub(crate) struct NewPaymentRow<'a> {
     pub updated_at: NaiveDateTime,
 }
 
-/// The mutable part of a payment, written after a decision.
-#[derive(AsChangeset)]
-#[diesel(table_name = payments, treat_none_as_null = true)]
-pub(crate) struct PaymentChanges<'a> {
-    pub status: &'a str,
-    pub external_id: Option<&'a str>,
-    pub gateway_reference: Option<&'a str>,
-    pub mismatch_expected_minor: Option<i64>,
-    pub mismatch_expected_currency: Option<&'a str>,
-    pub mismatch_received_minor: Option<i64>,
-    pub mismatch_received_currency: Option<&'a str>,
-    pub updated_at: NaiveDateTime,
-}
-
-impl<'a> From<&'a Payment> for PaymentChanges<'a> {
-    fn from(payment: &'a Payment) -> Self {
-        let mismatch = payment.amount_mismatch.as_ref();
-        Self {
-            status: payment.status.as_str(),
-            external_id: payment.external_id.as_deref(),
-            gateway_reference: payment.gateway_reference.as_deref(),
-            mismatch_expected_minor: mismatch.map(|m| m.expected.minor()),
-            mismatch_expected_currency: mismatch.map(|m| m.expected.currency().code()),
-            mismatch_received_minor: mismatch.map(|m| m.received.minor()),
-            mismatch_received_currency: mismatch.map(|m| m.received.currency().code()),
-            updated_at: naive(payment.updated_at),
-        }
-    }
-}
-
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = webhook_events)]
 pub(crate) struct EventStatusRow {

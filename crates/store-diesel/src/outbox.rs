@@ -20,7 +20,7 @@ use diesel::sql_types::{BigInt, Timestamp};
 use payhook_domain::ports::StoreError;
 use payhook_domain::{NextStep, OutboxMessage, OutboxStatus, RetryPolicy};
 
-use crate::conn::{write_transaction, DbConn};
+use crate::conn::{write_transaction, DbConn, StoreConn};
 use crate::models::{naive, CorruptRow, OutboxRow};
 use crate::schema::outbox;
 
@@ -76,7 +76,7 @@ impl From<diesel::result::Error> for TxError {
 }
 
 fn transaction<T>(
-    conn: &mut DbConn,
+    conn: &mut StoreConn,
     body: impl FnOnce(&mut DbConn) -> Result<T, TxError>,
 ) -> Result<T, StoreError> {
     write_transaction(conn, body).map_err(|error| match error {
@@ -92,7 +92,7 @@ fn convert(rows: Vec<OutboxRow>) -> Result<Vec<OutboxMessage>, StoreError> {
 }
 
 pub(crate) fn claim_due(
-    conn: &mut DbConn,
+    conn: &mut StoreConn,
     now: DateTime<Utc>,
     lease: Duration,
     limit: u32,
@@ -128,7 +128,7 @@ pub(crate) fn claim_due(
 }
 
 pub(crate) fn mark_delivered(
-    conn: &mut DbConn,
+    conn: &mut StoreConn,
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -138,7 +138,7 @@ pub(crate) fn mark_delivered(
             outbox::delivered_at.eq(naive(now)),
             outbox::locked_until.eq(None::<chrono::NaiveDateTime>),
         ))
-        .execute(conn)
+        .execute(&mut conn.db)
         .map_err(db_error)?;
     if changed == 0 {
         return Err(StoreError::NotificationNotFound(id));
@@ -147,7 +147,7 @@ pub(crate) fn mark_delivered(
 }
 
 pub(crate) fn mark_failed(
-    conn: &mut DbConn,
+    conn: &mut StoreConn,
     id: i64,
     error: &str,
     now: DateTime<Utc>,
@@ -183,7 +183,7 @@ pub(crate) fn mark_failed(
 }
 
 pub(crate) fn notifications(
-    conn: &mut DbConn,
+    conn: &mut StoreConn,
     status: Option<OutboxStatus>,
     limit: u32,
 ) -> Result<Vec<OutboxMessage>, StoreError> {
@@ -195,11 +195,11 @@ pub(crate) fn notifications(
     if let Some(status) = status {
         query = query.filter(outbox::status.eq(status.as_str()));
     }
-    convert(query.load(conn).map_err(db_error)?)
+    convert(query.load(&mut conn.db).map_err(db_error)?)
 }
 
 pub(crate) fn requeue(
-    conn: &mut DbConn,
+    conn: &mut StoreConn,
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<OutboxMessage, StoreError> {
@@ -236,4 +236,13 @@ pub(crate) fn requeue(
             .get_result(conn)?;
         OutboxMessage::try_from(row).map_err(|e| TxError::Store(corrupt(e)))
     })
+}
+
+/// Outbox rows not yet delivered (pending), for the backlog metric.
+pub(crate) fn backlog(conn: &mut StoreConn) -> Result<i64, StoreError> {
+    outbox::table
+        .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+        .count()
+        .get_result(&mut conn.db)
+        .map_err(db_error)
 }

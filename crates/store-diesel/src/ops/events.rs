@@ -1,0 +1,214 @@
+//! Gateway events: recording a delivery (or finding its earlier record),
+//! the unmatched events a mark-pending picks up, and the audit reads. What
+//! an event does to a payment is `apply`'s business.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use payhook_domain::ports::{
+    EventDetail, EventFilter, EventOutcome, EventToApply, StoreError, StoredEvent,
+};
+use payhook_domain::{GatewayEvent, Payment};
+
+use super::{store_error, TxError};
+use crate::conn::{DbConn, StoreConn};
+use crate::models::{naive, CorruptRow, EventRow, EventStatusRow, NewEventRow, PaymentRow};
+use crate::schema::{payments, webhook_events};
+
+/// The stored outcome of an event that matched no payment yet.
+const UNMATCHED: &str = "unmatched";
+
+/// What recording a delivery found.
+pub(super) enum Recorded {
+    /// The first delivery of this event: its new row.
+    New(i64),
+    /// An earlier delivery whose outcome is not final (`unmatched`, or an
+    /// amount refused): its row, to evaluate the event again.
+    Again(i64),
+    /// An earlier delivery with a final outcome: nothing else must happen.
+    /// The payment it matched, if any, as it is now.
+    Final { payment: Option<Payment> },
+}
+
+/// Records the event, or finds its earlier record.
+pub(super) fn record_event(
+    conn: &mut DbConn,
+    to_apply: &EventToApply,
+) -> Result<Recorded, TxError> {
+    let event = &to_apply.event;
+    let at = naive(to_apply.received_at);
+    let refs = &event.references;
+    let row = NewEventRow {
+        gateway: &event.gateway,
+        event_id: &event.event_id,
+        event_type: &event.event_type,
+        kind: event.kind.as_str(),
+        outcome: UNMATCHED,
+        ref_transaction_id: refs.transaction_id.as_deref(),
+        ref_external_id: refs.external_id.as_deref(),
+        ref_gateway_reference: refs.gateway_reference.as_deref(),
+        amount_minor: event.amount.map(|m| m.minor()),
+        currency: event.amount.map(|m| m.currency().code()),
+        payload: &to_apply.payload,
+        attempts: 1,
+        received_at: at,
+        processed_at: at,
+    };
+    // `ON CONFLICT DO NOTHING` rather than catching the unique violation:
+    // on PostgreSQL a failed statement aborts the transaction, so catching
+    // it would need a savepoint (two more round trips). A conflict with a
+    // transaction in flight waits for it, as the violation did, and then
+    // returns no row.
+    // A macro because MultiConnection has no upsert of its own: the
+    // statement must be built per backend, and its type (an insert with
+    // a conflict clause and RETURNING) is not one a function can name
+    // without diesel's internal traits.
+    macro_rules! insert {
+        ($conn:expr) => {
+            diesel::insert_into(webhook_events::table)
+                .values(&row)
+                .on_conflict((webhook_events::gateway, webhook_events::event_id))
+                .do_nothing()
+                .returning(webhook_events::id)
+                .get_result::<i64>($conn)
+                .optional()?
+        };
+    }
+    let inserted = match conn {
+        DbConn::Pg(pg) => insert!(pg),
+        DbConn::Sqlite(sqlite) => insert!(sqlite),
+    };
+    match inserted {
+        Some(id) => Ok(Recorded::New(id)),
+        None => earlier_delivery(conn, event, at),
+    }
+}
+
+/// The record of an earlier delivery of `event`, locked on PostgreSQL: a
+/// final outcome ends the delivery, any other is counted as an attempt
+/// and evaluated again.
+fn earlier_delivery(
+    conn: &mut DbConn,
+    event: &GatewayEvent,
+    at: NaiveDateTime,
+) -> Result<Recorded, TxError> {
+    // The selection names the backend, so it is added per arm.
+    let earlier = webhook_events::table
+        .filter(webhook_events::gateway.eq(&event.gateway))
+        .filter(webhook_events::event_id.eq(&event.event_id));
+    let existing: EventStatusRow = match conn {
+        DbConn::Pg(pg) => earlier
+            .select(EventStatusRow::as_select())
+            .for_update()
+            .get_result(pg)?,
+        DbConn::Sqlite(_) => earlier
+            .select(EventStatusRow::as_select())
+            .get_result(conn)?,
+    };
+    let outcome = EventOutcome::parse(&existing.outcome).ok_or_else(|| {
+        CorruptRow::new(
+            "webhook_events",
+            existing.id,
+            format!("unknown outcome {:?}", existing.outcome),
+        )
+    })?;
+    if outcome.is_final() {
+        let payment = match existing.payment_id {
+            Some(id) => Some(Payment::try_from(
+                payments::table
+                    .find(id)
+                    .select(PaymentRow::as_select())
+                    .get_result(conn)?,
+            )?),
+            None => None,
+        };
+        return Ok(Recorded::Final { payment });
+    }
+    diesel::update(webhook_events::table.find(existing.id))
+        .set((
+            webhook_events::attempts.eq(existing.attempts.saturating_add(1)),
+            webhook_events::processed_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(Recorded::Again(existing.id))
+}
+
+/// The unmatched events whose external id or gateway reference is
+/// `external_id`, oldest first; on PostgreSQL locked, skipping those a
+/// delivery in flight holds (it will find the payment itself).
+pub(super) fn unmatched_events_naming(
+    conn: &mut DbConn,
+    external_id: &str,
+) -> QueryResult<Vec<EventRow>> {
+    // The selection names the backend, so it is added per arm.
+    let naming = webhook_events::table
+        .filter(webhook_events::outcome.eq(UNMATCHED))
+        .filter(
+            webhook_events::ref_external_id
+                .eq(external_id)
+                .or(webhook_events::ref_gateway_reference.eq(external_id)),
+        )
+        .order(webhook_events::id);
+    match conn {
+        DbConn::Pg(pg) => naming
+            .select(EventRow::as_select())
+            .for_update()
+            .skip_locked()
+            .load(pg),
+        DbConn::Sqlite(_) => naming.select(EventRow::as_select()).load(conn),
+    }
+}
+
+/// The recorded events that pass `filter`, by ascending id.
+pub(crate) fn webhook_events(
+    conn: &mut StoreConn,
+    filter: &EventFilter,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut query = webhook_events::table
+        .select(EventRow::as_select())
+        .order(webhook_events::id)
+        .limit(i64::from(filter.limit))
+        .into_boxed();
+    if let Some(after_id) = filter.after_id {
+        query = query.filter(webhook_events::id.gt(after_id));
+    }
+    if let Some(gateway) = &filter.gateway {
+        query = query.filter(webhook_events::gateway.eq(gateway));
+    }
+    if let Some(outcome) = filter.outcome {
+        query = query.filter(webhook_events::outcome.eq(outcome.as_str()));
+    }
+    if let Some(payment_id) = filter.payment_id {
+        query = query.filter(webhook_events::payment_id.eq(payment_id.0));
+    }
+    if let Some(after) = filter.received_after {
+        query = query.filter(webhook_events::received_at.ge(naive(after)));
+    }
+    if let Some(before) = filter.received_before {
+        query = query.filter(webhook_events::received_at.lt(naive(before)));
+    }
+    let rows: Vec<EventRow> = query.load(&mut conn.db).map_err(store_error)?;
+    rows.into_iter()
+        .map(|row| StoredEvent::try_from(row).map_err(|e| StoreError::Backend(Box::new(e))))
+        .collect()
+}
+
+/// The recorded event with this id and its payload, if any.
+pub(crate) fn webhook_event(
+    conn: &mut StoreConn,
+    id: i64,
+) -> Result<Option<EventDetail>, StoreError> {
+    let found: Option<(EventRow, Vec<u8>)> = webhook_events::table
+        .find(id)
+        .select((EventRow::as_select(), webhook_events::payload))
+        .get_result(&mut conn.db)
+        .optional()
+        .map_err(store_error)?;
+    found
+        .map(|(row, payload)| {
+            Ok(EventDetail {
+                record: StoredEvent::try_from(row).map_err(|e| StoreError::Backend(Box::new(e)))?,
+                payload,
+            })
+        })
+        .transpose()
+}
