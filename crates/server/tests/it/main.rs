@@ -8,12 +8,14 @@
 
 mod audit;
 mod errors;
+mod gateway_binding;
 mod generic_flow;
 mod health;
 mod helpers;
 mod management_api;
 mod metrics;
 mod notifications;
+mod nul_text;
 mod openapi;
 mod operations;
 mod paypal_flow;
