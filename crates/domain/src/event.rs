@@ -56,12 +56,16 @@ pub struct References {
     pub gateway_reference: Option<String>,
 }
 
-/// One step of the lookup rules.
+/// One step of the lookup rules. Every step looks only among the payments
+/// of the event's own gateway (`payments.payment_method` equal to
+/// [`GatewayEvent::gateway`]): a payment belongs to one gateway, so a call
+/// signed with one gateway's secret never finds another gateway's payment,
+/// whatever reference it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup<'a> {
-    /// Match `payments.transaction_id`, whatever the gateway.
+    /// Match `payments.transaction_id`.
     TransactionId(&'a str),
-    /// Match `payments.external_id`, preferring payments of this gateway.
+    /// Match `payments.external_id`.
     ExternalId(&'a str),
     /// Match the payment's recorded gateway reference, or its external id
     /// (a shop may record the gateway's object id as the external id).
@@ -108,6 +112,28 @@ pub struct GatewayEvent {
     pub amount: Option<Money>,
 }
 
+impl GatewayEvent {
+    /// The name of the first text field that contains U+0000 (NUL), if any.
+    ///
+    /// Every text of the event is stored, and PostgreSQL's text cannot hold
+    /// NUL while SQLite's can: refusing it here, before the store, gives
+    /// the same answer on both backends.
+    pub fn field_with_nul(&self) -> Option<&'static str> {
+        let references = &self.references;
+        [
+            ("gateway", Some(&self.gateway)),
+            ("event_id", Some(&self.event_id)),
+            ("event_type", Some(&self.event_type)),
+            ("transaction_id", references.transaction_id.as_ref()),
+            ("external_id", references.external_id.as_ref()),
+            ("gateway_reference", references.gateway_reference.as_ref()),
+        ]
+        .into_iter()
+        .find(|(_, value)| value.is_some_and(|text| text.contains('\0')))
+        .map(|(field, _)| field)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +163,27 @@ mod tests {
             [Lookup::GatewayReference("cap_1")]
         );
         assert!(References::default().is_empty());
+    }
+
+    #[test]
+    fn the_first_field_with_nul_is_named() {
+        let mut event = GatewayEvent {
+            gateway: "stripe".into(),
+            event_id: "evt_1".into(),
+            event_type: "payment_intent.succeeded".into(),
+            kind: EventKind::Succeeded,
+            references: References {
+                transaction_id: Some("TXN-1".into()),
+                external_id: None,
+                gateway_reference: Some("ch_1".into()),
+            },
+            amount: None,
+        };
+        assert_eq!(event.field_with_nul(), None);
+        event.references.gateway_reference = Some("ch\0".into());
+        assert_eq!(event.field_with_nul(), Some("gateway_reference"));
+        event.event_id = "evt_\u{0}1".into();
+        assert_eq!(event.field_with_nul(), Some("event_id"));
     }
 
     #[test]

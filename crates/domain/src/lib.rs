@@ -97,7 +97,8 @@
 //! let store = Arc::new(InMemoryStore::new());
 //! let clock = Arc::new(FixedClock::new(DateTime::UNIX_EPOCH));
 //! let ids = Arc::new(SequentialIds::default());
-//! let payments = PaymentService::new(store.clone(), clock.clone(), ids);
+//! // Payments may name only the gateways the application receives events from.
+//! let payments = PaymentService::new(store.clone(), clock.clone(), ids, ["toy"]);
 //! let webhooks = WebhookService::new(store, clock, AmountPolicy::Warn);
 //!
 //! // The shop creates an order and a payment, and sends the customer to the

@@ -30,6 +30,13 @@ pub enum PaymentError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// `payment_method` names no gateway this service knows; nothing was
+    /// written. `known` lists the gateways' names, for the message.
+    #[error("invalid payment_method: not a known gateway; expected one of: {}", .known.join(", "))]
+    UnknownGateway {
+        /// The names a payment method may take.
+        known: Vec<String>,
+    },
     /// The request names an order that does not exist (a payment for it);
     /// nothing was written. An order looked up by its own id is
     /// `Store(OrderNotFound)` instead: there the id is the resource.
@@ -46,10 +53,19 @@ pub struct PaymentService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn TransactionIds>,
+    gateways: Arc<[String]>,
     amount_policy: AmountPolicy,
 }
 
 fn check_text(field: &'static str, value: &str) -> Result<(), PaymentError> {
+    // PostgreSQL's text cannot hold NUL and SQLite's can: refused here, the
+    // answer is the same 400 on both backends.
+    if value.contains('\0') {
+        return Err(PaymentError::InvalidInput {
+            field,
+            reason: "must not contain NUL (U+0000)",
+        });
+    }
     if value.trim().is_empty() {
         return Err(PaymentError::InvalidInput {
             field,
@@ -77,7 +93,14 @@ fn check_positive(field: &'static str, amount: &Money) -> Result<(), PaymentErro
 }
 
 impl PaymentService {
-    /// A service over `store`, taking time from `clock` and transaction ids from `ids`.
+    /// A service over `store`, taking time from `clock` and transaction ids
+    /// from `ids`, for payments through the gateways named in `gateways`
+    /// (their [`GatewayAdapter::name`]s, e.g. `stripe`).
+    ///
+    /// A payment belongs to one gateway: [`PaymentService::create_payment`]
+    /// refuses a `payment_method` that is not one of `gateways`, and the
+    /// store lets only that gateway's events find the payment. Give every
+    /// gateway the embedding application can receive events from.
     ///
     /// Events that arrived before their payment was marked pending are
     /// applied by [`PaymentService::mark_pending`] under
@@ -85,11 +108,21 @@ impl PaymentService {
     /// says otherwise: without being told the policy in force, a mismatched
     /// amount is left open (a re-delivery or a replay through
     /// [`WebhookService`] evaluates it again) rather than confirmed.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, ids: Arc<dyn TransactionIds>) -> Self {
+    pub fn new<I>(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn TransactionIds>,
+        gateways: I,
+    ) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
         Self {
             store,
             clock,
             ids,
+            gateways: gateways.into_iter().map(Into::into).collect(),
             amount_policy: AmountPolicy::Reject,
         }
     }
@@ -124,9 +157,16 @@ impl PaymentService {
         Ok(self.store.order(id).await?)
     }
 
+    /// The gateways a payment may name as its `payment_method`, as given to
+    /// [`PaymentService::new`].
+    pub fn gateways(&self) -> &[String] {
+        &self.gateways
+    }
+
     /// Creates a payment of `amount` for the order through `payment_method`,
-    /// with a fresh `TXN-...` transaction id; `UnknownOrder` when no order
-    /// has `order_id`.
+    /// with a fresh `TXN-...` transaction id; `UnknownGateway` when
+    /// `payment_method` is not one of the service's gateways, `UnknownOrder`
+    /// when no order has `order_id`.
     pub async fn create_payment(
         &self,
         order_id: OrderId,
@@ -134,6 +174,11 @@ impl PaymentService {
         amount: Money,
     ) -> Result<Payment, PaymentError> {
         check_text("payment_method", &payment_method)?;
+        if !self.gateways.contains(&payment_method) {
+            return Err(PaymentError::UnknownGateway {
+                known: self.gateways.to_vec(),
+            });
+        }
         check_positive("amount", &amount)?;
         let payment = NewPayment {
             order_id,
@@ -309,13 +354,25 @@ impl WebhookService {
     /// The first half of [`WebhookService::handle`]: the signature check on
     /// the raw bytes, then parsing. Pure and synchronous; callers that log
     /// the event id between the two halves use it directly.
+    ///
+    /// An event with U+0000 (NUL) in any of its texts is refused as
+    /// `Parse(InvalidField)` naming the field, whichever adapter parsed it:
+    /// the store keeps every text, and not every backend can hold NUL.
     pub fn verify_and_parse(
         &self,
         adapter: &dyn GatewayAdapter,
         request: &WebhookRequest<'_>,
     ) -> Result<GatewayEvent, WebhookError> {
         adapter.verify(request, self.clock.now())?;
-        Ok(adapter.parse(request)?)
+        let event = adapter.parse(request)?;
+        if let Some(field) = event.field_with_nul() {
+            return Err(ParseError::InvalidField {
+                field,
+                reason: "contains NUL (U+0000)".into(),
+            }
+            .into());
+        }
+        Ok(event)
     }
 
     /// The second half of [`WebhookService::handle`]: applies a verified

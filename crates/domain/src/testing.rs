@@ -201,17 +201,12 @@ fn decide_and_write(
 }
 
 fn find<'a>(payments: &'a [Payment], lookup: Lookup<'_>, gateway: &str) -> Option<&'a Payment> {
+    // A payment belongs to one gateway: only that gateway's events find it.
+    let mut own = payments.iter().filter(|p| p.payment_method == gateway);
     match lookup {
-        Lookup::TransactionId(id) => payments.iter().find(|p| p.transaction_id == id),
-        Lookup::ExternalId(id) => {
-            let matches = |p: &&Payment| p.external_id.as_deref() == Some(id);
-            payments
-                .iter()
-                .filter(matches)
-                .find(|p| p.payment_method == gateway)
-                .or_else(|| payments.iter().find(matches))
-        }
-        Lookup::GatewayReference(reference) => payments.iter().find(|p| {
+        Lookup::TransactionId(id) => own.find(|p| p.transaction_id == id),
+        Lookup::ExternalId(id) => own.find(|p| p.external_id.as_deref() == Some(id)),
+        Lookup::GatewayReference(reference) => own.find(|p| {
             p.gateway_reference.as_deref() == Some(reference)
                 || p.external_id.as_deref() == Some(reference)
         }),
@@ -309,10 +304,13 @@ impl Store for InMemoryStore {
         let names = |value: &Option<String>| {
             !external_id.is_empty() && value.as_deref() == Some(external_id.as_str())
         };
+        // Of this payment's gateway only: no other gateway's event can find it.
+        let gateway = latest.payment_method.clone();
         let waiting: Vec<usize> = (0..state.events.len())
             .filter(|&index| {
                 let stored = &state.events[index].stored;
                 stored.outcome == EventOutcome::Unmatched
+                    && stored.event.gateway == gateway
                     && (names(&stored.event.references.external_id)
                         || names(&stored.event.references.gateway_reference))
             })

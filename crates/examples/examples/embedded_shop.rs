@@ -108,8 +108,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids = Arc::new(RandomTransactionIds(SystemRandom::new()));
     let policy = AmountPolicy::Warn;
+    // A payment names its gateway, one of those the shop receives events from.
+    let gateways = [payhook_adapters_stripe::NAME];
     let payments =
-        PaymentService::new(store.clone(), clock.clone(), ids).with_amount_policy(policy);
+        PaymentService::new(store.clone(), clock.clone(), ids, gateways).with_amount_policy(policy);
     let webhooks = WebhookService::new(store, clock, policy);
 
     // 3. An order, its payment, and the customer sent to Stripe, which

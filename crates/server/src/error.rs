@@ -144,9 +144,9 @@ impl From<PaymentError> for ApiError {
     fn from(error: PaymentError) -> Self {
         match error {
             // An order named in the body, not the URL: a bad request.
-            PaymentError::InvalidInput { .. } | PaymentError::UnknownOrder(_) => {
-                Self::BadRequest(error.to_string())
-            }
+            PaymentError::InvalidInput { .. }
+            | PaymentError::UnknownGateway { .. }
+            | PaymentError::UnknownOrder(_) => Self::BadRequest(error.to_string()),
             PaymentError::Store(store) => store.into(),
         }
     }

@@ -61,12 +61,25 @@ impl Gateways {
     }
 
     /// Adds a gateway answering on `segment`.
+    ///
+    /// `name` must be the adapter's [`GatewayAdapter::name`]: it is the
+    /// `payment_method` of the gateway's payments, and its events find
+    /// only payments of that name. A mismatch is a programming error and
+    /// panics at start-up rather than leave the gateway's payments
+    /// unconfirmable.
     pub fn register<A: GatewayAdapter + 'static>(
         &mut self,
         segment: &'static str,
         name: &'static str,
         adapter: Option<A>,
     ) {
+        if let Some(adapter) = &adapter {
+            assert_eq!(
+                adapter.name(),
+                name,
+                "gateway registered under a name other than its adapter's"
+            );
+        }
         self.gateways.push(Gateway {
             segment,
             name,

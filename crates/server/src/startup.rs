@@ -126,6 +126,9 @@ impl Application {
                 dyn_store.clone(),
                 clock.clone(),
                 Arc::new(RandomTransactionIds::default()),
+                // Every registered gateway, configured or not: a payment may
+                // be created before its gateway's secret is set.
+                gateways.iter().map(|gateway| gateway.name),
             )
             .with_amount_policy(config.amount_policy),
             webhooks: WebhookService::new(dyn_store, clock, config.amount_policy),

@@ -63,7 +63,7 @@
 //! let store: Arc<dyn Store> = Arc::new(store);
 //! let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 //! let ids = Arc::new(Counter(AtomicU64::new(1)));
-//! let payments = PaymentService::new(store.clone(), clock.clone(), ids);
+//! let payments = PaymentService::new(store.clone(), clock.clone(), ids, ["stripe"]);
 //! let webhooks = WebhookService::new(store, clock, AmountPolicy::Warn);
 //!
 //! let usd = Currency::parse("USD")?;

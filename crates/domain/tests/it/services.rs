@@ -103,6 +103,7 @@ fn harness(policy: AmountPolicy) -> Harness {
         store.clone(),
         clock.clone(),
         Arc::new(SequentialIds::default()),
+        ["test", "other"],
     );
     let webhooks = WebhookService::new(store.clone(), clock.clone(), policy);
     Harness {
@@ -357,7 +358,14 @@ async fn event_ids_are_unique_per_gateway_not_globally() {
         .deliver_via(&h.webhooks, &other, body.to_string().as_bytes(), Some("ok"))
         .await
         .expect("other gateway");
-    assert_eq!(outcome, decided(Outcome::AlreadyCompleted, &payment));
+    // Not a duplicate of the first gateway's evt_1: recorded as an event of
+    // its own. It finds no payment, since the payment is the first gateway's.
+    assert_eq!(
+        outcome,
+        WebhookOutcome::Unmatched {
+            event_id: "evt_1".into()
+        }
+    );
     assert_eq!(h.store.events().len(), 2);
 }
 
@@ -799,6 +807,144 @@ async fn an_external_id_prefers_the_payment_of_the_same_gateway() {
         h.payment(elsewhere.id).await.status,
         PaymentStatus::PendingExternal
     );
+}
+
+#[tokio::test]
+async fn an_event_finds_no_payment_of_another_gateway() {
+    let h = harness(AmountPolicy::Warn);
+    let order = h.order_for("o").await;
+    let theirs = h
+        .payments
+        .create_payment(order.id, "other".into(), money(15000, "USD"))
+        .await
+        .expect("payment");
+    h.payments
+        .mark_pending(theirs.id, "other_1".into())
+        .await
+        .expect("pending");
+    for (n, references) in [
+        json!({"transaction_id": theirs.transaction_id}),
+        json!({"external_id": "other_1"}),
+        json!({"reference": "other_1"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let event_id = format!("evt_cross_{n}");
+        let outcome = h
+            .deliver(&succeeded(&event_id, references))
+            .await
+            .expect("kept");
+        assert_eq!(outcome, WebhookOutcome::Unmatched { event_id });
+    }
+    assert_eq!(
+        h.payment(theirs.id).await.status,
+        PaymentStatus::PendingExternal
+    );
+}
+
+#[tokio::test]
+async fn an_early_event_of_another_gateway_is_not_applied_on_mark_pending() {
+    let h = harness(AmountPolicy::Warn);
+    let order = h.order_for("o").await;
+    let early = h
+        .deliver(&succeeded("evt_early", json!({"external_id": "shared_2"})))
+        .await
+        .expect("kept");
+    assert!(matches!(early, WebhookOutcome::Unmatched { .. }));
+    let theirs = h
+        .payments
+        .create_payment(order.id, "other".into(), money(15000, "USD"))
+        .await
+        .expect("payment");
+    let pending = h
+        .payments
+        .mark_pending(theirs.id, "shared_2".into())
+        .await
+        .expect("pending");
+    assert_eq!(pending.status, PaymentStatus::PendingExternal);
+}
+
+#[tokio::test]
+async fn a_payment_method_must_name_a_known_gateway() {
+    let h = harness(AmountPolicy::Warn);
+    let order = h.order_for("o").await;
+    let result = h
+        .payments
+        .create_payment(order.id, "card".into(), money(100, "USD"))
+        .await;
+    let Err(error @ PaymentError::UnknownGateway { .. }) = result else {
+        panic!("{result:?}");
+    };
+    assert_eq!(
+        error.to_string(),
+        "invalid payment_method: not a known gateway; expected one of: test, other"
+    );
+    assert_eq!(h.payments.gateways(), ["test", "other"]);
+}
+
+#[tokio::test]
+async fn texts_with_nul_are_refused_naming_the_field() {
+    let h = harness(AmountPolicy::Warn);
+    let result = h
+        .payments
+        .create_order("a\0b".into(), money(100, "USD"))
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(PaymentError::InvalidInput {
+                field: "client_id",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    let order = h.order_for("o").await;
+    let result = h
+        .payments
+        .create_payment(order.id, "test\0".into(), money(100, "USD"))
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(PaymentError::InvalidInput {
+                field: "payment_method",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    let payment = h
+        .payments
+        .create_payment(order.id, "test".into(), money(100, "USD"))
+        .await
+        .expect("payment");
+    let result = h.payments.mark_pending(payment.id, "x\0".into()).await;
+    assert!(
+        matches!(
+            result,
+            Err(PaymentError::InvalidInput {
+                field: "external_id",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    let result = h
+        .deliver(&succeeded("evt_\u{0}", json!({"external_id": "x"})))
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(WebhookError::Parse(ParseError::InvalidField {
+                field: "event_id",
+                ..
+            }))
+        ),
+        "{result:?}"
+    );
+    assert!(h.store.events().is_empty());
 }
 
 #[tokio::test]

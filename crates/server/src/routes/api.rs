@@ -144,7 +144,7 @@ pub struct CreateOrder {
     request_body = CreateOrder,
     responses(
         (status = 201, description = "The new pending order", body = OrderBody),
-        (status = 400, description = "Malformed JSON, unknown field, invalid amount or currency", body = crate::api_types::ErrorBody),
+        (status = 400, description = "Malformed JSON, unknown field, invalid amount or currency, a client_id empty, too long or with NUL (U+0000)", body = crate::api_types::ErrorBody),
         Unauthorized,
         ManagementErrors,
     ),
@@ -188,7 +188,10 @@ pub async fn get_order(
 #[serde(deny_unknown_fields)]
 pub struct CreatePayment {
     order_id: i64,
-    #[schema(min_length = 1, max_length = 255)]
+    /// The gateway the payment goes through (`stripe`, `paypal`, `generic`
+    /// or a registered adapter's name): only its events can confirm or fail
+    /// the payment.
+    #[schema(min_length = 1, max_length = 255, example = "stripe")]
     payment_method: String,
     #[schema(value_type = crate::api_types::AmountInput)]
     amount: AmountText,
@@ -205,7 +208,7 @@ pub struct CreatePayment {
     request_body = CreatePayment,
     responses(
         (status = 201, description = "The new payment, status `created`", body = PaymentBody),
-        (status = 400, description = "Malformed JSON, unknown field, invalid amount or currency, or no such order", body = crate::api_types::ErrorBody),
+        (status = 400, description = "Malformed JSON, unknown field, invalid amount or currency, a payment_method that names no gateway (the message lists them), a text with NUL (U+0000), or no such order", body = crate::api_types::ErrorBody),
         (status = 409, description = "The order cannot take this payment", body = crate::api_types::ErrorBody),
         Unauthorized,
         ManagementErrors,
@@ -269,7 +272,7 @@ pub struct ExternalPending {
     request_body = ExternalPending,
     responses(
         (status = 200, description = "The payment, status `pending_external`", body = PaymentBody),
-        (status = 400, description = "Malformed JSON or unknown field", body = crate::api_types::ErrorBody),
+        (status = 400, description = "Malformed JSON, unknown field, or an external_id empty, too long or with NUL (U+0000)", body = crate::api_types::ErrorBody),
         (status = 404, description = "No payment has this id", body = crate::api_types::ErrorBody),
         (status = 409, description = "The payment is completed, or the external id belongs to another payment", body = crate::api_types::ErrorBody),
         Unauthorized,

@@ -154,8 +154,13 @@ fn id(parameter: &str, value: &str) -> Result<i64, ApiError> {
 impl ListQuery {
     fn into_filter(self) -> Result<EventFilter, ApiError> {
         let gateway = match self.gateway {
-            Some(name) if name.is_empty() || name.len() > MAX_GATEWAY => {
-                return Err(invalid("gateway", "a gateway name such as stripe"));
+            // NUL too: PostgreSQL's text cannot hold it (a 500 there), SQLite's
+            // can, and no gateway's name has one.
+            Some(name) if name.is_empty() || name.len() > MAX_GATEWAY || name.contains('\0') => {
+                return Err(invalid(
+                    "gateway",
+                    "a gateway name such as stripe, without NUL (U+0000)",
+                ));
             }
             other => other,
         };

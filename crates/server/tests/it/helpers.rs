@@ -23,6 +23,8 @@ use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use crate::processes::PostgresDb;
+
 /// The management API token of [`spawn_app`].
 pub const API_TOKEN: &str = "test-api-token";
 
@@ -37,9 +39,17 @@ pub struct TestApp {
     pub store: Arc<DieselStore>,
     /// The bearer token the management methods send; `None` sends none.
     pub api_token: Option<String>,
+    /// `sqlite` or `postgres`, for assertion messages.
+    pub backend: &'static str,
     client: awc::Client,
-    // Kept so the database file lives as long as the test.
-    _database_dir: TempDir,
+    // Kept so the database lives as long as the test.
+    _database: Database,
+}
+
+/// A test server's database, removed when the server's [`TestApp`] is dropped.
+enum Database {
+    Sqlite { _dir: TempDir },
+    Postgres { _database: PostgresDb },
 }
 
 /// A server with the default test configuration: a token, a Stripe secret,
@@ -56,6 +66,37 @@ pub fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         "sqlite://{}",
         database_dir.path().join("payhook.db").display()
     );
+    spawn_app_on(
+        database_url,
+        Database::Sqlite { _dir: database_dir },
+        overrides,
+    )
+}
+
+/// One server per backend this run can test, each with the default test
+/// configuration plus `overrides` on a database of its own: SQLite always,
+/// PostgreSQL when `PAYHOOK_TEST_POSTGRES_URL` names a server (skipped
+/// loudly otherwise, a failure under `PAYHOOK_REQUIRE_POSTGRES`).
+pub fn spawn_apps_with(test: &str, overrides: &[(&str, &str)]) -> Vec<TestApp> {
+    let mut apps = vec![spawn_app_with(overrides)];
+    if let Some(database) = PostgresDb::create(test) {
+        let url = database.url.clone();
+        apps.push(spawn_app_on(
+            url,
+            Database::Postgres {
+                _database: database,
+            },
+            overrides,
+        ));
+    }
+    apps
+}
+
+fn spawn_app_on(database_url: String, database: Database, overrides: &[(&str, &str)]) -> TestApp {
+    let backend = match database {
+        Database::Sqlite { .. } => "sqlite",
+        Database::Postgres { .. } => "postgres",
+    };
     let mut variables: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), database_url),
         ("PAYHOOK_ADDR".into(), "127.0.0.1:0".into()),
@@ -83,8 +124,9 @@ pub fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         address: format!("http://127.0.0.1:{port}"),
         store,
         api_token: config.api_token.is_some().then(|| API_TOKEN.to_owned()),
+        backend,
         client: awc::Client::default(),
-        _database_dir: database_dir,
+        _database: database,
     }
 }
 

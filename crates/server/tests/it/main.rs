@@ -8,6 +8,7 @@
 
 mod audit;
 mod errors;
+mod gateway_binding;
 mod generic_flow;
 mod generic_replay;
 mod health;
@@ -16,6 +17,7 @@ mod malformed_requests;
 mod management_api;
 mod metrics;
 mod notifications;
+mod nul_text;
 mod openapi;
 mod operations;
 mod paypal_flow;

@@ -132,16 +132,20 @@ fn earlier_delivery(
     Ok(Recorded::Again(existing.id))
 }
 
-/// The unmatched events whose external id or gateway reference is
-/// `external_id`, oldest first; on PostgreSQL locked, skipping those a
-/// delivery in flight holds (it will find the payment itself).
+/// The unmatched events of `gateway` whose external id or gateway
+/// reference is `external_id`, oldest first; on PostgreSQL locked, skipping
+/// those a delivery in flight holds (it will find the payment itself).
+/// Another gateway's events are not read: they can never find a payment of
+/// this one.
 pub(super) fn unmatched_events_naming(
     conn: &mut DbConn,
+    gateway: &str,
     external_id: &str,
 ) -> QueryResult<Vec<EventRow>> {
     // The selection names the backend, so it is added per arm.
     let naming = webhook_events::table
         .filter(webhook_events::outcome.eq(UNMATCHED))
+        .filter(webhook_events::gateway.eq(gateway))
         .filter(
             webhook_events::ref_external_id
                 .eq(external_id)

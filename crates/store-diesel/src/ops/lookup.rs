@@ -52,31 +52,36 @@ impl Found {
 // types and two backends, with a `where` clause naming diesel's internal
 // traits per query. The macro keeps the lookup rules written once.
 //
-// `lookup_query!(lookup, gateway, |query| finish)` builds the payment
-// `lookup` names joined with its order's status, ordered so that the
-// wanted payment comes first, and evaluates `finish` with it bound to
-// `query` (each backend runs it its own way).
+// `lookup_query!(lookup, gateway, |query| finish)` builds the payment of
+// `gateway` that `lookup` names, joined with its order's status, ordered so
+// that the wanted payment comes first, and evaluates `finish` with it bound
+// to `query` (each backend runs it its own way).
+//
+// Every step filters on `payments.payment_method = gateway`: a payment
+// belongs to one gateway, so an event signed with one gateway's secret
+// never finds another gateway's payment, whatever reference it names.
 macro_rules! lookup_query {
     ($lookup:expr, $gateway:expr, |$query:ident| $finish:expr) => {{
-        let joined = payments::table.inner_join(orders::table);
+        let own = payments::table
+            .inner_join(orders::table)
+            .filter(payments::payment_method.eq($gateway));
         let columns = (PaymentRow::as_select(), orders::status);
         match $lookup {
             Lookup::TransactionId(transaction_id) => {
-                let $query = joined
+                let $query = own
                     .filter(payments::transaction_id.eq(transaction_id))
                     .select(columns);
                 $finish
             }
-            // Unique per gateway only, so prefer the payment of this gateway.
+            // Unique per gateway, and only this gateway's payments are read.
             Lookup::ExternalId(external_id) => {
-                let $query = joined
+                let $query = own
                     .filter(payments::external_id.eq(external_id))
-                    .order((payments::payment_method.eq($gateway).desc(), payments::id))
                     .select(columns);
                 $finish
             }
             Lookup::GatewayReference(reference) => {
-                let $query = joined
+                let $query = own
                     .filter(
                         payments::gateway_reference
                             .eq(reference)
@@ -90,8 +95,8 @@ macro_rules! lookup_query {
     }};
 }
 
-/// Finds the payment an event names, trying the lookups in the domain's
-/// order, with its order's status, in one statement per lookup. On
+/// Finds the payment of the event's gateway that the event names, trying
+/// the lookups in the domain's order, with its order's status, in one statement per lookup. On
 /// PostgreSQL `FOR UPDATE` locks both rows (a row of each joined table) and
 /// returns their latest committed versions, so that two payments of one
 /// order cannot both see it pending; SQLite's single writer needs no lock.

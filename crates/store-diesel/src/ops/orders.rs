@@ -168,9 +168,10 @@ pub(crate) fn mark_pending(
     })
 }
 
-/// Applies, in the mark-pending transaction, the events that arrived before
-/// payment `id` was recorded under `external_id`, and returns the payment
-/// as they leave it (`pending` when there are none).
+/// Applies, in the mark-pending transaction, the events of the payment's
+/// gateway that arrived before payment `id` was recorded under
+/// `external_id`, and returns the payment as they leave it (`pending` when
+/// there are none).
 fn apply_waiting_events(
     conn: &mut DbConn,
     id: PaymentId,
@@ -179,11 +180,12 @@ fn apply_waiting_events(
     policy: AmountPolicy,
     now: DateTime<Utc>,
 ) -> Result<Payment, TxError> {
+    let pending_gateway = pending.payment_method.clone();
     let mut latest = pending;
     if external_id.is_empty() {
         return Ok(latest);
     }
-    for row in unmatched_events_naming(conn, external_id)? {
+    for row in unmatched_events_naming(conn, &pending_gateway, external_id)? {
         let stored = StoredEvent::try_from(row)?;
         // The event's own lookup decides, as for a delivery: a transaction
         // id naming another payment wins over the external id.

@@ -341,8 +341,19 @@ async fn the_same_event_id_from_another_gateway_is_another_event() {
             let payment = created_payment(&store, "stripe", usd(100)).await;
             let event_id = fresh_id("evt");
             let stripe = succeeded(&event_id, by_transaction_id(&payment.transaction_id), None);
+            // PayPal's event of the same id names a PayPal payment (an event
+            // finds only its own gateway's payments), completed before.
+            let paypal_payment = created_payment(&store, "paypal", usd(100)).await;
+            let mut earlier = succeeded(
+                &fresh_id("evt"),
+                by_transaction_id(&paypal_payment.transaction_id),
+                None,
+            );
+            earlier.gateway = "paypal".into();
+            decided(name, store.apply_event(warn(earlier)).await.expect("apply"));
             let mut paypal = stripe.clone();
             paypal.gateway = "paypal".into();
+            paypal.references = by_transaction_id(&paypal_payment.transaction_id);
             let (outcome, _) = decided(name, store.apply_event(warn(stripe)).await.expect("apply"));
             assert_eq!(outcome, Outcome::Confirmed, "{name}");
             let (outcome, _) = decided(name, store.apply_event(warn(paypal)).await.expect("apply"));
@@ -357,6 +368,38 @@ async fn the_same_event_id_from_another_gateway_is_another_event() {
                 ["order.paid"],
                 "{name}"
             );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_finds_no_payment_of_another_gateway_by_any_reference() {
+    for_each_backend(
+        StoreOptions::default(),
+        |Backend { name, store, .. }| async move {
+            let external_id = fresh_id("pi");
+            let payment = pending_payment(&store, "stripe", &external_id, usd(15000)).await;
+            for references in [
+                by_transaction_id(&payment.transaction_id),
+                by_external_id(&external_id),
+                by_gateway_reference(&external_id),
+            ] {
+                let event_id = fresh_id("evt");
+                let mut generic = succeeded(&event_id, references, None);
+                generic.gateway = "generic".into();
+                let applied = store.apply_event(warn(generic)).await.expect("apply");
+                assert_eq!(applied, Applied::Unmatched, "{name}");
+                let record = event_record(&store, "generic", &event_id).await;
+                assert_eq!(record.outcome, "unmatched", "{name}");
+                assert_eq!(record.payment_id, None, "{name}");
+            }
+            assert_eq!(
+                store.payment(payment.id).await.expect("payment"),
+                payment,
+                "{name}"
+            );
+            assert!(outbox_kinds(&store, &payment).await.is_empty(), "{name}");
         },
     )
     .await;
@@ -763,12 +806,13 @@ async fn an_order_is_paid_once_when_two_of_its_payments_complete() {
         StoreOptions::default(),
         |Backend { name, store, .. }| async move {
             let first = created_payment(&store, "stripe", usd(15000)).await;
+            // Of the same gateway as the events below, which find only its payments.
             let second = store
                 .create_payment(
                     NewPayment {
                         order_id: first.order_id,
                         transaction_id: fresh_transaction_id(),
-                        payment_method: "paypal".into(),
+                        payment_method: "stripe".into(),
                         amount: usd(15000),
                     },
                     at(1),

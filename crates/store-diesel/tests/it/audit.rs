@@ -383,6 +383,49 @@ async fn an_event_is_read_back_with_its_raw_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_event_of_another_gateway_is_not_applied_on_mark_pending() {
+    for_each_backend(
+        StoreOptions::default(),
+        |Backend { name, store, .. }| async move {
+            let external_id = fresh_id("pi");
+            let mut early = succeeded(
+                &fresh_id("evt"),
+                by_external_id(&external_id),
+                Some(usd(15000)),
+            );
+            early.gateway = "generic".into();
+            let applied = store
+                .apply_event(arriving(early.clone(), b"{}", at(10)))
+                .await
+                .expect("apply");
+            assert_eq!(applied, Applied::Unmatched, "{name}");
+            let payment = created_payment(&store, "stripe", usd(15000)).await;
+
+            let marked = store
+                .mark_pending(payment.id, external_id.clone(), AmountPolicy::Warn, at(20))
+                .await
+                .expect("mark pending");
+
+            assert_eq!(marked.status, PaymentStatus::PendingExternal, "{name}");
+            assert_eq!(
+                store.order(payment.order_id).await.expect("order").status,
+                OrderStatus::Pending,
+                "{name}"
+            );
+            assert!(outbox_kinds(&store, &payment).await.is_empty(), "{name}");
+            let events = store.events().await.expect("events");
+            let kept = events
+                .iter()
+                .find(|event| event.event_id == early.event_id)
+                .expect("the early event");
+            assert_eq!(kept.outcome, "unmatched", "{name}");
+            assert_eq!(kept.payment_id, None, "{name}");
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unmatched_event_is_applied_when_its_payment_is_marked_pending() {
     for_each_backend(
         StoreOptions::default(),

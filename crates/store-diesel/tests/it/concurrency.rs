@@ -260,12 +260,13 @@ async fn two_payments_of_one_order_completing_at_once_pay_it_once() {
     for_each_backend(options(), |Backend { name, store, .. }| async move {
         for round in 0..20 {
             let first = created_payment(&store, "stripe", usd(15000)).await;
+            // Of the same gateway as the events below, which find only its payments.
             let second = store
                 .create_payment(
                     NewPayment {
                         order_id: first.order_id,
                         transaction_id: fresh_transaction_id(),
-                        payment_method: "paypal".into(),
+                        payment_method: "stripe".into(),
                         amount: usd(15000),
                     },
                     at(1),
