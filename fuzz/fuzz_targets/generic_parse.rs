@@ -2,9 +2,10 @@
 //! way, and carries every event it yields on to the domain's decision.
 //!
 //! Input: headers, a blank line, the body (see `payhook_fuzz::split`),
-//! since the generic parser takes the event id from the `webhook-id` or
-//! `Idempotency-Key` header when there is one. An input starting with `\n`
-//! is a bare body.
+//! since the generic parser takes the event id from the signed
+//! `webhook-id` header under Standard Webhooks (a `webhook-signature`
+//! header present), else from the body. An input starting with `\n` is a
+//! bare body.
 //! Property: no panic, no unbounded allocation, no timeout; `parse` answers
 //! the same twice, names its gateway, and `decide` keeps the rules that
 //! `payhook_fuzz::decision` checks. The unsigned adapter is used: its
