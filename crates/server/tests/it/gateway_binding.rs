@@ -9,24 +9,8 @@ use awc::http::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{
-    generic_body, intent_succeeded, paypal_completed, paypal_fixture_path, spawn_apps_with,
-    TestApp, GENERIC_SECRET, PAYPAL_WEBHOOK_ID,
+    apps_with_every_gateway, generic_body, intent_succeeded, paypal_completed, TestApp,
 };
-
-/// Servers (one per backend) with Stripe, PayPal and the generic gateway
-/// configured.
-fn apps_with_every_gateway(test: &str) -> Vec<TestApp> {
-    let cert = paypal_fixture_path("test-only-cert.pem");
-    let cert = cert.to_str().expect("a UTF-8 fixture path").to_owned();
-    spawn_apps_with(
-        test,
-        &[
-            ("WEBHOOK_SECRET", GENERIC_SECRET),
-            ("PAYPAL_WEBHOOK_ID", PAYPAL_WEBHOOK_ID),
-            ("PAYPAL_CERT_FILE", &cert),
-        ],
-    )
-}
 
 /// Asserts that the last recorded event is `event_id`, kept unmatched.
 async fn assert_kept_unmatched(app: &TestApp, event_id: &str) {

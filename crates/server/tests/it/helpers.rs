@@ -92,6 +92,21 @@ pub fn spawn_apps_with(test: &str, overrides: &[(&str, &str)]) -> Vec<TestApp> {
     apps
 }
 
+/// Servers (one per backend) with Stripe, PayPal and the generic gateway
+/// configured.
+pub fn apps_with_every_gateway(test: &str) -> Vec<TestApp> {
+    let cert = paypal_fixture_path("test-only-cert.pem");
+    let cert = cert.to_str().expect("a UTF-8 fixture path").to_owned();
+    spawn_apps_with(
+        test,
+        &[
+            ("WEBHOOK_SECRET", GENERIC_SECRET),
+            ("PAYPAL_WEBHOOK_ID", PAYPAL_WEBHOOK_ID),
+            ("PAYPAL_CERT_FILE", &cert),
+        ],
+    )
+}
+
 fn spawn_app_on(database_url: String, database: Database, overrides: &[(&str, &str)]) -> TestApp {
     let backend = match database {
         Database::Sqlite { .. } => "sqlite",

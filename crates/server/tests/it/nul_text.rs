@@ -8,24 +8,8 @@ use awc::http::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{
-    generic_body, intent_succeeded, paypal_completed, paypal_fixture_path, spawn_apps_with,
-    TestApp, GENERIC_SECRET, PAYPAL_WEBHOOK_ID,
+    apps_with_every_gateway, generic_body, intent_succeeded, paypal_completed, TestApp,
 };
-
-/// Servers (one per backend) with Stripe, PayPal and the generic gateway
-/// configured.
-fn apps(test: &str) -> Vec<TestApp> {
-    let cert = paypal_fixture_path("test-only-cert.pem");
-    let cert = cert.to_str().expect("a UTF-8 fixture path").to_owned();
-    spawn_apps_with(
-        test,
-        &[
-            ("WEBHOOK_SECRET", GENERIC_SECRET),
-            ("PAYPAL_WEBHOOK_ID", PAYPAL_WEBHOOK_ID),
-            ("PAYPAL_CERT_FILE", &cert),
-        ],
-    )
-}
 
 /// Asserts a 400 whose message names `field` and NUL.
 fn assert_nul_refused(app: &TestApp, answer: &crate::helpers::Answer, field: &str) {
@@ -36,7 +20,7 @@ fn assert_nul_refused(app: &TestApp, answer: &crate::helpers::Answer, field: &st
 
 #[actix_rt::test]
 async fn a_client_id_with_nul_is_refused_and_nothing_is_written() {
-    for app in apps("nul_client_id") {
+    for app in apps_with_every_gateway("nul_client_id") {
         let answer = app
             .create_order(&json!({"client_id": "a\u{0}b", "total": "150.00", "currency": "USD"}))
             .await;
@@ -52,7 +36,7 @@ async fn a_client_id_with_nul_is_refused_and_nothing_is_written() {
 
 #[actix_rt::test]
 async fn a_payment_method_or_external_id_with_nul_is_refused() {
-    for app in apps("nul_payment_fields") {
+    for app in apps_with_every_gateway("nul_payment_fields") {
         let payment = app.new_payment("150.00", "USD").await;
         let answer = app
             .create_payment(&json!({
@@ -72,7 +56,7 @@ async fn a_payment_method_or_external_id_with_nul_is_refused() {
 
 #[actix_rt::test]
 async fn a_correctly_signed_stripe_event_whose_id_has_nul_is_refused() {
-    for app in apps("nul_stripe_event_id") {
+    for app in apps_with_every_gateway("nul_stripe_event_id") {
         let payment = app.pending_payment("pi_nul_1").await;
 
         let answer = app
@@ -92,7 +76,7 @@ async fn a_correctly_signed_stripe_event_whose_id_has_nul_is_refused() {
 
 #[actix_rt::test]
 async fn a_stripe_reference_with_nul_is_refused() {
-    for app in apps("nul_stripe_reference") {
+    for app in apps_with_every_gateway("nul_stripe_reference") {
         let payment = app.pending_payment("pi_nul_2").await;
 
         let answer = app
@@ -106,7 +90,7 @@ async fn a_stripe_reference_with_nul_is_refused() {
 
 #[actix_rt::test]
 async fn a_paypal_custom_id_with_nul_is_refused() {
-    for app in apps("nul_paypal_custom_id") {
+    for app in apps_with_every_gateway("nul_paypal_custom_id") {
         let payment = app.pending_payment_for("paypal", "ORDER-NUL-1").await;
         let mut event = paypal_completed("WH-NUL-1", "ORDER-NUL-1");
         event["resource"]["custom_id"] = json!("TXN-\u{0}");
@@ -120,7 +104,7 @@ async fn a_paypal_custom_id_with_nul_is_refused() {
 
 #[actix_rt::test]
 async fn a_generic_payment_id_with_nul_is_refused() {
-    for app in apps("nul_generic_payment_id") {
+    for app in apps_with_every_gateway("nul_generic_payment_id") {
         let payment = app.pending_payment_for("generic", "ext_nul_1").await;
         let body = generic_body(Some("ext_nul_1\u{0}"), None, "completed", "150.00");
 
@@ -133,7 +117,7 @@ async fn a_generic_payment_id_with_nul_is_refused() {
 
 #[actix_rt::test]
 async fn an_audit_filter_with_nul_is_refused() {
-    for app in apps("nul_audit_filter") {
+    for app in apps_with_every_gateway("nul_audit_filter") {
         let answer = app.list_events("gateway=stripe%00").await;
 
         assert_nul_refused(&app, &answer, "gateway");
