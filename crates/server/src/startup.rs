@@ -15,7 +15,7 @@ use payhook_store_diesel::{DieselStore, StoreOptions};
 use crate::config::{Config, NotifyConfig};
 use crate::dispatcher::{DispatchSettings, Dispatcher, BATCH, LEASE};
 use crate::gateways::Gateways;
-use crate::headers::SecurityHeaders;
+use crate::headers::security_headers;
 use crate::limits::Limits;
 use crate::metrics::{Metrics, NotificationCounter, ParseErrorCounter};
 use crate::notify::{HttpNotifier, LogNotifier};
@@ -165,7 +165,7 @@ impl Application {
             .port();
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(SecurityHeaders)
+                .wrap(actix_web::middleware::from_fn(security_headers))
                 .wrap(RequestId)
                 .app_data(state.clone())
                 .configure(routes)
