@@ -183,6 +183,8 @@ pub fn decide(
     }
     match (payment.status, event.kind) {
         (_, EventKind::NotHandled) => unchanged(Outcome::Ignored),
+        // Decided in the next commit, with the statuses they lead to.
+        (_, EventKind::Canceled | EventKind::Pending) => unchanged(Outcome::Ignored),
         (PaymentStatus::Completed, EventKind::Succeeded) => unchanged(Outcome::AlreadyCompleted),
         (PaymentStatus::Completed, EventKind::Failed) => unchanged(Outcome::LateFailureIgnored),
         (PaymentStatus::Failed, EventKind::Failed) => unchanged(Outcome::AlreadyFailed),

@@ -10,6 +10,8 @@ use crate::money::Money;
 ///
 /// Non-exhaustive: refunds and disputes are the kinds gateways send next.
 /// Adapters map any type they do not act on to [`EventKind::NotHandled`].
+/// What each kind does to a payment in each status is [`crate::decide`]'s
+/// table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -17,6 +19,13 @@ pub enum EventKind {
     Succeeded,
     /// The payment was declined or failed.
     Failed,
+    /// The payment will not happen: the checkout expired, the intent or
+    /// the order was canceled. A later success still completes it.
+    Canceled,
+    /// The gateway is still working on it (bank debit processing, capture
+    /// pending, checkout unpaid). Moves a `created` payment to
+    /// `pending_external` and otherwise changes nothing.
+    Pending,
     /// An event type the gateway sends but payhook does not act on.
     NotHandled,
 }
@@ -27,6 +36,8 @@ impl EventKind {
         match self {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::Pending => "pending",
             Self::NotHandled => "not_handled",
         }
     }
@@ -36,6 +47,8 @@ impl EventKind {
         Some(match name {
             "succeeded" => Self::Succeeded,
             "failed" => Self::Failed,
+            "canceled" => Self::Canceled,
+            "pending" => Self::Pending,
             "not_handled" => Self::NotHandled,
             _ => return None,
         })
@@ -191,6 +204,8 @@ mod tests {
         for kind in [
             EventKind::Succeeded,
             EventKind::Failed,
+            EventKind::Canceled,
+            EventKind::Pending,
             EventKind::NotHandled,
         ] {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
