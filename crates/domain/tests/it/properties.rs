@@ -11,8 +11,8 @@ use payhook_domain::ports::{Applied, EventToApply, OutboxStore, Store};
 use payhook_domain::testing::InMemoryStore;
 use payhook_domain::{
     decide, AmountPolicy, Currency, Decision, EventKind, GatewayEvent, Lookup, Money, MoneyError,
-    NewOrder, NewPayment, NotificationKind, OrderState, OrderStatus, Outcome, Payment, PaymentId,
-    PaymentStatus, References,
+    NewOrder, NewPayment, NotificationKind, Order, OrderState, OrderStatus, Outcome, Payment,
+    PaymentId, PaymentStatus, References,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -631,6 +631,20 @@ fn pool_event(index: usize) -> GatewayEvent {
     event
 }
 
+/// What a delivery may change in the store: the payments, their order
+/// and the outbox.
+async fn snapshot(
+    store: &InMemoryStore,
+    payment_ids: &[PaymentId],
+) -> (Vec<Payment>, Order, usize) {
+    let mut payments = Vec::new();
+    for id in payment_ids {
+        payments.push(store.payment(*id).await.expect("payment"));
+    }
+    let order = store.order(payments[0].order_id).await.expect("order");
+    (payments, order, store.outbox().len())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -650,6 +664,7 @@ proptest! {
                 .await
                 .expect("order");
             let mut amounts = std::collections::HashMap::new();
+            let mut payment_ids = Vec::new();
             for (n, external) in EXTERNAL_IDS[..3].iter().enumerate() {
                 let p = store
                     .create_payment(
@@ -668,6 +683,7 @@ proptest! {
                     .await
                     .expect("pending");
                 amounts.insert(p.id, p.amount.minor());
+                payment_ids.push(p.id);
             }
             // What the order's notifications must be, from the completions
             // in the order the store made them.
@@ -702,6 +718,30 @@ proptest! {
                 let now = store.order(order.id).await.expect("order");
                 prop_assert_eq!(now.paid_amount, money(sum, "USD"));
                 prop_assert_eq!(now.status == OrderStatus::Paid, sum >= total.minor());
+
+                // The gateway's retry of the same event changes nothing: a
+                // duplicate once processed, the same answer while it is not.
+                let before = snapshot(&store, &payment_ids).await;
+                let again = store
+                    .apply_event(EventToApply {
+                        event: pool_event(*index),
+                        payload: b"{}".to_vec(),
+                        policy: *policy,
+                        received_at: tick(i) + chrono::TimeDelta::seconds(5),
+                    })
+                    .await
+                    .expect("apply again");
+                match &applied {
+                    Applied::Unmatched => prop_assert_eq!(&again, &Applied::Unmatched),
+                    Applied::Decided { outcome: Outcome::AmountRejected, .. } => {
+                        prop_assert_eq!(&again, &applied);
+                    }
+                    _ => prop_assert!(
+                        matches!(again, Applied::Duplicate { .. }),
+                        "{:?} then {:?}", applied, again
+                    ),
+                }
+                prop_assert_eq!(snapshot(&store, &payment_ids).await, before);
             }
             let written: Vec<(NotificationKind, PaymentId)> = store
                 .notifications(None, 1000)
