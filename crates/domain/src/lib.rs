@@ -89,6 +89,7 @@
 //!                 ..References::default()
 //!             },
 //!             amount: None,
+//!             report: None,
 //!         })
 //!     }
 //! }
@@ -159,7 +160,7 @@ pub use decision::{
     Outcome,
 };
 pub use dispute::{next_dispute, Dispute, DisputeChange, DisputeStatus};
-pub use event::{EventKind, GatewayEvent, Lookup, References};
+pub use event::{EventKind, GatewayEvent, Lookup, References, Report};
 pub use money::{AmountText, Currency, Money, MoneyError};
 pub use outbox::{NextStep, NotifyError, OutboxMessage, OutboxStatus, RetryPolicy};
 pub use payment::{

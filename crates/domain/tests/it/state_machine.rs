@@ -4,6 +4,7 @@
 //! amount check, the learnt gateway reference and the rendered
 //! notifications.
 
+use payhook_domain::RefundLedger;
 use payhook_domain::ports::Headers;
 use payhook_domain::{
     decide, AmountMismatch, AmountPolicy, Decision, EventKind, Money, Notification,
@@ -273,7 +274,7 @@ fn decide_table() {
             for row in &rows {
                 let before = payment(row.from);
                 let order = row.context.order(&before);
-                let decision = decide(&before, &order, &event(row.kind, amount), policy, at(60));
+                let decision = decide(&before, &order, &RefundLedger::default(), &event(row.kind, amount), policy, at(60));
                 let case = format!(
                     "{} x {:?}, order {:?}, {policy:?}, amount {amount:?}",
                     row.from, row.kind, row.context
@@ -316,7 +317,7 @@ fn decide_table_with_another_amount() {
         let mismatched = event(row.kind, Some(received));
         let case = format!("{} x {:?}, order {:?}", row.from, row.kind, row.context);
 
-        let rejected = decide(&before, &order, &mismatched, AmountPolicy::Reject, at(60));
+        let rejected = decide(&before, &order, &RefundLedger::default(), &mismatched, AmountPolicy::Reject, at(60));
         if row.outcome == Outcome::Confirmed {
             assert_eq!(rejected.outcome, Outcome::AmountRejected, "{case}");
             assert_eq!(rejected.payment, before, "{case}");
@@ -326,7 +327,7 @@ fn decide_table_with_another_amount() {
             check_row(&row, &before, &order, &rejected, None, &case);
         }
 
-        let warned = decide(&before, &order, &mismatched, AmountPolicy::Warn, at(60));
+        let warned = decide(&before, &order, &RefundLedger::default(), &mismatched, AmountPolicy::Warn, at(60));
         let mismatch = (row.outcome == Outcome::Confirmed).then_some(AmountMismatch {
             expected: before.amount,
             received,
@@ -348,6 +349,11 @@ fn outcome_and_notification_names_are_stable() {
         (Outcome::LateFailureIgnored, "late_failure_ignored", true),
         (Outcome::LateCancelIgnored, "late_cancel_ignored", true),
         (Outcome::AmountRejected, "amount_rejected", false),
+        (Outcome::RefundRecorded, "refund_recorded", true),
+        (Outcome::RefundRejected, "refund_rejected", false),
+        (Outcome::DisputeRecorded, "dispute_recorded", true),
+        (Outcome::DisputeUnchanged, "dispute_unchanged", true),
+        (Outcome::AwaitingCompletion, "awaiting_completion", false),
         (Outcome::Ignored, "ignored", true),
     ];
     for (outcome, name, is_final) in outcomes {
@@ -365,6 +371,11 @@ fn outcome_and_notification_names_are_stable() {
         (NotifyMismatch, "payment.amount_mismatch"),
         (PaymentCanceled, "payment.canceled"),
         (OrderOverpaid, "order.overpaid"),
+        (NotificationKind::PaymentRefunded, "payment.refunded"),
+        (NotificationKind::OrderRefunded, "order.refunded"),
+        (NotificationKind::PaymentRefundFailed, "payment.refund_failed"),
+        (NotificationKind::PaymentDisputed, "payment.disputed"),
+        (NotificationKind::PaymentDisputeClosed, "payment.dispute_closed"),
     ];
     for (kind, name) in notifications {
         assert_eq!(kind.as_str(), name);
@@ -392,7 +403,7 @@ fn a_different_amount_under_warn_confirms_and_records_the_mismatch() {
     let received = money(14000, "USD");
     let decision = decide(
         &payment(PendingExternal),
-        &unpaid(),
+        &unpaid(), &RefundLedger::default(),
         &event(Succeeded, Some(received)),
         AmountPolicy::Warn,
         at(1),
@@ -441,7 +452,7 @@ fn a_different_amount_under_warn_confirms_and_records_the_mismatch() {
 fn a_mismatch_for_an_order_already_paid_notifies_the_overpayment_and_the_mismatch() {
     let decision = decide(
         &payment(Failed),
-        &paid_by_payment_2(),
+        &paid_by_payment_2(), &RefundLedger::default(),
         &event(Succeeded, Some(money(1, "USD"))),
         AmountPolicy::Warn,
         at(1),
@@ -458,7 +469,7 @@ fn a_different_amount_under_reject_leaves_the_payment_unchanged() {
             let before = payment(from);
             let mut refused = event(Succeeded, Some(money(15001, "USD")));
             refused.references.gateway_reference = Some("ch_1".into());
-            let decision = decide(&before, &order, &refused, AmountPolicy::Reject, at(1));
+            let decision = decide(&before, &order, &RefundLedger::default(), &refused, AmountPolicy::Reject, at(1));
             assert_eq!(decision.outcome, Outcome::AmountRejected, "{from}");
             assert_eq!(
                 decision.payment, before,
@@ -479,7 +490,7 @@ fn a_different_currency_is_a_mismatch_even_with_the_same_digits() {
     ] {
         let rejected = decide(
             &payment(PendingExternal),
-            &unpaid(),
+            &unpaid(), &RefundLedger::default(),
             &event(Succeeded, Some(received)),
             AmountPolicy::Reject,
             at(1),
@@ -488,7 +499,7 @@ fn a_different_currency_is_a_mismatch_even_with_the_same_digits() {
 
         let warned = decide(
             &payment(PendingExternal),
-            &unpaid(),
+            &unpaid(), &RefundLedger::default(),
             &event(Succeeded, Some(received)),
             AmountPolicy::Warn,
             at(1),
@@ -512,7 +523,7 @@ fn a_payment_in_another_currency_than_its_order_adds_nothing_to_it() {
     euros.amount = money(15000, "EUR");
     let decision = decide(
         &euros,
-        &unpaid(),
+        &unpaid(), &RefundLedger::default(),
         &event(Succeeded, None),
         AmountPolicy::Warn,
         at(1),
@@ -538,7 +549,7 @@ fn split_payments_pay_the_order_when_their_sum_reaches_its_total() {
 
     let one = decide(
         &first,
-        &OrderState::unpaid(total),
+        &OrderState::unpaid(total), &RefundLedger::default(),
         &event(Succeeded, None),
         AmountPolicy::Warn,
         at(1),
@@ -556,7 +567,7 @@ fn split_payments_pay_the_order_when_their_sum_reaches_its_total() {
     assert_eq!(after_one.status, OrderStatus::Pending);
     let two = decide(
         &second,
-        &after_one,
+        &after_one, &RefundLedger::default(),
         &event(Succeeded, None),
         AmountPolicy::Warn,
         at(2),
@@ -579,7 +590,7 @@ fn split_payments_pay_the_order_when_their_sum_reaches_its_total() {
     large.amount = money(20000, "USD");
     let over = decide(
         &large,
-        &after_one,
+        &after_one, &RefundLedger::default(),
         &event(Succeeded, None),
         AmountPolicy::Warn,
         at(3),
@@ -607,7 +618,7 @@ fn order_overpaid_payload_names_every_payment_that_paid_it() {
     assert_eq!(earlier.status, OrderStatus::Paid);
     let decision = decide(
         &payment(Canceled),
-        &earlier,
+        &earlier, &RefundLedger::default(),
         &event(Succeeded, Some(money(15000, "USD"))),
         AmountPolicy::Reject,
         at(0),
@@ -647,7 +658,7 @@ fn an_event_without_amount_never_mismatches() {
     for policy in [AmountPolicy::Warn, AmountPolicy::Reject] {
         let decision = decide(
             &payment(Created),
-            &unpaid(),
+            &unpaid(), &RefundLedger::default(),
             &event(Succeeded, None),
             policy,
             at(1),
@@ -672,7 +683,7 @@ fn the_gateway_reference_is_learnt_whatever_the_outcome() {
             };
             let mut with_reference = event(kind, None);
             with_reference.references.gateway_reference = Some("pi_new".into());
-            let decision = decide(&before, &order, &with_reference, AmountPolicy::Warn, at(1));
+            let decision = decide(&before, &order, &RefundLedger::default(), &with_reference, AmountPolicy::Warn, at(1));
             let case = format!("{from} x {kind:?} ({:?})", decision.outcome);
             assert_eq!(
                 decision.payment.gateway_reference.as_deref(),
@@ -690,7 +701,7 @@ fn the_gateway_reference_is_learnt_whatever_the_outcome() {
             // Learning it is the only change a refused event makes.
             let without = decide(
                 &before,
-                &order,
+                &order, &RefundLedger::default(),
                 &event(kind, None),
                 AmountPolicy::Warn,
                 at(1),
@@ -710,7 +721,7 @@ fn a_not_handled_event_learns_nothing() {
     let before = payment(PendingExternal);
     let mut ignored = event(NotHandled, None);
     ignored.references.gateway_reference = Some("ch_1".into());
-    let decision = decide(&before, &unpaid(), &ignored, AmountPolicy::Warn, at(1));
+    let decision = decide(&before, &unpaid(), &RefundLedger::default(), &ignored, AmountPolicy::Warn, at(1));
     assert_eq!(decision.outcome, Outcome::Ignored);
     assert_eq!(decision.payment, before);
 }
@@ -722,7 +733,7 @@ fn a_known_gateway_reference_is_kept_and_an_empty_one_is_none() {
     for reference in [Some("ch_new".to_owned()), Some(String::new()), None] {
         let mut later = event(Succeeded, None);
         later.references.gateway_reference = reference.clone();
-        let decision = decide(&before, &unpaid(), &later, AmountPolicy::Warn, at(1));
+        let decision = decide(&before, &unpaid(), &RefundLedger::default(), &later, AmountPolicy::Warn, at(1));
         assert_eq!(decision.outcome, Outcome::Confirmed);
         assert_eq!(
             decision.payment.gateway_reference.as_deref(),
@@ -734,7 +745,7 @@ fn a_known_gateway_reference_is_kept_and_an_empty_one_is_none() {
         let mut later = event(EvFailed, None);
         later.references.gateway_reference = reference.clone();
         let before = payment(Failed);
-        let decision = decide(&before, &unpaid(), &later, AmountPolicy::Warn, at(1));
+        let decision = decide(&before, &unpaid(), &RefundLedger::default(), &later, AmountPolicy::Warn, at(1));
         assert_eq!(decision.outcome, Outcome::AlreadyFailed);
         assert_eq!(decision.payment, before, "{reference:?}");
     }
@@ -744,7 +755,7 @@ fn a_known_gateway_reference_is_kept_and_an_empty_one_is_none() {
 fn order_paid_payload_carries_the_payment() {
     let decision = decide(
         &payment(PendingExternal),
-        &unpaid(),
+        &unpaid(), &RefundLedger::default(),
         &event(Succeeded, Some(money(15000, "USD"))),
         AmountPolicy::Warn,
         at(0),
@@ -780,7 +791,7 @@ fn payment_failed_and_canceled_payloads_carry_the_new_status() {
     ] {
         let decision = decide(
             &payment(from),
-            &unpaid(),
+            &unpaid(), &RefundLedger::default(),
             &event(kind, None),
             AmountPolicy::Warn,
             at(0),
