@@ -274,6 +274,7 @@ where
             gateway_reference: own_id,
         },
         amount: Some(amount),
+        report: None,
     })
 }
 
@@ -286,6 +287,7 @@ fn not_handled(event_id: Cow<'_, str>, event_type: Cow<'_, str>) -> GatewayEvent
         kind: EventKind::NotHandled,
         references: References::default(),
         amount: None,
+        report: None,
     }
 }
 

@@ -6,9 +6,9 @@ use serde_json::json;
 
 use crate::dispute::{next_dispute, Dispute, DisputeChange};
 use crate::event::{EventKind, GatewayEvent, Report};
-use crate::refund::{RefundLedger, RefundReport};
 use crate::money::Money;
 use crate::payment::{AmountMismatch, OrderStatus, Payment, PaymentId, PaymentStatus};
+use crate::refund::{RefundLedger, RefundReport};
 
 /// What to do when a confirmation reports another amount than the payment's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -474,9 +474,7 @@ pub fn decide(
             unchanged(Outcome::AwaitingCompletion)
         }
         EventKind::Refund => match &event.report {
-            Some(Report::Refund(report)) => {
-                refund(payment, next, order, refunds, report, now)
-            }
+            Some(Report::Refund(report)) => refund(payment, next, order, refunds, report, now),
             // An adapter that names the kind gives the detail; without it
             // there is nothing to apply.
             _ => Decision::nothing(Outcome::Ignored, payment),
@@ -582,8 +580,7 @@ fn refund(
     };
     let mut notifications = Vec::new();
     if change.refunded_after.minor() > change.refunded_before.minor() {
-        let mut refunded =
-            Notification::for_payment(NotificationKind::PaymentRefunded, &next, now);
+        let mut refunded = Notification::for_payment(NotificationKind::PaymentRefunded, &next, now);
         // A report of one refund names it; a running total names none.
         if let [one] = report.refunds.as_slice() {
             refunded.add_fields(json!({

@@ -14,7 +14,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::decision::{decide, AmountPolicy, Notification, OrderState, Outcome};
-use crate::refund::RefundLedger;
 use crate::event::{GatewayEvent, Lookup};
 use crate::money::Money;
 use crate::outbox::{NextStep, OutboxMessage, OutboxStatus, RetryPolicy};
@@ -25,6 +24,7 @@ use crate::ports::{
     Applied, Clock, EventDetail, EventFilter, EventOutcome, EventToApply, OutboxStore, Store,
     StoreError, StoredEvent, TransactionIds,
 };
+use crate::refund::{Refund, RefundLedger};
 
 /// A clock that says what it is told.
 #[derive(Debug)]
@@ -128,6 +128,7 @@ fn passes(filter: &EventFilter, stored: &StoredEvent) -> bool {
         && filter
             .outcome
             .is_none_or(|outcome| stored.outcome == outcome)
+        && filter.kind.is_none_or(|kind| stored.event.kind == kind)
         && filter
             .payment_id
             .is_none_or(|id| stored.payment_id == Some(id))
@@ -469,6 +470,22 @@ impl Store for InMemoryStore {
                 record: row.stored.clone(),
                 payload: row.payload.clone(),
             }))
+    }
+
+    async fn refunds(&self, id: PaymentId) -> Result<Vec<Refund>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .refunds
+            .iter()
+            .find(|(payment, _)| *payment == id)
+            .map(|(_, ledger)| {
+                ledger
+                    .entries
+                    .iter()
+                    .map(|entry| entry.refund.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use payhook_domain::RefundLedger;
 use payhook_domain::ports::{Applied, EventToApply, OutboxStore, Store};
 use payhook_domain::testing::InMemoryStore;
+use payhook_domain::RefundLedger;
 use payhook_domain::{
     decide, AmountPolicy, Currency, Decision, EventKind, GatewayEvent, Lookup, Money, MoneyError,
     NewOrder, NewPayment, NotificationKind, Order, OrderState, OrderStatus, Outcome, Payment,
@@ -203,7 +203,14 @@ impl Ledger {
         policy: AmountPolicy,
         now: DateTime<Utc>,
     ) -> Decision {
-        let decision = decide(&self.payments[index], &self.order(), &RefundLedger::default(), event, policy, now);
+        let decision = decide(
+            &self.payments[index],
+            &self.order(),
+            &RefundLedger::default(),
+            event,
+            policy,
+            now,
+        );
         self.payments[index] = decision.payment.clone();
         if let Some(update) = decision.order {
             self.status = update.status;

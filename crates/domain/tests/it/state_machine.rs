@@ -4,8 +4,8 @@
 //! amount check, the learnt gateway reference and the rendered
 //! notifications.
 
-use payhook_domain::RefundLedger;
 use payhook_domain::ports::Headers;
+use payhook_domain::RefundLedger;
 use payhook_domain::{
     decide, AmountMismatch, AmountPolicy, Decision, EventKind, Money, Notification,
     NotificationKind, OrderState, OrderStatus, OrderUpdate, Outcome, Payment, PaymentId,
@@ -274,7 +274,14 @@ fn decide_table() {
             for row in &rows {
                 let before = payment(row.from);
                 let order = row.context.order(&before);
-                let decision = decide(&before, &order, &RefundLedger::default(), &event(row.kind, amount), policy, at(60));
+                let decision = decide(
+                    &before,
+                    &order,
+                    &RefundLedger::default(),
+                    &event(row.kind, amount),
+                    policy,
+                    at(60),
+                );
                 let case = format!(
                     "{} x {:?}, order {:?}, {policy:?}, amount {amount:?}",
                     row.from, row.kind, row.context
@@ -317,7 +324,14 @@ fn decide_table_with_another_amount() {
         let mismatched = event(row.kind, Some(received));
         let case = format!("{} x {:?}, order {:?}", row.from, row.kind, row.context);
 
-        let rejected = decide(&before, &order, &RefundLedger::default(), &mismatched, AmountPolicy::Reject, at(60));
+        let rejected = decide(
+            &before,
+            &order,
+            &RefundLedger::default(),
+            &mismatched,
+            AmountPolicy::Reject,
+            at(60),
+        );
         if row.outcome == Outcome::Confirmed {
             assert_eq!(rejected.outcome, Outcome::AmountRejected, "{case}");
             assert_eq!(rejected.payment, before, "{case}");
@@ -327,7 +341,14 @@ fn decide_table_with_another_amount() {
             check_row(&row, &before, &order, &rejected, None, &case);
         }
 
-        let warned = decide(&before, &order, &RefundLedger::default(), &mismatched, AmountPolicy::Warn, at(60));
+        let warned = decide(
+            &before,
+            &order,
+            &RefundLedger::default(),
+            &mismatched,
+            AmountPolicy::Warn,
+            at(60),
+        );
         let mismatch = (row.outcome == Outcome::Confirmed).then_some(AmountMismatch {
             expected: before.amount,
             received,
@@ -373,9 +394,15 @@ fn outcome_and_notification_names_are_stable() {
         (OrderOverpaid, "order.overpaid"),
         (NotificationKind::PaymentRefunded, "payment.refunded"),
         (NotificationKind::OrderRefunded, "order.refunded"),
-        (NotificationKind::PaymentRefundFailed, "payment.refund_failed"),
+        (
+            NotificationKind::PaymentRefundFailed,
+            "payment.refund_failed",
+        ),
         (NotificationKind::PaymentDisputed, "payment.disputed"),
-        (NotificationKind::PaymentDisputeClosed, "payment.dispute_closed"),
+        (
+            NotificationKind::PaymentDisputeClosed,
+            "payment.dispute_closed",
+        ),
     ];
     for (kind, name) in notifications {
         assert_eq!(kind.as_str(), name);
@@ -403,7 +430,8 @@ fn a_different_amount_under_warn_confirms_and_records_the_mismatch() {
     let received = money(14000, "USD");
     let decision = decide(
         &payment(PendingExternal),
-        &unpaid(), &RefundLedger::default(),
+        &unpaid(),
+        &RefundLedger::default(),
         &event(Succeeded, Some(received)),
         AmountPolicy::Warn,
         at(1),
@@ -452,7 +480,8 @@ fn a_different_amount_under_warn_confirms_and_records_the_mismatch() {
 fn a_mismatch_for_an_order_already_paid_notifies_the_overpayment_and_the_mismatch() {
     let decision = decide(
         &payment(Failed),
-        &paid_by_payment_2(), &RefundLedger::default(),
+        &paid_by_payment_2(),
+        &RefundLedger::default(),
         &event(Succeeded, Some(money(1, "USD"))),
         AmountPolicy::Warn,
         at(1),
@@ -469,7 +498,14 @@ fn a_different_amount_under_reject_leaves_the_payment_unchanged() {
             let before = payment(from);
             let mut refused = event(Succeeded, Some(money(15001, "USD")));
             refused.references.gateway_reference = Some("ch_1".into());
-            let decision = decide(&before, &order, &RefundLedger::default(), &refused, AmountPolicy::Reject, at(1));
+            let decision = decide(
+                &before,
+                &order,
+                &RefundLedger::default(),
+                &refused,
+                AmountPolicy::Reject,
+                at(1),
+            );
             assert_eq!(decision.outcome, Outcome::AmountRejected, "{from}");
             assert_eq!(
                 decision.payment, before,
@@ -490,7 +526,8 @@ fn a_different_currency_is_a_mismatch_even_with_the_same_digits() {
     ] {
         let rejected = decide(
             &payment(PendingExternal),
-            &unpaid(), &RefundLedger::default(),
+            &unpaid(),
+            &RefundLedger::default(),
             &event(Succeeded, Some(received)),
             AmountPolicy::Reject,
             at(1),
@@ -499,7 +536,8 @@ fn a_different_currency_is_a_mismatch_even_with_the_same_digits() {
 
         let warned = decide(
             &payment(PendingExternal),
-            &unpaid(), &RefundLedger::default(),
+            &unpaid(),
+            &RefundLedger::default(),
             &event(Succeeded, Some(received)),
             AmountPolicy::Warn,
             at(1),
@@ -523,7 +561,8 @@ fn a_payment_in_another_currency_than_its_order_adds_nothing_to_it() {
     euros.amount = money(15000, "EUR");
     let decision = decide(
         &euros,
-        &unpaid(), &RefundLedger::default(),
+        &unpaid(),
+        &RefundLedger::default(),
         &event(Succeeded, None),
         AmountPolicy::Warn,
         at(1),
@@ -549,7 +588,8 @@ fn split_payments_pay_the_order_when_their_sum_reaches_its_total() {
 
     let one = decide(
         &first,
-        &OrderState::unpaid(total), &RefundLedger::default(),
+        &OrderState::unpaid(total),
+        &RefundLedger::default(),
         &event(Succeeded, None),
         AmountPolicy::Warn,
         at(1),
@@ -567,7 +607,8 @@ fn split_payments_pay_the_order_when_their_sum_reaches_its_total() {
     assert_eq!(after_one.status, OrderStatus::Pending);
     let two = decide(
         &second,
-        &after_one, &RefundLedger::default(),
+        &after_one,
+        &RefundLedger::default(),
         &event(Succeeded, None),
         AmountPolicy::Warn,
         at(2),
@@ -590,7 +631,8 @@ fn split_payments_pay_the_order_when_their_sum_reaches_its_total() {
     large.amount = money(20000, "USD");
     let over = decide(
         &large,
-        &after_one, &RefundLedger::default(),
+        &after_one,
+        &RefundLedger::default(),
         &event(Succeeded, None),
         AmountPolicy::Warn,
         at(3),
@@ -618,7 +660,8 @@ fn order_overpaid_payload_names_every_payment_that_paid_it() {
     assert_eq!(earlier.status, OrderStatus::Paid);
     let decision = decide(
         &payment(Canceled),
-        &earlier, &RefundLedger::default(),
+        &earlier,
+        &RefundLedger::default(),
         &event(Succeeded, Some(money(15000, "USD"))),
         AmountPolicy::Reject,
         at(0),
@@ -658,7 +701,8 @@ fn an_event_without_amount_never_mismatches() {
     for policy in [AmountPolicy::Warn, AmountPolicy::Reject] {
         let decision = decide(
             &payment(Created),
-            &unpaid(), &RefundLedger::default(),
+            &unpaid(),
+            &RefundLedger::default(),
             &event(Succeeded, None),
             policy,
             at(1),
@@ -683,7 +727,14 @@ fn the_gateway_reference_is_learnt_whatever_the_outcome() {
             };
             let mut with_reference = event(kind, None);
             with_reference.references.gateway_reference = Some("pi_new".into());
-            let decision = decide(&before, &order, &RefundLedger::default(), &with_reference, AmountPolicy::Warn, at(1));
+            let decision = decide(
+                &before,
+                &order,
+                &RefundLedger::default(),
+                &with_reference,
+                AmountPolicy::Warn,
+                at(1),
+            );
             let case = format!("{from} x {kind:?} ({:?})", decision.outcome);
             assert_eq!(
                 decision.payment.gateway_reference.as_deref(),
@@ -701,7 +752,8 @@ fn the_gateway_reference_is_learnt_whatever_the_outcome() {
             // Learning it is the only change a refused event makes.
             let without = decide(
                 &before,
-                &order, &RefundLedger::default(),
+                &order,
+                &RefundLedger::default(),
                 &event(kind, None),
                 AmountPolicy::Warn,
                 at(1),
@@ -721,7 +773,14 @@ fn a_not_handled_event_learns_nothing() {
     let before = payment(PendingExternal);
     let mut ignored = event(NotHandled, None);
     ignored.references.gateway_reference = Some("ch_1".into());
-    let decision = decide(&before, &unpaid(), &RefundLedger::default(), &ignored, AmountPolicy::Warn, at(1));
+    let decision = decide(
+        &before,
+        &unpaid(),
+        &RefundLedger::default(),
+        &ignored,
+        AmountPolicy::Warn,
+        at(1),
+    );
     assert_eq!(decision.outcome, Outcome::Ignored);
     assert_eq!(decision.payment, before);
 }
@@ -733,7 +792,14 @@ fn a_known_gateway_reference_is_kept_and_an_empty_one_is_none() {
     for reference in [Some("ch_new".to_owned()), Some(String::new()), None] {
         let mut later = event(Succeeded, None);
         later.references.gateway_reference = reference.clone();
-        let decision = decide(&before, &unpaid(), &RefundLedger::default(), &later, AmountPolicy::Warn, at(1));
+        let decision = decide(
+            &before,
+            &unpaid(),
+            &RefundLedger::default(),
+            &later,
+            AmountPolicy::Warn,
+            at(1),
+        );
         assert_eq!(decision.outcome, Outcome::Confirmed);
         assert_eq!(
             decision.payment.gateway_reference.as_deref(),
@@ -745,7 +811,14 @@ fn a_known_gateway_reference_is_kept_and_an_empty_one_is_none() {
         let mut later = event(EvFailed, None);
         later.references.gateway_reference = reference.clone();
         let before = payment(Failed);
-        let decision = decide(&before, &unpaid(), &RefundLedger::default(), &later, AmountPolicy::Warn, at(1));
+        let decision = decide(
+            &before,
+            &unpaid(),
+            &RefundLedger::default(),
+            &later,
+            AmountPolicy::Warn,
+            at(1),
+        );
         assert_eq!(decision.outcome, Outcome::AlreadyFailed);
         assert_eq!(decision.payment, before, "{reference:?}");
     }
@@ -755,7 +828,8 @@ fn a_known_gateway_reference_is_kept_and_an_empty_one_is_none() {
 fn order_paid_payload_carries_the_payment() {
     let decision = decide(
         &payment(PendingExternal),
-        &unpaid(), &RefundLedger::default(),
+        &unpaid(),
+        &RefundLedger::default(),
         &event(Succeeded, Some(money(15000, "USD"))),
         AmountPolicy::Warn,
         at(0),
@@ -791,7 +865,8 @@ fn payment_failed_and_canceled_payloads_carry_the_new_status() {
     ] {
         let decision = decide(
             &payment(from),
-            &unpaid(), &RefundLedger::default(),
+            &unpaid(),
+            &RefundLedger::default(),
             &event(kind, None),
             AmountPolicy::Warn,
             at(0),
