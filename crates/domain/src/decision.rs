@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::event::{EventKind, GatewayEvent};
 use crate::money::Money;
-use crate::payment::{AmountMismatch, OrderStatus, Payment, PaymentStatus};
+use crate::payment::{AmountMismatch, OrderStatus, Payment, PaymentId, PaymentStatus};
 
 /// What to do when a confirmation reports another amount than the payment's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,17 +22,29 @@ pub enum AmountPolicy {
 /// What applying an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// The payment moved to `completed` (possibly with a recorded mismatch).
+    /// The payment moved to `completed` (possibly with a recorded mismatch),
+    /// also from `failed` or `canceled`: money moved, so a success wins.
     Confirmed,
     /// The payment moved to `failed`.
     Failed,
-    /// A success for a payment that is already completed: nothing changes.
+    /// The payment moved to `canceled`.
+    Canceled,
+    /// The gateway is still working on the payment: a `created` one moved
+    /// to `pending_external`, any other stayed as it was.
+    Pending,
+    /// A success for a payment that has already completed: nothing changes.
     AlreadyCompleted,
     /// A failure for a payment that has already failed: nothing changes.
     AlreadyFailed,
+    /// A failure or a cancel for a payment that is already canceled:
+    /// nothing changes.
+    AlreadyCanceled,
     /// A failure that arrived after the payment completed: acknowledged and
     /// recorded, never applied.
     LateFailureIgnored,
+    /// A cancel that arrived after the payment completed: acknowledged and
+    /// recorded, never applied.
+    LateCancelIgnored,
     /// A success whose amount did not match, under [`AmountPolicy::Reject`].
     AmountRejected,
     /// The event type is not one payhook acts on.
@@ -40,14 +52,33 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, for reading stored names back.
+    pub const ALL: [Outcome; 11] = [
+        Self::Confirmed,
+        Self::Failed,
+        Self::Canceled,
+        Self::Pending,
+        Self::AlreadyCompleted,
+        Self::AlreadyFailed,
+        Self::AlreadyCanceled,
+        Self::LateFailureIgnored,
+        Self::LateCancelIgnored,
+        Self::AmountRejected,
+        Self::Ignored,
+    ];
+
     /// The stored name of the outcome.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Confirmed => "confirmed",
             Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::Pending => "pending",
             Self::AlreadyCompleted => "already_completed",
             Self::AlreadyFailed => "already_failed",
+            Self::AlreadyCanceled => "already_canceled",
             Self::LateFailureIgnored => "late_failure_ignored",
+            Self::LateCancelIgnored => "late_cancel_ignored",
             Self::AmountRejected => "amount_rejected",
             Self::Ignored => "ignored",
         }
@@ -71,6 +102,12 @@ pub enum NotificationKind {
     PaymentFailed,
     /// A payment was confirmed with another amount than expected.
     AmountMismatch,
+    /// The payment was canceled at the gateway (checkout expired, intent
+    /// canceled).
+    PaymentCanceled,
+    /// A payment completed for an order its other payments already covered:
+    /// the shop should refund one of them.
+    OrderOverpaid,
 }
 
 impl NotificationKind {
@@ -80,14 +117,23 @@ impl NotificationKind {
             Self::OrderPaid => "order.paid",
             Self::PaymentFailed => "payment.failed",
             Self::AmountMismatch => "payment.amount_mismatch",
+            Self::PaymentCanceled => "payment.canceled",
+            Self::OrderOverpaid => "order.overpaid",
         }
     }
 
+    /// Every kind.
+    pub const ALL: [NotificationKind; 5] = [
+        Self::OrderPaid,
+        Self::PaymentFailed,
+        Self::AmountMismatch,
+        Self::PaymentCanceled,
+        Self::OrderOverpaid,
+    ];
+
     /// Reads an event name back; `None` for a name no kind has.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::OrderPaid, Self::PaymentFailed, Self::AmountMismatch]
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 }
 
@@ -126,6 +172,76 @@ impl Notification {
             payload: body.to_string(),
         }
     }
+
+    /// Renders `order.overpaid` for `payment`, which completed when the
+    /// order's earlier payments `paid_by` already covered it: the body
+    /// names every completed payment of the order (`payment_ids`, this one
+    /// last) and what they add up to (`paid_amount`), so the shop can
+    /// choose which one to refund.
+    pub fn order_overpaid(
+        payment: &Payment,
+        order: &OrderUpdate,
+        paid_by: &[PaymentId],
+        total: &Money,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut rendered = Self::for_payment(NotificationKind::OrderOverpaid, payment, now);
+        let mut body: serde_json::Value =
+            serde_json::from_str(&rendered.payload).unwrap_or_else(|_| json!({}));
+        let ids: Vec<i64> = paid_by
+            .iter()
+            .chain(std::iter::once(&payment.id))
+            .map(|id| id.0)
+            .collect();
+        body["payment_ids"] = json!(ids);
+        body["order_status"] = json!(order.status.as_str());
+        body["order_total"] = json!(total.amount_string());
+        body["paid_amount"] = json!(order.paid_amount.amount_string());
+        rendered.payload = body.to_string();
+        rendered
+    }
+}
+
+/// The order a payment belongs to, as the store read it under the lock
+/// it holds for the decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderState {
+    /// Its status.
+    pub status: OrderStatus,
+    /// What it costs.
+    pub total: Money,
+    /// The sum of its completed payments' amounts so far.
+    pub paid_amount: Money,
+    /// Its payments that have completed, by id. Needed only to name them in
+    /// `order.overpaid`, so a store may leave it empty while the order is
+    /// `pending` (no payment of it can be overpaying then).
+    pub paid_by: Vec<PaymentId>,
+}
+
+impl OrderState {
+    /// The state of an order with no completed payment.
+    pub fn unpaid(total: Money) -> Self {
+        Self {
+            status: OrderStatus::Pending,
+            total,
+            paid_amount: Money::zero(total.currency()),
+            paid_by: Vec::new(),
+        }
+    }
+
+    /// True when the store must fill [`OrderState::paid_by`] for `decide`.
+    pub fn needs_paid_by(status: OrderStatus) -> bool {
+        status != OrderStatus::Pending
+    }
+}
+
+/// The order's columns a decision changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderUpdate {
+    /// Its status afterwards.
+    pub status: OrderStatus,
+    /// Its `paid_amount` afterwards.
+    pub paid_amount: Money,
 }
 
 /// Everything the store must write for one event.
@@ -136,8 +252,9 @@ pub struct Decision {
     /// The payment as it must be stored afterwards (equal to the input when
     /// nothing changes).
     pub payment: Payment,
-    /// True when the order moves from pending to paid with this event.
-    pub order_becomes_paid: bool,
+    /// The order's new state, when the event changes it (a payment of it
+    /// completed).
+    pub order: Option<OrderUpdate>,
     /// Outbox rows to write in the same transaction.
     pub notifications: Vec<Notification>,
 }
@@ -147,32 +264,40 @@ impl Decision {
     pub fn changes_payment(&self, before: &Payment) -> bool {
         &self.payment != before
     }
+
+    /// True when the order moves from `pending` to `paid` with this event.
+    pub fn order_becomes_paid(&self, before: OrderStatus) -> bool {
+        before == OrderStatus::Pending
+            && self
+                .order
+                .is_some_and(|order| order.status == OrderStatus::Paid)
+    }
 }
 
-/// Decides what `event` does to `payment`, whose order is in `order_status`.
+/// Decides what `event` does to `payment`, whose order is `order`.
 ///
-/// The rules: a success completes a created, pending or failed payment (a
-/// failed one may still complete when the customer retried); a failure fails
-/// a created or pending one; a completed payment never changes; repeating the
-/// status a payment has is a no-op. A success whose amount differs is
-/// confirmed with the mismatch recorded under [`AmountPolicy::Warn`] and
-/// refused under [`AmountPolicy::Reject`]. The order becomes paid when its
-/// first payment completes.
+/// | kind | payment is | effect |
+/// |---|---|---|
+/// | succeeded | created, pending_external, failed, canceled | completed; the order's `paid_amount` grows and it becomes paid once that covers its total (`order.paid`); an order already paid stays so (`order.overpaid`) |
+/// | succeeded | completed or refunded | "already completed" |
+/// | failed | created, pending_external | failed (`payment.failed`) |
+/// | canceled | created, pending_external, failed | canceled (`payment.canceled`) |
+/// | failed, canceled | failed / canceled / completed or refunded | recorded, not applied |
+/// | pending | created | pending_external; otherwise no change |
+///
+/// A success whose amount differs is confirmed with the mismatch recorded
+/// under [`AmountPolicy::Warn`] and refused under [`AmountPolicy::Reject`].
+/// The gateway's reference the event names is recorded on a payment that
+/// has none yet (a checkout session's PaymentIntent id), whatever the
+/// outcome, so later events that carry only that reference find it.
 pub fn decide(
     payment: &Payment,
-    order_status: OrderStatus,
+    order: &OrderState,
     event: &GatewayEvent,
     policy: AmountPolicy,
     now: DateTime<Utc>,
 ) -> Decision {
-    let unchanged = |outcome| Decision {
-        outcome,
-        payment: payment.clone(),
-        order_becomes_paid: false,
-        notifications: Vec::new(),
-    };
     let mut next = payment.clone();
-    next.updated_at = now;
     if next.gateway_reference.is_none() {
         // An empty reference is no reference, as in the lookup rules.
         next.gateway_reference = event
@@ -181,67 +306,142 @@ pub fn decide(
             .clone()
             .filter(|r| !r.is_empty());
     }
-    match (payment.status, event.kind) {
-        (_, EventKind::NotHandled) => unchanged(Outcome::Ignored),
-        // Decided in the next commit, with the statuses they lead to.
-        (_, EventKind::Canceled | EventKind::Pending) => unchanged(Outcome::Ignored),
-        (PaymentStatus::Completed, EventKind::Succeeded) => unchanged(Outcome::AlreadyCompleted),
-        (PaymentStatus::Completed, EventKind::Failed) => unchanged(Outcome::LateFailureIgnored),
-        (PaymentStatus::Failed, EventKind::Failed) => unchanged(Outcome::AlreadyFailed),
-        (PaymentStatus::Created | PaymentStatus::PendingExternal, EventKind::Failed) => {
-            next.status = PaymentStatus::Failed;
-            let notifications = vec![Notification::for_payment(
-                NotificationKind::PaymentFailed,
-                &next,
-                now,
-            )];
-            Decision {
-                outcome: Outcome::Failed,
-                payment: next,
-                order_becomes_paid: false,
-                notifications,
-            }
+    let decision = |outcome, status, order, notifications: Vec<NotificationKind>| {
+        let mut next = next.clone();
+        next.status = status;
+        let notifications = notifications
+            .into_iter()
+            .map(|kind| Notification::for_payment(kind, &next, now))
+            .collect();
+        Decision {
+            outcome,
+            payment: next,
+            order,
+            notifications,
         }
-        (
-            PaymentStatus::Created | PaymentStatus::PendingExternal | PaymentStatus::Failed,
-            EventKind::Succeeded,
-        ) => {
-            let mismatch = event
-                .amount
-                .filter(|received| *received != payment.amount)
-                .map(|received| AmountMismatch {
-                    expected: payment.amount,
-                    received,
-                });
-            if mismatch.is_some() && policy == AmountPolicy::Reject {
-                return unchanged(Outcome::AmountRejected);
-            }
-            next.status = PaymentStatus::Completed;
-            if mismatch.is_some() {
-                next.amount_mismatch = mismatch;
-            }
-            let order_becomes_paid = order_status == OrderStatus::Pending;
-            let mut notifications = Vec::new();
-            if order_becomes_paid {
-                notifications.push(Notification::for_payment(
-                    NotificationKind::OrderPaid,
-                    &next,
-                    now,
-                ));
-            }
-            if mismatch.is_some() {
-                notifications.push(Notification::for_payment(
-                    NotificationKind::AmountMismatch,
-                    &next,
-                    now,
-                ));
-            }
-            Decision {
-                outcome: Outcome::Confirmed,
-                payment: next,
-                order_becomes_paid,
-                notifications,
-            }
+    };
+    let unchanged = |outcome| decision(outcome, payment.status, None, Vec::new());
+    let status = payment.status;
+    let mut decided = match event.kind {
+        EventKind::NotHandled => Decision {
+            outcome: Outcome::Ignored,
+            payment: payment.clone(),
+            order: None,
+            notifications: Vec::new(),
+        },
+        EventKind::Succeeded if status.has_completed() => unchanged(Outcome::AlreadyCompleted),
+        EventKind::Succeeded => return confirm(payment, next, order, event, policy, now),
+        EventKind::Failed | EventKind::Canceled if status.has_completed() => {
+            unchanged(if event.kind == EventKind::Failed {
+                Outcome::LateFailureIgnored
+            } else {
+                Outcome::LateCancelIgnored
+            })
         }
+        EventKind::Failed => match status {
+            PaymentStatus::Failed => unchanged(Outcome::AlreadyFailed),
+            PaymentStatus::Canceled => unchanged(Outcome::AlreadyCanceled),
+            _ => decision(
+                Outcome::Failed,
+                PaymentStatus::Failed,
+                None,
+                vec![NotificationKind::PaymentFailed],
+            ),
+        },
+        EventKind::Canceled => match status {
+            PaymentStatus::Canceled => unchanged(Outcome::AlreadyCanceled),
+            _ => decision(
+                Outcome::Canceled,
+                PaymentStatus::Canceled,
+                None,
+                vec![NotificationKind::PaymentCanceled],
+            ),
+        },
+        EventKind::Pending if status.has_completed() => unchanged(Outcome::AlreadyCompleted),
+        EventKind::Pending => match status {
+            PaymentStatus::Created => decision(
+                Outcome::Pending,
+                PaymentStatus::PendingExternal,
+                None,
+                Vec::new(),
+            ),
+            _ => unchanged(Outcome::Pending),
+        },
+    };
+    if decided.changes_payment(payment) {
+        decided.payment.updated_at = now;
+    }
+    decided
+}
+
+/// A success for a payment that has not completed: completes it, unless
+/// its amount is refused, and counts it towards its order.
+fn confirm(
+    before: &Payment,
+    mut next: Payment,
+    order: &OrderState,
+    event: &GatewayEvent,
+    policy: AmountPolicy,
+    now: DateTime<Utc>,
+) -> Decision {
+    let mismatch = event
+        .amount
+        .filter(|received| *received != before.amount)
+        .map(|received| AmountMismatch {
+            expected: before.amount,
+            received,
+        });
+    if mismatch.is_some() && policy == AmountPolicy::Reject {
+        return Decision {
+            outcome: Outcome::AmountRejected,
+            payment: before.clone(),
+            order: None,
+            notifications: Vec::new(),
+        };
+    }
+    next.status = PaymentStatus::Completed;
+    next.updated_at = now;
+    if mismatch.is_some() {
+        next.amount_mismatch = mismatch;
+    }
+    // The payment's own amount counts, as the shop created it; a payment
+    // in another currency than its order (refused at creation, so only in
+    // rows older than that rule) adds nothing.
+    let paid_amount = order
+        .paid_amount
+        .checked_add(before.amount)
+        .unwrap_or(order.paid_amount);
+    let covered = paid_amount.minor() >= order.total.minor();
+    let update = OrderUpdate {
+        status: match order.status {
+            OrderStatus::Pending if covered => OrderStatus::Paid,
+            status => status,
+        },
+        paid_amount,
+    };
+    let mut notifications = Vec::new();
+    match order.status {
+        OrderStatus::Pending if covered => notifications.push(Notification::for_payment(
+            NotificationKind::OrderPaid,
+            &next,
+            now,
+        )),
+        OrderStatus::Pending => {}
+        OrderStatus::Paid | OrderStatus::Refunded => notifications.push(
+            Notification::order_overpaid(&next, &update, &order.paid_by, &order.total, now),
+        ),
+    }
+    if mismatch.is_some() {
+        notifications.push(Notification::for_payment(
+            NotificationKind::AmountMismatch,
+            &next,
+            now,
+        ));
+    }
+    Decision {
+        outcome: Outcome::Confirmed,
+        payment: next,
+        order: Some(update),
+        notifications,
     }
 }

@@ -152,7 +152,10 @@ pub mod service;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use decision::{decide, AmountPolicy, Decision, Notification, NotificationKind, Outcome};
+pub use decision::{
+    decide, AmountPolicy, Decision, Notification, NotificationKind, OrderState, OrderUpdate,
+    Outcome,
+};
 pub use event::{EventKind, GatewayEvent, Lookup, References};
 pub use money::{AmountText, Currency, Money, MoneyError};
 pub use outbox::{NextStep, NotifyError, OutboxMessage, OutboxStatus, RetryPolicy};

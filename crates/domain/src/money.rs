@@ -150,6 +150,24 @@ impl Money {
         Ok(Self { minor, currency })
     }
 
+    /// The sum of two amounts of one currency; `None` when the currencies
+    /// differ or the sum does not fit, so no caller ever adds dollars to
+    /// euros or wraps around.
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        if self.currency != other.currency {
+            return None;
+        }
+        Some(Self {
+            minor: self.minor.checked_add(other.minor)?,
+            currency: self.currency,
+        })
+    }
+
+    /// Zero in `currency`.
+    pub fn zero(currency: Currency) -> Self {
+        Self { minor: 0, currency }
+    }
+
     /// The count of minor units.
     pub fn minor(&self) -> i64 {
         self.minor

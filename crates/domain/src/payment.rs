@@ -2,9 +2,11 @@
 //!
 //! Everything here is a value and a pure rule; persisting the result is the
 //! store's job. The rules are those of the design brief:
-//! `created -> pending_external -> completed | failed`, a failed payment may
-//! still complete, a completed one never goes back, and re-applying a status
-//! the payment already has changes nothing.
+//! `created -> pending_external -> completed | failed | canceled`, a failed
+//! or canceled payment may still complete (money moved, so a success always
+//! wins), a completed one never goes back, and re-applying a status the
+//! payment already has changes nothing. What each gateway event does is
+//! [`crate::decide`]'s table.
 
 use std::fmt;
 use std::str::FromStr;
@@ -49,10 +51,17 @@ pub enum PaymentStatus {
     Created,
     /// The shop sent the customer to a gateway and recorded its external id.
     PendingExternal,
-    /// The gateway confirmed the payment. Final.
+    /// The gateway confirmed the payment; it never goes back to failed.
     Completed,
     /// The gateway reported a failure; a later success may still complete it.
     Failed,
+    /// The checkout expired or the payment was canceled at the gateway; a
+    /// later success may still complete it.
+    Canceled,
+    /// Completed, and part of the money went back to the customer.
+    PartiallyRefunded,
+    /// Completed, and all of the money went back to the customer.
+    Refunded,
 }
 
 impl PaymentStatus {
@@ -63,6 +72,30 @@ impl PaymentStatus {
             Self::PendingExternal => "pending_external",
             Self::Completed => "completed",
             Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::PartiallyRefunded => "partially_refunded",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    /// Every status, in the order of a payment's life.
+    pub const ALL: [PaymentStatus; 7] = [
+        Self::Created,
+        Self::PendingExternal,
+        Self::Completed,
+        Self::Failed,
+        Self::Canceled,
+        Self::PartiallyRefunded,
+        Self::Refunded,
+    ];
+
+    /// True when the gateway confirmed the money: `completed` and the
+    /// refunded statuses that only follow it. Such a payment counts towards
+    /// its order's `paid_amount` and is never failed or canceled again.
+    pub fn has_completed(self) -> bool {
+        match self {
+            Self::Completed | Self::PartiallyRefunded | Self::Refunded => true,
+            Self::Created | Self::PendingExternal | Self::Failed | Self::Canceled => false,
         }
     }
 }
@@ -75,6 +108,9 @@ impl FromStr for PaymentStatus {
             "pending_external" => Self::PendingExternal,
             "completed" => Self::Completed,
             "failed" => Self::Failed,
+            "canceled" => Self::Canceled,
+            "partially_refunded" => Self::PartiallyRefunded,
+            "refunded" => Self::Refunded,
             other => return Err(UnknownStatus(other.to_owned())),
         })
     }
@@ -86,14 +122,18 @@ impl fmt::Display for PaymentStatus {
     }
 }
 
-/// Where an order is: it becomes paid when one of its payments completes.
+/// Where an order is: it becomes paid when its completed payments cover
+/// its total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
-    /// Waiting for a completed payment.
+    /// Its completed payments do not cover its total yet.
     Pending,
-    /// One of its payments completed. Final.
+    /// Its completed payments cover its total. It takes no new payment.
     Paid,
+    /// Every completed payment of it was refunded in full. It takes no new
+    /// payment.
+    Refunded,
 }
 
 impl OrderStatus {
@@ -102,8 +142,12 @@ impl OrderStatus {
         match self {
             Self::Pending => "pending",
             Self::Paid => "paid",
+            Self::Refunded => "refunded",
         }
     }
+
+    /// Every status.
+    pub const ALL: [OrderStatus; 3] = [Self::Pending, Self::Paid, Self::Refunded];
 }
 
 impl FromStr for OrderStatus {
@@ -112,6 +156,7 @@ impl FromStr for OrderStatus {
         Ok(match s {
             "pending" => Self::Pending,
             "paid" => Self::Paid,
+            "refunded" => Self::Refunded,
             other => return Err(UnknownStatus(other.to_owned())),
         })
     }
@@ -132,8 +177,10 @@ pub struct Order {
     pub client_id: String,
     /// What the order costs.
     pub total: Money,
-    /// Pending until a payment completes.
+    /// Pending until its completed payments cover `total`.
     pub status: OrderStatus,
+    /// The sum of its completed payments' amounts (in `total`'s currency).
+    pub paid_amount: Money,
     /// When the order was recorded.
     pub created_at: DateTime<Utc>,
     /// When its status last changed.
@@ -210,16 +257,21 @@ pub enum TransitionError {
 impl Payment {
     /// The rule for "the customer was sent to the gateway, which calls it
     /// `external_id`". Allowed from `created`, again from `pending_external`
-    /// (the shop restarted the checkout) and from `failed` (the customer
-    /// retries); refused once the payment is completed.
+    /// (the shop restarted the checkout) and from `failed` or `canceled`
+    /// (the customer retries); refused once the payment has completed.
     pub fn mark_pending(
         &self,
         external_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Payment, TransitionError> {
         match self.status {
-            PaymentStatus::Completed => Err(TransitionError::AlreadyCompleted),
-            PaymentStatus::Created | PaymentStatus::PendingExternal | PaymentStatus::Failed => {
+            PaymentStatus::Completed
+            | PaymentStatus::PartiallyRefunded
+            | PaymentStatus::Refunded => Err(TransitionError::AlreadyCompleted),
+            PaymentStatus::Created
+            | PaymentStatus::PendingExternal
+            | PaymentStatus::Failed
+            | PaymentStatus::Canceled => {
                 let mut next = self.clone();
                 next.status = PaymentStatus::PendingExternal;
                 next.external_id = Some(external_id.to_owned());
@@ -256,15 +308,10 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_through_their_names() {
-        for status in [
-            PaymentStatus::Created,
-            PaymentStatus::PendingExternal,
-            PaymentStatus::Completed,
-            PaymentStatus::Failed,
-        ] {
+        for status in PaymentStatus::ALL {
             assert_eq!(status.as_str().parse::<PaymentStatus>(), Ok(status));
         }
-        for status in [OrderStatus::Pending, OrderStatus::Paid] {
+        for status in OrderStatus::ALL {
             assert_eq!(status.as_str().parse::<OrderStatus>(), Ok(status));
         }
         assert!("paid".parse::<PaymentStatus>().is_err());
@@ -280,8 +327,17 @@ mod tests {
                 Ok(PaymentStatus::PendingExternal),
             ),
             (PaymentStatus::Failed, Ok(PaymentStatus::PendingExternal)),
+            (PaymentStatus::Canceled, Ok(PaymentStatus::PendingExternal)),
             (
                 PaymentStatus::Completed,
+                Err(TransitionError::AlreadyCompleted),
+            ),
+            (
+                PaymentStatus::PartiallyRefunded,
+                Err(TransitionError::AlreadyCompleted),
+            ),
+            (
+                PaymentStatus::Refunded,
                 Err(TransitionError::AlreadyCompleted),
             ),
         ];

@@ -241,17 +241,6 @@ pub enum EventOutcome {
     Decided(Outcome),
 }
 
-/// Every decision outcome, for reading stored names back.
-const DECIDED_OUTCOMES: [Outcome; 7] = [
-    Outcome::Confirmed,
-    Outcome::Failed,
-    Outcome::AlreadyCompleted,
-    Outcome::AlreadyFailed,
-    Outcome::LateFailureIgnored,
-    Outcome::AmountRejected,
-    Outcome::Ignored,
-];
-
 impl EventOutcome {
     /// The stored name: `unmatched` or the decision's name (`confirmed`, ...).
     pub fn as_str(self) -> &'static str {
@@ -266,7 +255,7 @@ impl EventOutcome {
         if name == Self::Unmatched.as_str() {
             return Some(Self::Unmatched);
         }
-        DECIDED_OUTCOMES
+        Outcome::ALL
             .into_iter()
             .find(|outcome| outcome.as_str() == name)
             .map(Self::Decided)
@@ -504,7 +493,7 @@ mod tests {
     #[test]
     fn event_outcomes_round_trip_through_their_names() {
         let all = std::iter::once(EventOutcome::Unmatched)
-            .chain(DECIDED_OUTCOMES.into_iter().map(EventOutcome::Decided));
+            .chain(Outcome::ALL.into_iter().map(EventOutcome::Decided));
         for outcome in all {
             assert_eq!(EventOutcome::parse(outcome.as_str()), Some(outcome));
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::decision::{AmountPolicy, Outcome};
 use crate::event::{EventKind, GatewayEvent};
 use crate::money::Money;
-use crate::payment::{NewOrder, NewPayment, Order, OrderId, Payment, PaymentId};
+use crate::payment::{NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId};
 use crate::ports::{
     Applied, Clock, EventDetail, EventFilter, EventToApply, GatewayAdapter, ParseError, Store,
     StoreError, StoredEvent, TransactionIds, VerifyError, WebhookRequest,
@@ -42,6 +42,23 @@ pub enum PaymentError {
     /// `Store(OrderNotFound)` instead: there the id is the resource.
     #[error("invalid order_id: order {0} not found")]
     UnknownOrder(OrderId),
+    /// A payment in another currency than its order's; nothing was written.
+    #[error("invalid currency: the order is in {order}, the payment in {payment}")]
+    CurrencyMismatch {
+        /// The order's currency code.
+        order: &'static str,
+        /// The payment's currency code.
+        payment: &'static str,
+    },
+    /// A new payment for an order that takes none: it is already `paid`
+    /// (its completed payments cover it) or `refunded`. Nothing was written.
+    #[error("order {order} is already {status}")]
+    OrderClosed {
+        /// The order.
+        order: OrderId,
+        /// Its status.
+        status: OrderStatus,
+    },
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -166,7 +183,14 @@ impl PaymentService {
     /// Creates a payment of `amount` for the order through `payment_method`,
     /// with a fresh `TXN-...` transaction id; `UnknownGateway` when
     /// `payment_method` is not one of the service's gateways, `UnknownOrder`
-    /// when no order has `order_id`.
+    /// when no order has `order_id`, `CurrencyMismatch` when `amount` is not
+    /// in the order's currency and `OrderClosed` when the order is already
+    /// paid or refunded.
+    ///
+    /// The order's status is read before the payment is written, not under
+    /// one lock: a payment created while another completes may still
+    /// complete too, and then `decide` keeps the order paid and tells the
+    /// shop (`order.overpaid`). Refusing here keeps that to the race.
     pub async fn create_payment(
         &self,
         order_id: OrderId,
@@ -180,6 +204,22 @@ impl PaymentService {
             });
         }
         check_positive("amount", &amount)?;
+        let order = match self.store.order(order_id).await {
+            Err(StoreError::OrderNotFound(id)) => return Err(PaymentError::UnknownOrder(id)),
+            result => result?,
+        };
+        if order.total.currency() != amount.currency() {
+            return Err(PaymentError::CurrencyMismatch {
+                order: order.total.currency().code(),
+                payment: amount.currency().code(),
+            });
+        }
+        if order.status != OrderStatus::Pending {
+            return Err(PaymentError::OrderClosed {
+                order: order_id,
+                status: order.status,
+            });
+        }
         let payment = NewPayment {
             order_id,
             transaction_id: self.ids.next_id(),

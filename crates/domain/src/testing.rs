@@ -13,8 +13,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::decision::{decide, AmountPolicy, Notification};
+use crate::decision::{decide, AmountPolicy, Notification, OrderState};
 use crate::event::{GatewayEvent, Lookup};
+use crate::money::Money;
 use crate::outbox::{NextStep, OutboxMessage, OutboxStatus, RetryPolicy};
 use crate::payment::{
     NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus,
@@ -155,19 +156,30 @@ fn decide_and_write(
     policy: AmountPolicy,
     now: DateTime<Utc>,
 ) -> Result<Applied, StoreError> {
-    let order_status = state
+    let order = state
         .orders
         .iter()
         .find(|o| o.id == payment.order_id)
-        .map(|o| o.status)
         .ok_or(StoreError::OrderNotFound(payment.order_id))?;
-    let decision = decide(&payment, order_status, event, policy, now);
+    let order = OrderState {
+        status: order.status,
+        total: order.total,
+        paid_amount: order.paid_amount,
+        paid_by: state
+            .payments
+            .iter()
+            .filter(|p| p.order_id == order.id && p.status.has_completed())
+            .map(|p| p.id)
+            .collect(),
+    };
+    let decision = decide(&payment, &order, event, policy, now);
     if let Some(slot) = state.payments.iter_mut().find(|p| p.id == payment.id) {
         *slot = decision.payment.clone();
     }
-    if decision.order_becomes_paid {
+    if let Some(update) = decision.order {
         if let Some(order) = state.orders.iter_mut().find(|o| o.id == payment.order_id) {
-            order.status = OrderStatus::Paid;
+            order.status = update.status;
+            order.paid_amount = update.paid_amount;
             order.updated_at = now;
         }
     }
@@ -222,6 +234,7 @@ impl Store for InMemoryStore {
             client_id: order.client_id,
             total: order.total,
             status: OrderStatus::Pending,
+            paid_amount: Money::zero(order.total.currency()),
             created_at: now,
             updated_at: now,
         };

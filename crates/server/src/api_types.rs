@@ -105,12 +105,20 @@ pub enum EventOutcomeName {
     Confirmed,
     /// The payment was marked failed.
     Failed,
+    /// The payment was canceled.
+    Canceled,
+    /// The gateway is still working on the payment.
+    Pending,
     /// The payment was completed already.
     AlreadyCompleted,
     /// The payment was failed already.
     AlreadyFailed,
+    /// The payment was canceled already.
+    AlreadyCanceled,
     /// A failure for a completed payment: recorded, not applied.
     LateFailureIgnored,
+    /// A cancel for a completed payment: recorded, not applied.
+    LateCancelIgnored,
     /// The amount differed and the policy is `reject`.
     AmountRejected,
 }

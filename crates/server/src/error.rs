@@ -146,7 +146,10 @@ impl From<PaymentError> for ApiError {
             // An order named in the body, not the URL: a bad request.
             PaymentError::InvalidInput { .. }
             | PaymentError::UnknownGateway { .. }
-            | PaymentError::UnknownOrder(_) => Self::BadRequest(error.to_string()),
+            | PaymentError::UnknownOrder(_)
+            | PaymentError::CurrencyMismatch { .. } => Self::BadRequest(error.to_string()),
+            // The request is sound; the order's state refuses it.
+            PaymentError::OrderClosed { .. } => Self::Conflict(error.to_string()),
             PaymentError::Store(store) => store.into(),
         }
     }

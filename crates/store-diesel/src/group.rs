@@ -149,7 +149,7 @@ mod tests {
             &mut conn,
             &NewOrder {
                 client_id: "c".into(),
-                total: Money::from_minor(45000, usd),
+                total: Money::from_minor(30000, usd),
             },
             now,
         )
@@ -202,6 +202,8 @@ mod tests {
         // The failed event left nothing behind: its savepoint was rolled back.
         assert_eq!(recorded, ["evt_g1", "evt_g3"]);
         let outbox = ops::inspect::outbox(&mut conn).unwrap();
+        // Split payments: G1 and G3 together cover the 300.00 order.
         assert_eq!(outbox.len(), 1, "the order became paid once");
+        assert_eq!(outbox[0].kind, "order.paid");
     }
 }

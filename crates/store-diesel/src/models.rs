@@ -42,7 +42,12 @@ fn utc(at: NaiveDateTime) -> DateTime<Utc> {
     DateTime::from_naive_utc_and_offset(at, Utc)
 }
 
-fn money(table: &'static str, id: i64, minor: i64, code: &str) -> Result<Money, CorruptRow> {
+pub(crate) fn money(
+    table: &'static str,
+    id: i64,
+    minor: i64,
+    code: &str,
+) -> Result<Money, CorruptRow> {
     let currency = Currency::parse(code).map_err(|e| CorruptRow {
         table,
         id,
@@ -61,6 +66,7 @@ pub(crate) struct OrderRow {
     pub status: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub paid_minor: i64,
 }
 
 impl TryFrom<OrderRow> for Order {
@@ -69,6 +75,7 @@ impl TryFrom<OrderRow> for Order {
         Ok(Order {
             id: OrderId(row.id),
             total: money("orders", row.id, row.total_minor, &row.currency)?,
+            paid_amount: money("orders", row.id, row.paid_minor, &row.currency)?,
             status: row
                 .status
                 .parse()

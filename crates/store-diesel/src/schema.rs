@@ -11,6 +11,7 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        paid_minor -> BigInt,
     }
 }
 

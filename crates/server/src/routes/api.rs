@@ -46,6 +46,9 @@ struct OrderBody {
     currency: &'static str,
     #[schema(value_type = String, example = "pending")]
     status: &'static str,
+    /// The sum of its completed payments, a decimal string in `currency`:
+    /// the order is `paid` once it reaches `total`.
+    paid_amount: String,
     created_at: String,
     updated_at: String,
 }
@@ -57,6 +60,7 @@ impl From<Order> for OrderBody {
             total: order.total.amount_string(),
             currency: order.total.currency().code(),
             status: order.status.as_str(),
+            paid_amount: order.paid_amount.amount_string(),
             created_at: timestamp(order.created_at),
             updated_at: timestamp(order.updated_at),
             client_id: order.client_id,

@@ -126,10 +126,16 @@ pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpRes
             let message = match outcome {
                 Outcome::Confirmed => "Payment confirmed",
                 Outcome::Failed => "Payment failed",
+                Outcome::Canceled => "Payment canceled",
+                Outcome::Pending => "Payment pending",
                 Outcome::AlreadyCompleted => "Payment already completed",
                 Outcome::AlreadyFailed => "Payment already failed",
+                Outcome::AlreadyCanceled => "Payment already canceled",
                 Outcome::LateFailureIgnored => {
                     "Payment already completed; the failure event was recorded, not applied"
+                }
+                Outcome::LateCancelIgnored => {
+                    "Payment already completed; the cancel event was recorded, not applied"
                 }
                 Outcome::AmountRejected => {
                     let refusal = ApiError::BadRequest(

@@ -43,14 +43,8 @@ fn apply_event_body(conn: &mut DbConn, to_apply: &EventToApply) -> Result<Applie
         return Ok(Applied::Unmatched);
     };
     let now = stored_precision(to_apply.received_at);
-    decide_and_write(
-        conn,
-        event_row,
-        event,
-        found.into_locked()?,
-        to_apply.policy,
-        now,
-    )
+    let locked = found.into_locked(conn)?;
+    decide_and_write(conn, event_row, event, locked, to_apply.policy, now)
 }
 
 /// Applies one event in a transaction of its own.
@@ -126,7 +120,7 @@ fn apply_events_with_savepoints(
     }
 }
 
-/// Decides on the payment and order status [`find_and_lock`] read, and
+/// Decides on the payment and order state [`find_and_lock`] read, and
 /// writes the decision (see `decision` for how each backend writes it).
 pub(super) fn decide_and_write(
     conn: &mut DbConn,
@@ -136,11 +130,8 @@ pub(super) fn decide_and_write(
     policy: AmountPolicy,
     now: DateTime<Utc>,
 ) -> Result<Applied, TxError> {
-    let LockedPayment {
-        payment,
-        order_status,
-    } = locked;
-    let decision = decide(&payment, order_status, event, policy, now);
+    let LockedPayment { payment, order } = locked;
+    let decision = decide(&payment, &order, event, policy, now);
     DecisionWrites::new(&payment, &decision, event_row, naive(now)).execute(conn)?;
     Ok(Applied::Decided {
         outcome: decision.outcome,

@@ -1,8 +1,8 @@
 //! One decision's writes, described once and rendered for each backend.
 //!
 //! A decision writes the payment's columns (when it changes), the order's
-//! status (when it becomes paid), one outbox row per notification and the
-//! event's outcome. [`DecisionWrites`] lists those writes: table, columns
+//! status and paid sum (when a payment of it completes), one outbox row per
+//! notification and the event's outcome. [`DecisionWrites`] lists those writes: table, columns
 //! (named by `schema`), bound values, and whether the decision makes each
 //! one. Nothing else in the crate spells them out; two renderings read the
 //! list:
@@ -27,7 +27,7 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, HasSqlType, Integer, Nullable, Text, Timestamp};
 use diesel::{Column, QueryResult, RunQueryDsl};
-use payhook_domain::{Decision, Notification, OrderStatus, OutboxStatus, Payment};
+use payhook_domain::{Decision, Notification, OrderStatus, OrderUpdate, OutboxStatus, Payment};
 
 use crate::conn::DbConn;
 use crate::models::naive;
@@ -115,19 +115,26 @@ pub(crate) fn payment_write(payment: &Payment, made: bool) -> Write<'_> {
     }
 }
 
-/// The order becomes paid, but only from pending.
-fn order_paid_write<'a>(order_id: i64, made: bool, now: NaiveDateTime) -> Write<'a> {
+/// The order's status and paid sum as the decision leaves them. The order
+/// row is locked with the payment, so the values are absolute; without an
+/// update the same columns are bound (and not written) so that
+/// PostgreSQL's statement keeps its shape.
+fn order_write<'a>(order_id: i64, update: Option<&OrderUpdate>, now: NaiveDateTime) -> Write<'a> {
     Write {
         table: "orders",
         values: vec![
-            text(orders::status, OrderStatus::Paid.as_str()),
+            text(
+                orders::status,
+                update.map_or(OrderStatus::Pending, |u| u.status).as_str(),
+            ),
+            big_int(
+                orders::paid_minor,
+                update.map_or(0, |u| u.paid_amount.minor()),
+            ),
             timestamp(orders::updated_at, now),
         ],
-        filter: vec![
-            big_int(orders::id, order_id),
-            text(orders::status, OrderStatus::Pending.as_str()),
-        ],
-        made,
+        filter: vec![big_int(orders::id, order_id)],
+        made: update.is_some(),
     }
 }
 
@@ -199,7 +206,7 @@ impl<'a> DecisionWrites<'a> {
         let mut notifications = decision.notifications.iter();
         Self {
             payment: payment_write(after, decision.changes_payment(before)),
-            order: order_paid_write(after.order_id.0, decision.order_becomes_paid, now),
+            order: order_write(after.order_id.0, decision.order.as_ref(), now),
             first_notification: outbox_write(after, notifications.next(), now),
             event: event_write(event_row, decision.outcome.as_str(), after.id.0, now),
             further_notifications: notifications

@@ -1,27 +1,33 @@
-//! Finding the payment a gateway event names, with its order's status, in
+//! Finding the payment a gateway event names, with its order's state, in
 //! the domain's lookup order, locked on PostgreSQL. It only reads: what to
 //! do with the payment is `apply`'s business.
 
 use diesel::prelude::*;
-use payhook_domain::{GatewayEvent, Lookup, OrderStatus, Payment};
+use payhook_domain::{
+    GatewayEvent, Lookup, OrderState, OrderStatus, Payment, PaymentId, PaymentStatus,
+};
 
+use super::TxError;
 use crate::conn::DbConn;
-use crate::models::{CorruptRow, PaymentRow};
+use crate::models::{money, CorruptRow, PaymentRow};
 use crate::schema::{orders, payments};
 
-/// The payment an event names and its order's status, as read.
+/// The order columns `decide` needs: status, total, currency, paid sum.
+type OrderColumns = (String, i64, String, i64);
+
+/// The payment an event names and its order's state, as read.
 pub(super) struct Found {
     row: PaymentRow,
-    order_status: String,
+    order: OrderColumns,
 }
 
-/// The payment an event names and its order's status, as values of the
+/// The payment an event names and its order's state, as values of the
 /// domain: what `decide` takes.
 pub(super) struct LockedPayment {
     /// The payment, as committed before this transaction's writes.
     pub(super) payment: Payment,
-    /// Its order's status.
-    pub(super) order_status: OrderStatus,
+    /// Its order, with [`OrderState::paid_by`] filled when `decide` needs it.
+    pub(super) order: OrderState,
 }
 
 impl Found {
@@ -30,18 +36,46 @@ impl Found {
         self.row.id
     }
 
-    /// The row as domain values; a row that does not convert is corrupt.
-    pub(super) fn into_locked(self) -> Result<LockedPayment, CorruptRow> {
+    /// The rows as domain values, reading the order's completed payments
+    /// when `decide` needs them (the order is no longer pending); a row that
+    /// does not convert is corrupt.
+    pub(super) fn into_locked(self, conn: &mut DbConn) -> Result<LockedPayment, TxError> {
         let payment = Payment::try_from(self.row)?;
-        let order_status =
-            self.order_status
-                .parse()
-                .map_err(|error: payhook_domain::UnknownStatus| {
-                    CorruptRow::new("orders", payment.order_id.0, error.to_string())
-                })?;
+        let order_id = payment.order_id.0;
+        let corrupt = |reason: String| CorruptRow::new("orders", order_id, reason);
+        let (status, total_minor, currency, paid_minor) = self.order;
+        let status: OrderStatus = status
+            .parse()
+            .map_err(|error: payhook_domain::UnknownStatus| corrupt(error.to_string()))?;
+        let total = money("orders", order_id, total_minor, &currency)?;
+        let paid_amount = money("orders", order_id, paid_minor, &currency)?;
+        let paid_by = if OrderState::needs_paid_by(status) {
+            let completed: Vec<&str> = PaymentStatus::ALL
+                .into_iter()
+                .filter(|status| status.has_completed())
+                .map(PaymentStatus::as_str)
+                .collect();
+            payments::table
+                .filter(payments::order_id.eq(order_id))
+                .filter(payments::status.eq_any(completed))
+                .filter(payments::id.ne(payment.id.0))
+                .order(payments::id)
+                .select(payments::id)
+                .load::<i64>(conn)?
+                .into_iter()
+                .map(PaymentId)
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(LockedPayment {
             payment,
-            order_status,
+            order: OrderState {
+                status,
+                total,
+                paid_amount,
+                paid_by,
+            },
         })
     }
 }
@@ -65,7 +99,15 @@ macro_rules! lookup_query {
         let own = payments::table
             .inner_join(orders::table)
             .filter(payments::payment_method.eq($gateway));
-        let columns = (PaymentRow::as_select(), orders::status);
+        let columns = (
+            PaymentRow::as_select(),
+            (
+                orders::status,
+                orders::total_minor,
+                orders::currency,
+                orders::paid_minor,
+            ),
+        );
         match $lookup {
             Lookup::TransactionId(transaction_id) => {
                 let $query = own
@@ -102,7 +144,7 @@ macro_rules! lookup_query {
 /// order cannot both see it pending; SQLite's single writer needs no lock.
 pub(super) fn find_and_lock(conn: &mut DbConn, event: &GatewayEvent) -> QueryResult<Option<Found>> {
     for lookup in event.references.lookups() {
-        let found: Option<(PaymentRow, String)> = match conn {
+        let found: Option<(PaymentRow, OrderColumns)> = match conn {
             DbConn::Pg(pg) => lookup_query!(lookup, &event.gateway, |query| query
                 .for_update()
                 .get_result(pg)
@@ -113,8 +155,8 @@ pub(super) fn find_and_lock(conn: &mut DbConn, event: &GatewayEvent) -> QueryRes
                     .optional()?)
             }
         };
-        if let Some((row, order_status)) = found {
-            return Ok(Some(Found { row, order_status }));
+        if let Some((row, order)) = found {
+            return Ok(Some(Found { row, order }));
         }
     }
     Ok(None)
