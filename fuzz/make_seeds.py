@@ -84,6 +84,9 @@ for name, transmission_id in [
     ("PAYMENT.CAPTURE.COMPLETED", "b2d5a4e0-cb7f-11f0-9a3b-4d6f3c2a1e90"),
     ("PAYMENT.CAPTURE.DENIED", "c81f0a20-cb7f-11f0-8e1d-29a7b3c4d5e6"),
     ("CHECKOUT.ORDER.APPROVED", "d0a3e6b0-cb7f-11f0-b4c2-7f8e9a0b1c2d"),
+    ("PAYMENT.CAPTURE.DECLINED", "e1b4f7c0-cb7f-11f0-a5d3-8091a2b3c4d5"),
+    ("PAYMENT.CAPTURE.PENDING", "f2c5a8d0-cb7f-11f0-96e4-a1b2c3d4e5f6"),
+    ("PAYMENT.AUTHORIZATION.CREATED", "03d6b9e0-cb80-11f0-87f5-b2c3d4e5f607"),
 ]:
     body = fixture("adapters-paypal", f"{name}.json")
     message = f"{transmission_id}|{SENT_AT}|{WEBHOOK_ID}|{zlib.crc32(body)}".encode()

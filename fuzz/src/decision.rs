@@ -15,17 +15,9 @@
 use chrono::{DateTime, Utc};
 use payhook_domain::{
     decide, AmountMismatch, AmountPolicy, Currency, Decision, EventKind, GatewayEvent, Money,
-    NotificationKind, OrderId, OrderStatus, Outcome, Payment, PaymentId, PaymentStatus, References,
+    NotificationKind, OrderId, OrderState, OrderStatus, Outcome, Payment, PaymentId, PaymentStatus,
+    References,
 };
-
-/// Every payment status, so that each transition (refused ones included)
-/// is tried.
-const PAYMENT_STATUSES: [PaymentStatus; 4] = [
-    PaymentStatus::Created,
-    PaymentStatus::PendingExternal,
-    PaymentStatus::Completed,
-    PaymentStatus::Failed,
-];
 
 /// A gateway reference a payment may already carry from an earlier event.
 const PRIOR_REFERENCE: &str = "ref_recorded_earlier";
@@ -43,18 +35,30 @@ pub fn check(event: &GatewayEvent) {
     let created_at = DateTime::from_timestamp(1_700_000_000, 0).expect("a valid time");
     let now = DateTime::from_timestamp(1_700_000_060, 0).expect("a valid time");
     for amount in amounts(event.amount) {
-        for status in PAYMENT_STATUSES {
+        for status in PaymentStatus::ALL {
             for prior_reference in [None, Some(PRIOR_REFERENCE.to_owned())] {
                 let payment = payment(event, amount, status, prior_reference, created_at);
-                for order_status in [OrderStatus::Pending, OrderStatus::Paid] {
+                for order in orders(&payment) {
                     for policy in [AmountPolicy::Warn, AmountPolicy::Reject] {
-                        let decision = decide(&payment, order_status, event, policy, now);
-                        check_decision(&payment, order_status, event, policy, now, &decision);
+                        let decision = decide(&payment, &order, event, policy, now);
+                        check_decision(&payment, &order, event, policy, now, &decision);
                     }
                 }
             }
         }
     }
+}
+
+/// The orders `payment` may belong to: unpaid and covered by it, unpaid
+/// and larger than it (a split payment), and already paid by another one.
+fn orders(payment: &Payment) -> Vec<OrderState> {
+    let amount = payment.amount;
+    let larger = Money::from_minor(amount.minor().saturating_mul(2).max(1), amount.currency());
+    let mut paid = OrderState::unpaid(amount);
+    paid.status = OrderStatus::Paid;
+    paid.paid_amount = amount;
+    paid.paid_by = vec![PaymentId(6)];
+    vec![OrderState::unpaid(amount), OrderState::unpaid(larger), paid]
 }
 
 /// The amounts payments are created for: the event's own (a match), one
@@ -119,18 +123,27 @@ fn expected_outcome(
     mismatch: bool,
     policy: AmountPolicy,
 ) -> Option<Outcome> {
-    Some(match (status, kind) {
-        (_, EventKind::NotHandled) => Outcome::Ignored,
-        (PaymentStatus::Completed, EventKind::Succeeded) => Outcome::AlreadyCompleted,
-        (PaymentStatus::Completed, EventKind::Failed) => Outcome::LateFailureIgnored,
-        (PaymentStatus::Failed, EventKind::Failed) => Outcome::AlreadyFailed,
-        (PaymentStatus::Created | PaymentStatus::PendingExternal, EventKind::Failed) => {
-            Outcome::Failed
-        }
-        (_, EventKind::Succeeded) if mismatch && policy == AmountPolicy::Reject => {
+    let completed = matches!(
+        status,
+        PaymentStatus::Completed | PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded
+    );
+    Some(match kind {
+        EventKind::NotHandled => Outcome::Ignored,
+        EventKind::Succeeded if completed => Outcome::AlreadyCompleted,
+        EventKind::Succeeded if mismatch && policy == AmountPolicy::Reject => {
             Outcome::AmountRejected
         }
-        (_, EventKind::Succeeded) => Outcome::Confirmed,
+        EventKind::Succeeded => Outcome::Confirmed,
+        EventKind::Failed if completed => Outcome::LateFailureIgnored,
+        EventKind::Canceled if completed => Outcome::LateCancelIgnored,
+        EventKind::Failed | EventKind::Canceled if status == PaymentStatus::Canceled => {
+            Outcome::AlreadyCanceled
+        }
+        EventKind::Failed if status == PaymentStatus::Failed => Outcome::AlreadyFailed,
+        EventKind::Failed => Outcome::Failed,
+        EventKind::Canceled => Outcome::Canceled,
+        EventKind::Pending if completed => Outcome::AlreadyCompleted,
+        EventKind::Pending => Outcome::Pending,
         _ => return None,
     })
 }
@@ -138,7 +151,7 @@ fn expected_outcome(
 /// The rules of [`decide`] for one answer.
 fn check_decision(
     before: &Payment,
-    order_status: OrderStatus,
+    order: &OrderState,
     event: &GatewayEvent,
     policy: AmountPolicy,
     now: DateTime<Utc>,
@@ -162,11 +175,16 @@ fn check_decision(
     assert_eq!(after.amount, before.amount);
     assert_eq!(after.external_id, before.external_id);
     assert_eq!(after.created_at, before.created_at);
+    // Only a confirmation touches the order.
+    assert_eq!(
+        decision.order.is_some(),
+        decision.outcome == Outcome::Confirmed
+    );
 
     match decision.outcome {
         Outcome::Confirmed => {
             assert_eq!(event.kind, EventKind::Succeeded);
-            assert_ne!(before.status, PaymentStatus::Completed);
+            assert!(!before.status.has_completed());
             assert_eq!(after.status, PaymentStatus::Completed);
             assert_eq!(after.updated_at, now);
             assert_eq!(
@@ -176,13 +194,24 @@ fn check_decision(
                     received,
                 })
             );
-            assert_eq!(
-                decision.order_becomes_paid,
-                order_status == OrderStatus::Pending
-            );
+            let update = decision.order.expect("a confirmation updates the order");
+            let paid = order
+                .paid_amount
+                .checked_add(before.amount)
+                .unwrap_or(order.paid_amount);
+            assert_eq!(update.paid_amount, paid);
+            let covers = paid.minor() >= order.total.minor();
             let mut kinds = Vec::new();
-            if decision.order_becomes_paid {
-                kinds.push(NotificationKind::OrderPaid);
+            match order.status {
+                OrderStatus::Pending if covers => {
+                    assert_eq!(update.status, OrderStatus::Paid);
+                    kinds.push(NotificationKind::OrderPaid);
+                }
+                OrderStatus::Pending => assert_eq!(update.status, OrderStatus::Pending),
+                OrderStatus::Paid | OrderStatus::Refunded => {
+                    assert_eq!(update.status, order.status);
+                    kinds.push(NotificationKind::OrderOverpaid);
+                }
             }
             if received.is_some() {
                 kinds.push(NotificationKind::AmountMismatch);
@@ -190,27 +219,54 @@ fn check_decision(
             check_notifications(decision, &kinds);
             check_reference(before, event, after);
         }
-        Outcome::Failed => {
-            assert_eq!(event.kind, EventKind::Failed);
-            assert!(matches!(
-                before.status,
-                PaymentStatus::Created | PaymentStatus::PendingExternal
-            ));
-            assert_eq!(after.status, PaymentStatus::Failed);
+        Outcome::Failed | Outcome::Canceled => {
+            let (kind, status, notification) = if decision.outcome == Outcome::Failed {
+                (
+                    EventKind::Failed,
+                    PaymentStatus::Failed,
+                    NotificationKind::PaymentFailed,
+                )
+            } else {
+                (
+                    EventKind::Canceled,
+                    PaymentStatus::Canceled,
+                    NotificationKind::PaymentCanceled,
+                )
+            };
+            assert_eq!(event.kind, kind);
+            assert!(!before.status.has_completed());
+            assert_eq!(after.status, status);
             assert_eq!(after.updated_at, now);
             assert_eq!(after.amount_mismatch, before.amount_mismatch);
-            assert!(!decision.order_becomes_paid);
-            check_notifications(decision, &[NotificationKind::PaymentFailed]);
+            check_notifications(decision, &[notification]);
             check_reference(before, event, after);
         }
-        // Every other outcome leaves everything as it was: in particular a
-        // completed payment never becomes failed, and a refused amount
-        // confirms nothing.
-        _ => {
+        // A refused amount and an event payhook does not act on leave
+        // everything as it was, the reference included.
+        Outcome::AmountRejected | Outcome::Ignored => {
             assert_eq!(after, before, "{:?} changed the payment", decision.outcome);
-            assert!(!decision.order_becomes_paid);
             assert!(decision.notifications.is_empty());
             assert!(!decision.changes_payment(before));
+        }
+        // Every other outcome changes no status and tells nobody; it may
+        // only learn the gateway's reference, or move a created payment to
+        // pending_external on a pending event. A completed payment never
+        // becomes failed or canceled.
+        _ => {
+            let expected_status = match (decision.outcome, before.status) {
+                (Outcome::Pending, PaymentStatus::Created) => PaymentStatus::PendingExternal,
+                _ => before.status,
+            };
+            assert_eq!(after.status, expected_status);
+            assert_eq!(after.amount_mismatch, before.amount_mismatch);
+            assert!(decision.notifications.is_empty());
+            check_reference(before, event, after);
+            if after.status == before.status && after.gateway_reference == before.gateway_reference
+            {
+                assert_eq!(after, before, "{:?} changed the payment", decision.outcome);
+            } else {
+                assert_eq!(after.updated_at, now);
+            }
         }
     }
     assert_eq!(

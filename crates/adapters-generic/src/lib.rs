@@ -8,9 +8,19 @@
 //!  "amount": 150.00, "currency": "USD", "metadata": {}}
 //! ```
 //!
-//! with `status` `completed` ([`EventKind::Succeeded`]) or `failed`
-//! ([`EventKind::Failed`]); any other status is an error, not `NotHandled`,
-//! since the generic gateway has no event types of its own to ignore.
+//! with `status` one of
+//!
+//! | `status` | [`EventKind`] | event type stored |
+//! |---|---|---|
+//! | `completed` | `Succeeded` | `payment.completed` |
+//! | `failed` | `Failed` | `payment.failed` |
+//! | `pending` | `Pending` (the gateway is still working on it) | `payment.pending` |
+//! | `canceled` | `Canceled` (the payment will not happen) | `payment.canceled` |
+//!
+//! Every status needs the same fields (a reference, `amount`, `currency`).
+//! Any other status (`refunded` included, for now) is an error, not
+//! `NotHandled`, since the generic gateway has no event types of its own
+//! to ignore. Names are exact and lower-case, American `canceled` only.
 //!
 //! [`GenericAdapter`] implements [`GatewayAdapter`] and accepts two
 //! signature schemes, chosen by which header the call carries:
@@ -44,8 +54,7 @@
 //! and `event_id`.
 //!
 //! [Standard Webhooks]: https://www.standardwebhooks.com/
-//! [`EventKind::Succeeded`]: payhook_domain::EventKind::Succeeded
-//! [`EventKind::Failed`]: payhook_domain::EventKind::Failed
+//! [`EventKind`]: payhook_domain::EventKind
 
 mod event_id;
 mod headers;
@@ -234,7 +243,8 @@ impl GatewayAdapter for GenericAdapter {
     /// never quotes the body); `MissingField` when `status`, `amount` or
     /// `currency` is absent or `null`, or when neither `payment_id` nor
     /// `transaction_id` is a non-empty string; `InvalidField` when a field
-    /// has the wrong type, `status` is neither `completed` nor `failed`, the
+    /// has the wrong type, `status` is not one of `completed`, `failed`,
+    /// `pending` or `canceled`, the
     /// amount is negative, or the event id is not 1 to
     /// [`MAX_EVENT_ID_BYTES`] visible ASCII characters (the field is then
     /// `webhook-id` under Standard Webhooks, else `event_id`);

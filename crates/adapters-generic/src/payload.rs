@@ -43,6 +43,8 @@ fn classify(status: &str) -> Option<EventKind> {
     match status {
         "completed" => Some(EventKind::Succeeded),
         "failed" => Some(EventKind::Failed),
+        "pending" => Some(EventKind::Pending),
+        "canceled" => Some(EventKind::Canceled),
         _ => None,
     }
 }
@@ -60,8 +62,8 @@ pub(crate) fn parse<H: Headers + ?Sized>(
     }
 
     let status = text(payload.status, "status")?.ok_or(ParseError::MissingField("status"))?;
-    let kind =
-        classify(&status).ok_or_else(|| invalid("status", "expected completed or failed"))?;
+    let kind = classify(&status)
+        .ok_or_else(|| invalid("status", "expected completed, failed, pending or canceled"))?;
 
     let references = References {
         transaction_id: non_empty(text(payload.transaction_id, "transaction_id")?),

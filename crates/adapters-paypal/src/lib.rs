@@ -7,13 +7,16 @@
 //! with RSA PKCS#1 v1.5 and SHA-256 and sends the signature and its inputs in
 //! five `PAYPAL-*` headers; the adapter rebuilds that message with the
 //! configured webhook id and checks the signature with the RSA key of a
-//! certificate the operator pinned. It maps two event types onto the domain:
+//! certificate the operator pinned. It maps these event types onto the
+//! domain:
 //!
-//! | PayPal event type | [`EventKind`] |
-//! |---|---|
-//! | `PAYMENT.CAPTURE.COMPLETED` | `Succeeded` |
-//! | `PAYMENT.CAPTURE.DENIED` | `Failed` |
-//! | anything else | `NotHandled` |
+//! | PayPal event type | resource | [`EventKind`] | references (lookup order) | amount |
+//! |---|---|---|---|---|
+//! | `PAYMENT.CAPTURE.COMPLETED` | capture | `Succeeded` | `custom_id` (else `invoice_id`), `supplementary_data.related_ids.order_id` as external id, the capture `id` as gateway reference | `amount`, required |
+//! | `PAYMENT.CAPTURE.DENIED`, `PAYMENT.CAPTURE.DECLINED` | capture | `Failed` | as above | as above |
+//! | `PAYMENT.CAPTURE.PENDING` | capture | `Pending` | as above | as above |
+//! | `CHECKOUT.ORDER.APPROVED` | checkout order | `Pending` | `purchase_units[0].custom_id` (else `invoice_id`), the order `id` as external id; no gateway reference (there is no capture yet) | `purchase_units[0].amount` when present |
+//! | anything else | not read | `NotHandled` | none | none |
 //!
 //! What it deliberately does not do: no IO and no state. It never fetches
 //! the certificate named in `PAYPAL-CERT-URL` (the URL is only checked to be
@@ -202,9 +205,11 @@ impl GatewayAdapter for PaypalAdapter {
         )
     }
 
-    /// Reads the event envelope. Only the two handled types need
-    /// `resource`; every other type comes back as `NotHandled` with just its
-    /// id and type read.
+    /// Reads the event envelope. Only the handled types of the crate
+    /// documentation's table need `resource` (`MissingField("resource")`
+    /// without it, `InvalidField` naming the first wrongly typed field in
+    /// it); every other type comes back as `NotHandled` with just its id and
+    /// type read.
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<GatewayEvent, ParseError> {
         payload::parse(request.body)
     }

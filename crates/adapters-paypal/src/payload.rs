@@ -2,12 +2,20 @@
 //! (`{"id":"WH-...","event_type":"...","resource":{...}}`) read into a
 //! [`GatewayEvent`].
 //!
-//! For the two handled types the resource is a v2 capture: its `id` is the
-//! capture id, `custom_id` (or else `invoice_id`) carries payhook's
-//! transaction id when the shop passed it to PayPal,
-//! `supplementary_data.related_ids.order_id` is the PayPal order id the shop
-//! recorded as the external id, and `amount` is `{"currency_code", "value"}`
-//! with the value as a decimal string.
+//! The handled types carry one of two resources:
+//!
+//! - `PAYMENT.CAPTURE.*` carry a v2 capture: its `id` is the capture id,
+//!   `custom_id` (or else `invoice_id`) carries payhook's transaction id when
+//!   the shop passed it to PayPal, `supplementary_data.related_ids.order_id`
+//!   is the PayPal order id the shop recorded as the external id, and
+//!   `amount` is `{"currency_code", "value"}` with the value as a decimal
+//!   string. The amount is required: PayPal sends it on every capture.
+//! - `CHECKOUT.ORDER.APPROVED` carries a v2 checkout order: its `id` is the
+//!   PayPal order id (the external id), and its first purchase unit's
+//!   `custom_id` (or else `invoice_id`) the transaction id. An approved
+//!   order has no capture yet, so there is no gateway reference. The amount
+//!   is the first purchase unit's when it has one; the event is a pending
+//!   one, which moves no money, so it is optional.
 //!
 //! Only those fields are deserialised, each as a borrowed raw JSON value
 //! that is then read on its own, so that an error can name the exact field
@@ -48,6 +56,26 @@ struct Capture<'a> {
     supplementary_data: Option<&'a RawValue>,
 }
 
+/// The fields payhook reads from a v2 checkout order.
+#[derive(Deserialize)]
+struct CheckoutOrder<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    purchase_units: Option<&'a RawValue>,
+}
+
+/// The fields payhook reads from a purchase unit of a checkout order.
+#[derive(Deserialize)]
+struct PurchaseUnit<'a> {
+    #[serde(borrow)]
+    amount: Option<&'a RawValue>,
+    #[serde(borrow)]
+    custom_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    invoice_id: Option<&'a RawValue>,
+}
+
 #[derive(Deserialize)]
 struct Amount<'a> {
     #[serde(borrow)]
@@ -68,14 +96,56 @@ struct RelatedIds<'a> {
     order_id: Option<&'a RawValue>,
 }
 
+/// The resource a handled event type carries.
+#[derive(Clone, Copy)]
+enum Resource {
+    /// A v2 capture (`resource_type` `capture`).
+    Capture,
+    /// A v2 checkout order (`resource_type` `checkout-order`).
+    CheckoutOrder,
+}
+
 /// The handled event types; `None` for all others. Names match exactly, as
 /// PayPal sends them.
-fn classify(event_type: &str) -> Option<EventKind> {
-    match event_type {
-        "PAYMENT.CAPTURE.COMPLETED" => Some(EventKind::Succeeded),
-        "PAYMENT.CAPTURE.DENIED" => Some(EventKind::Failed),
-        _ => None,
-    }
+fn classify(event_type: &str) -> Option<(EventKind, Resource)> {
+    Some(match event_type {
+        "PAYMENT.CAPTURE.COMPLETED" => (EventKind::Succeeded, Resource::Capture),
+        // PayPal documents both: DENIED when it refuses the capture (risk,
+        // compliance), DECLINED when the funding source does. Either way no
+        // money moved.
+        "PAYMENT.CAPTURE.DENIED" | "PAYMENT.CAPTURE.DECLINED" => {
+            (EventKind::Failed, Resource::Capture)
+        }
+        "PAYMENT.CAPTURE.PENDING" => (EventKind::Pending, Resource::Capture),
+        "CHECKOUT.ORDER.APPROVED" => (EventKind::Pending, Resource::CheckoutOrder),
+        _ => return None,
+    })
+}
+
+/// The names of an amount's fields in error messages, by where the amount
+/// sits in the event.
+struct AmountFields {
+    amount: &'static str,
+    currency_code: &'static str,
+    value: &'static str,
+}
+
+const CAPTURE_AMOUNT: AmountFields = AmountFields {
+    amount: "resource.amount",
+    currency_code: "resource.amount.currency_code",
+    value: "resource.amount.value",
+};
+
+const PURCHASE_UNIT_AMOUNT: AmountFields = AmountFields {
+    amount: "resource.purchase_units[0].amount",
+    currency_code: "resource.purchase_units[0].amount.currency_code",
+    value: "resource.purchase_units[0].amount.value",
+};
+
+/// What a resource tells about the payment.
+struct Read {
+    references: References,
+    amount: Option<Money>,
 }
 
 /// Reads a PayPal event body. See the module documentation for what is read.
@@ -95,7 +165,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
         return Err(invalid("event_type", "must not be empty"));
     }
 
-    let Some(kind) = classify(&event_type) else {
+    let Some((kind, resource)) = classify(&event_type) else {
         return Ok(GatewayEvent {
             gateway: crate::NAME.to_owned(),
             event_id: event_id.into_owned(),
@@ -106,10 +176,25 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
         });
     };
 
-    let capture: Capture<'_> = match envelope.resource {
-        Some(raw) if raw.get() != "null" => nested(raw, "resource")?,
-        _ => return Err(ParseError::MissingField("resource")),
+    let raw = present(envelope.resource).ok_or(ParseError::MissingField("resource"))?;
+    let read = match resource {
+        Resource::Capture => read_capture(raw)?,
+        Resource::CheckoutOrder => read_checkout_order(raw)?,
     };
+
+    Ok(GatewayEvent {
+        gateway: crate::NAME.to_owned(),
+        event_id: event_id.into_owned(),
+        event_type: event_type.into_owned(),
+        kind,
+        references: read.references,
+        amount: read.amount,
+    })
+}
+
+/// A capture: references in lookup order, and its amount (required).
+fn read_capture(raw: &RawValue) -> Result<Read, ParseError> {
+    let capture: Capture<'_> = nested(raw, "resource")?;
 
     let capture_id = non_empty(text(capture.id, "resource.id")?);
     // `custom_id` is the field meant for the merchant's own reference;
@@ -117,13 +202,12 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
     let transaction_id = non_empty(text(capture.custom_id, "resource.custom_id")?)
         .or(non_empty(text(capture.invoice_id, "resource.invoice_id")?));
     let order_id = read_order_id(capture.supplementary_data)?;
-    let amount = read_amount(capture.amount)?;
+    let amount = read_amount(
+        present(capture.amount).ok_or(ParseError::MissingField(CAPTURE_AMOUNT.amount))?,
+        &CAPTURE_AMOUNT,
+    )?;
 
-    Ok(GatewayEvent {
-        gateway: crate::NAME.to_owned(),
-        event_id: event_id.into_owned(),
-        event_type: event_type.into_owned(),
-        kind,
+    Ok(Read {
         references: References {
             transaction_id,
             external_id: order_id,
@@ -131,6 +215,63 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
         },
         amount: Some(amount),
     })
+}
+
+/// A checkout order: the transaction id of its first purchase unit, its own
+/// id as the external id, and the first purchase unit's amount if it has one.
+fn read_checkout_order(raw: &RawValue) -> Result<Read, ParseError> {
+    let order: CheckoutOrder<'_> = nested(raw, "resource")?;
+
+    let order_id = non_empty(text(order.id, "resource.id")?);
+    // payhook makes one payment per PayPal order, with one purchase unit;
+    // the first unit is the one the shop filled in.
+    let (transaction_id, amount) = match first_purchase_unit(order.purchase_units)? {
+        Some(unit) => {
+            // The same fallback as on a capture, whose `custom_id` and
+            // `invoice_id` PayPal copies from this purchase unit, so that
+            // both events name the same payment.
+            let transaction_id = non_empty(text(
+                unit.custom_id,
+                "resource.purchase_units[0].custom_id",
+            )?)
+            .or(non_empty(text(
+                unit.invoice_id,
+                "resource.purchase_units[0].invoice_id",
+            )?));
+            let amount = present(unit.amount)
+                .map(|raw| read_amount(raw, &PURCHASE_UNIT_AMOUNT))
+                .transpose()?;
+            (transaction_id, amount)
+        }
+        None => (None, None),
+    };
+
+    Ok(Read {
+        references: References {
+            transaction_id,
+            external_id: order_id,
+            gateway_reference: None,
+        },
+        amount,
+    })
+}
+
+/// `resource.purchase_units[0]`, if the array is present and not empty.
+fn first_purchase_unit(raw: Option<&RawValue>) -> Result<Option<PurchaseUnit<'_>>, ParseError> {
+    let Some(raw) = present(raw) else {
+        return Ok(None);
+    };
+    let field = "resource.purchase_units";
+    if raw.get().trim_start().as_bytes().first() != Some(&b'[') {
+        return Err(invalid(field, "expected an array"));
+    }
+    // Every element stays raw (unparsed) text; only the first is read.
+    let units: Vec<&RawValue> =
+        serde_json::from_str(raw.get()).map_err(|_| invalid(field, "expected an array"))?;
+    match units.first() {
+        Some(unit) => nested(unit, "resource.purchase_units[0]").map(Some),
+        None => Ok(None),
+    }
 }
 
 /// `resource.supplementary_data.related_ids.order_id`, if present at every
@@ -150,28 +291,27 @@ fn read_order_id(supplementary_data: Option<&RawValue>) -> Result<Option<String>
     )?))
 }
 
-/// `resource.amount`: a currency code and a decimal string, read exactly
-/// in that currency's minor units.
-fn read_amount(amount: Option<&RawValue>) -> Result<Money, ParseError> {
-    let raw = present(amount).ok_or(ParseError::MissingField("resource.amount"))?;
-    let amount: Amount<'_> = nested(raw, "resource.amount")?;
+/// An amount object (`raw`, present and not `null`): a currency code and a
+/// decimal string, read exactly in that currency's minor units. Errors name
+/// the fields as `fields` says.
+fn read_amount(raw: &RawValue, fields: &AmountFields) -> Result<Money, ParseError> {
+    let amount: Amount<'_> = nested(raw, fields.amount)?;
 
-    let code = text(amount.currency_code, "resource.amount.currency_code")?
-        .ok_or(ParseError::MissingField("resource.amount.currency_code"))?;
+    let code = text(amount.currency_code, fields.currency_code)?
+        .ok_or(ParseError::MissingField(fields.currency_code))?;
     let currency = Currency::parse(&code).map_err(|source| ParseError::Money {
-        field: "resource.amount.currency_code",
+        field: fields.currency_code,
         source,
     })?;
 
     // PayPal always sends the value as a string; a JSON number is not what
     // PayPal sent, so it is refused rather than read through a float.
-    let value = text(amount.value, "resource.amount.value")?
-        .ok_or(ParseError::MissingField("resource.amount.value"))?;
+    let value = text(amount.value, fields.value)?.ok_or(ParseError::MissingField(fields.value))?;
     if value.starts_with('-') {
-        return Err(invalid("resource.amount.value", "must not be negative"));
+        return Err(invalid(fields.value, "must not be negative"));
     }
     Money::parse(&value, currency).map_err(|source| ParseError::Money {
-        field: "resource.amount.value",
+        field: fields.value,
         source,
     })
 }

@@ -279,17 +279,19 @@ impl Decision {
 /// | kind | payment is | effect |
 /// |---|---|---|
 /// | succeeded | created, pending_external, failed, canceled | completed; the order's `paid_amount` grows and it becomes paid once that covers its total (`order.paid`); an order already paid stays so (`order.overpaid`) |
-/// | succeeded | completed or refunded | "already completed" |
+/// | succeeded | completed, partially_refunded, refunded | "already completed" |
 /// | failed | created, pending_external | failed (`payment.failed`) |
 /// | canceled | created, pending_external, failed | canceled (`payment.canceled`) |
-/// | failed, canceled | failed / canceled / completed or refunded | recorded, not applied |
-/// | pending | created | pending_external; otherwise no change |
+/// | failed, canceled | failed / canceled / completed, partially_refunded, refunded | recorded, not applied |
+/// | pending | created | pending_external; completed, partially_refunded, refunded: "already completed"; otherwise no change |
 ///
 /// A success whose amount differs is confirmed with the mismatch recorded
 /// under [`AmountPolicy::Warn`] and refused under [`AmountPolicy::Reject`].
 /// The gateway's reference the event names is recorded on a payment that
 /// has none yet (a checkout session's PaymentIntent id), whatever the
-/// outcome, so later events that carry only that reference find it.
+/// outcome, so later events that carry only that reference find it; only
+/// a refused amount (the payment stays as it was) and an event type
+/// payhook does not handle leave it unrecorded.
 pub fn decide(
     payment: &Payment,
     order: &OrderState,

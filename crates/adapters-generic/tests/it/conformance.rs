@@ -44,7 +44,7 @@ impl Conformance for StandardWebhooks {
 
     fn unhandled_body(&self) -> Option<Vec<u8>> {
         // The generic payload has no event types to ignore: any status but
-        // `completed` and `failed` is an error.
+        // `completed`, `failed`, `pending` and `canceled` is an error.
         None
     }
 

@@ -130,6 +130,104 @@ fn a_failed_payment() {
 }
 
 #[test]
+fn a_pending_payment() {
+    let headers = standard("msg_pending_1");
+    assert_eq!(
+        parse_with(&headers, &fixture("payment.pending")).unwrap(),
+        GatewayEvent {
+            gateway: "generic".into(),
+            event_id: "msg_pending_1".into(),
+            event_type: "payment.pending".into(),
+            kind: EventKind::Pending,
+            references: References {
+                transaction_id: Some("TXN-789012".into()),
+                external_id: Some("ext_789".into()),
+                gateway_reference: None,
+            },
+            amount: money(12000, "JPY"),
+        }
+    );
+}
+
+#[test]
+fn a_canceled_payment() {
+    let body = with_event_id(&fixture("payment.canceled"), r#""evt_canceled_1""#);
+    assert_eq!(
+        parse(&body).unwrap(),
+        GatewayEvent {
+            gateway: "generic".into(),
+            event_id: "evt_canceled_1".into(),
+            event_type: "payment.canceled".into(),
+            kind: EventKind::Canceled,
+            references: References {
+                transaction_id: Some("TXN-210987".into()),
+                external_id: Some("ext_321".into()),
+                gateway_reference: None,
+            },
+            amount: money(2050, "GBP"),
+        }
+    );
+}
+
+#[test]
+fn each_status_has_its_kind_and_event_type() {
+    for (status, kind) in [
+        ("completed", EventKind::Succeeded),
+        ("failed", EventKind::Failed),
+        ("pending", EventKind::Pending),
+        ("canceled", EventKind::Canceled),
+    ] {
+        let event = parse_changed(|payload| {
+            payload.insert("status".into(), status.into());
+        })
+        .unwrap();
+        assert_eq!(event.kind, kind, "{status}");
+        assert_eq!(event.event_type, format!("payment.{status}"));
+        // Everything else is read as for a completed payment.
+        assert_eq!(event.amount, money(15000, "USD"), "{status}");
+        assert_eq!(
+            event.references,
+            References {
+                transaction_id: Some("TXN-123456".into()),
+                external_id: Some("ext_123".into()),
+                gateway_reference: None,
+            },
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn pending_and_canceled_need_what_completed_needs() {
+    for status in ["pending", "canceled"] {
+        let result = parse_changed(|payload| {
+            payload.insert("status".into(), status.into());
+            payload.remove("amount");
+        });
+        assert_eq!(result, Err(ParseError::MissingField("amount")), "{status}");
+        let result = parse_changed(|payload| {
+            payload.insert("status".into(), status.into());
+            payload.remove("currency");
+        });
+        assert_eq!(
+            result,
+            Err(ParseError::MissingField("currency")),
+            "{status}"
+        );
+        let result = parse_changed(|payload| {
+            payload.insert("status".into(), status.into());
+            payload.remove("payment_id");
+            payload.remove("transaction_id");
+        });
+        assert_eq!(
+            result,
+            Err(ParseError::MissingField("payment_id or transaction_id")),
+            "{status}"
+        );
+    }
+}
+
+#[test]
 fn the_unsigned_adapter_parses_the_same_way() {
     let headers = TestHeaders::new();
     let body = fixture("payment.completed");
@@ -416,13 +514,20 @@ fn the_currency_decides_the_exponent_in_any_case() {
 #[test]
 fn any_other_status_is_an_invalid_status() {
     for status in [
-        "pending",
         "Completed",
         "COMPLETED",
         "success",
         "succeeded",
         "",
         "completed ",
+        "Pending",
+        "PENDING",
+        "processing",
+        "cancelled",
+        "CANCELED",
+        "canceled ",
+        // Refunds are a later addition to the generic payload.
+        "refunded",
     ] {
         let result = parse_changed(|payload| {
             payload.insert("status".into(), status.into());

@@ -62,6 +62,8 @@ fn payload_like() -> impl Strategy<Value = Vec<u8>> {
         "[a-zA-Z_]{0,10}".prop_map(|s| format!("\"{s}\"")),
         Just("\"completed\"".to_owned()),
         Just("\"failed\"".to_owned()),
+        Just("\"pending\"".to_owned()),
+        Just("\"canceled\"".to_owned()),
         Just("\"USD\"".to_owned()),
         Just("{}".to_owned()),
         Just("[]".to_owned()),

@@ -57,7 +57,7 @@ impl Conformance for Paypal {
     }
 
     fn unhandled_body(&self) -> Option<Vec<u8>> {
-        Some(event("CHECKOUT.ORDER.APPROVED"))
+        Some(event("PAYMENT.AUTHORIZATION.CREATED"))
     }
 
     fn timestamp_tolerance(&self) -> Option<Duration> {

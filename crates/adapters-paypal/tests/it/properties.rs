@@ -32,18 +32,29 @@ fn event_like() -> impl Strategy<Value = Vec<u8>> {
         Just("[]".to_owned()),
         Just(r#"{"currency_code":"USD","value":"1.00"}"#.to_owned()),
         Just(r#"{"related_ids":{"order_id":"5O1"}}"#.to_owned()),
+        Just(
+            r#"[{"custom_id":"TXN-1","amount":{"currency_code":"USD","value":"1.00"}}]"#.to_owned()
+        ),
+        Just(r#"[{"custom_id":7,"amount":null},{}]"#.to_owned()),
+        Just(r#"[null]"#.to_owned()),
     ];
     let event_type = prop_oneof![
         Just("PAYMENT.CAPTURE.COMPLETED"),
         Just("PAYMENT.CAPTURE.DENIED"),
+        Just("PAYMENT.CAPTURE.DECLINED"),
+        Just("PAYMENT.CAPTURE.PENDING"),
         Just("CHECKOUT.ORDER.APPROVED"),
+        Just("PAYMENT.AUTHORIZATION.CREATED"),
     ];
+    // A capture's fields and a checkout order's, mixed: each type reads
+    // its own and must ignore the others.
     let fields = [
         "id",
         "amount",
         "custom_id",
         "invoice_id",
         "supplementary_data",
+        "purchase_units",
     ];
     (
         event_type,

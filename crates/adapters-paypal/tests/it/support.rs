@@ -24,10 +24,13 @@ pub const CERT_URL: &str =
     "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-1d93a270";
 
 /// Every event fixture, named by the type it carries.
-pub const EVENTS: [&str; 3] = [
+pub const EVENTS: [&str; 6] = [
     "PAYMENT.CAPTURE.COMPLETED",
     "PAYMENT.CAPTURE.DENIED",
+    "PAYMENT.CAPTURE.DECLINED",
+    "PAYMENT.CAPTURE.PENDING",
     "CHECKOUT.ORDER.APPROVED",
+    "PAYMENT.AUTHORIZATION.CREATED",
 ];
 
 /// The test-only key pairs in `tests/fixtures`: the certificate PEM and

@@ -53,6 +53,8 @@ impl GatewayAdapter for TestAdapter {
         let kind = match event_type.as_str() {
             "payment.succeeded" => EventKind::Succeeded,
             "payment.failed" => EventKind::Failed,
+            "payment.canceled" => EventKind::Canceled,
+            "payment.pending" => EventKind::Pending,
             _ => EventKind::NotHandled,
         };
         let amount = match (text_field(&body, "amount"), text_field(&body, "currency")) {
@@ -178,6 +180,12 @@ impl Harness {
         self.payments.order(id).await.expect("order exists").status
     }
 
+    /// The order's status and `paid_amount`.
+    async fn order_paid(&self, id: OrderId) -> (OrderStatus, Money) {
+        let order = self.payments.order(id).await.expect("order exists");
+        (order.status, order.paid_amount)
+    }
+
     fn outbox_kinds(&self) -> Vec<NotificationKind> {
         self.store.outbox().iter().map(|n| n.kind).collect()
     }
@@ -222,6 +230,11 @@ fn decided(outcome: Outcome, payment: &Payment) -> WebhookOutcome {
         outcome,
         payment: PaymentRef::from(payment),
     }
+}
+
+/// The body of the outbox row `index`.
+fn outbox_payload(h: &Harness, index: usize) -> Value {
+    serde_json::from_str(&h.store.outbox()[index].payload).expect("JSON")
 }
 
 #[tokio::test]
@@ -722,7 +735,21 @@ async fn a_second_payment_of_a_paid_order_does_not_pay_it_again() {
     assert_eq!(outcome, decided(Outcome::Confirmed, &second));
     assert_eq!(h.payment(first.id).await.status, PaymentStatus::Completed);
     assert_eq!(h.payment(second.id).await.status, PaymentStatus::Completed);
-    assert_eq!(h.outbox_kinds(), [NotificationKind::OrderPaid]);
+    assert_eq!(
+        h.order_paid(order.id).await,
+        (OrderStatus::Paid, money(30000, "USD"))
+    );
+    // The shop is told once that the order is paid, then that it was paid
+    // twice, so that it refunds one payment.
+    assert_eq!(
+        h.outbox_kinds(),
+        [NotificationKind::OrderPaid, NotificationKind::OrderOverpaid]
+    );
+    let overpaid = outbox_payload(&h, 1);
+    assert_eq!(overpaid["payment_id"], json!(second.id.0));
+    assert_eq!(overpaid["payment_ids"], json!([first.id.0, second.id.0]));
+    assert_eq!(overpaid["paid_amount"], "300.00");
+    assert_eq!(overpaid["order_total"], "150.00");
 }
 
 #[tokio::test]
@@ -1405,5 +1432,254 @@ async fn recorded_events_are_listed_by_page() {
         })
         .await,
         ["evt_0"]
+    );
+}
+
+#[tokio::test]
+async fn a_payment_in_another_currency_than_its_order_is_refused_and_not_stored() {
+    let h = harness(AmountPolicy::Warn);
+    let order = h.order_for("o").await;
+    for amount in [
+        money(15000, "EUR"),
+        money(150, "JPY"),
+        money(150_000, "KWD"),
+    ] {
+        let result = h
+            .payments
+            .create_payment(order.id, "test".into(), amount)
+            .await;
+        let Err(error @ PaymentError::CurrencyMismatch { order: "USD", .. }) = &result else {
+            panic!("{amount}: {result:?}");
+        };
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "invalid currency: the order is in USD, the payment in {}",
+                amount.currency().code()
+            )
+        );
+    }
+    assert!(matches!(
+        h.payments.payment(PaymentId(1)).await,
+        Err(PaymentError::Store(StoreError::PaymentNotFound(_)))
+    ));
+    assert_eq!(
+        h.order_paid(order.id).await,
+        (OrderStatus::Pending, money(0, "USD"))
+    );
+    // Nothing was stored and no transaction id spent: the first valid
+    // payment gets the first of each.
+    let valid = h
+        .payments
+        .create_payment(order.id, "test".into(), money(15000, "USD"))
+        .await
+        .expect("same currency");
+    assert_eq!(valid.id, PaymentId(1));
+    assert_eq!(valid.transaction_id, "TXN-TEST-1");
+}
+
+#[tokio::test]
+async fn a_paid_order_takes_no_new_payment() {
+    let h = harness(AmountPolicy::Warn);
+    let order = h.order_for("o").await;
+    let first = h.pending_payment(&order, "pi_1").await;
+    h.deliver(&succeeded("evt_1", json!({"external_id": "pi_1"})))
+        .await
+        .expect("confirmed");
+    assert_eq!(h.order_status(order.id).await, OrderStatus::Paid);
+
+    let result = h
+        .payments
+        .create_payment(order.id, "test".into(), money(15000, "USD"))
+        .await;
+    let Err(error @ PaymentError::OrderClosed { .. }) = &result else {
+        panic!("{result:?}");
+    };
+    assert!(
+        matches!(error, PaymentError::OrderClosed { order: id, status: OrderStatus::Paid } if *id == order.id),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!("order {} is already paid", order.id)
+    );
+
+    // Nothing was written: the next payment, of another order, follows the first.
+    assert!(matches!(
+        h.payments.payment(PaymentId(first.id.0 + 1)).await,
+        Err(PaymentError::Store(StoreError::PaymentNotFound(_)))
+    ));
+    assert_eq!(
+        h.order_paid(order.id).await,
+        (OrderStatus::Paid, money(15000, "USD"))
+    );
+    assert_eq!(h.outbox_kinds(), [NotificationKind::OrderPaid]);
+    let other = h.order_for("o-2").await;
+    let next = h
+        .payments
+        .create_payment(other.id, "test".into(), money(15000, "USD"))
+        .await
+        .expect("the other order is pending");
+    assert_eq!(next.id, PaymentId(first.id.0 + 1));
+}
+
+#[tokio::test]
+async fn a_split_order_is_paid_when_both_halves_complete() {
+    let h = harness(AmountPolicy::Warn);
+    let order = h.order_for("o").await;
+    let mut halves = Vec::new();
+    for external_id in ["pi_half_1", "pi_half_2"] {
+        let created = h
+            .payments
+            .create_payment(order.id, "test".into(), money(7500, "USD"))
+            .await
+            .expect("a payment for part of the total");
+        halves.push(
+            h.payments
+                .mark_pending(created.id, external_id.into())
+                .await
+                .expect("pending"),
+        );
+    }
+
+    let first = succeeded(
+        "evt_1",
+        json!({"external_id": "pi_half_1", "amount": "75.00", "currency": "USD"}),
+    );
+    assert_eq!(
+        h.deliver(&first).await.expect("first half"),
+        decided(Outcome::Confirmed, &halves[0])
+    );
+    assert_eq!(
+        h.order_paid(order.id).await,
+        (OrderStatus::Pending, money(7500, "USD"))
+    );
+    assert!(h.store.outbox().is_empty(), "{:?}", h.outbox_kinds());
+    // The order still takes a payment while it is not covered.
+    assert_eq!(
+        h.payments.order(order.id).await.expect("order").status,
+        OrderStatus::Pending
+    );
+
+    // A retry of the first half counts once.
+    let again = succeeded("evt_1b", json!({"external_id": "pi_half_1"}));
+    assert_eq!(
+        h.deliver(&again).await.expect("retry"),
+        decided(Outcome::AlreadyCompleted, &halves[0])
+    );
+    assert_eq!(
+        h.order_paid(order.id).await,
+        (OrderStatus::Pending, money(7500, "USD"))
+    );
+
+    h.clock.set(at(30));
+    let second = succeeded(
+        "evt_2",
+        json!({"external_id": "pi_half_2", "amount": "75.00", "currency": "USD"}),
+    );
+    assert_eq!(
+        h.deliver(&second).await.expect("second half"),
+        decided(Outcome::Confirmed, &halves[1])
+    );
+    let paid = h.payments.order(order.id).await.expect("order");
+    assert_eq!(paid.status, OrderStatus::Paid);
+    assert_eq!(paid.paid_amount, money(15000, "USD"));
+    assert_eq!(paid.paid_amount.amount_string(), "150.00");
+    assert_eq!(paid.updated_at, at(30));
+    assert_eq!(h.outbox_kinds(), [NotificationKind::OrderPaid]);
+    let body = outbox_payload(&h, 0);
+    assert_eq!(body["payment_id"], json!(halves[1].id.0));
+    assert_eq!(body["amount"], "75.00");
+
+    assert!(matches!(
+        h.payments
+            .create_payment(order.id, "test".into(), money(7500, "USD"))
+            .await,
+        Err(PaymentError::OrderClosed { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_canceled_checkout_still_completes_when_the_money_arrives() {
+    let h = harness(AmountPolicy::Warn);
+    let order = h.order_for("o").await;
+    let created = h
+        .payments
+        .create_payment(order.id, "test".into(), money(15000, "USD"))
+        .await
+        .expect("payment");
+
+    // The gateway names the payment by our transaction id before the shop
+    // recorded its own id for it: `pending` moves it on.
+    let pending = with_type(
+        "evt_1",
+        "payment.pending",
+        json!({"transaction_id": created.transaction_id}),
+    );
+    assert_eq!(
+        h.deliver(&pending).await.expect("pending"),
+        decided(Outcome::Pending, &created)
+    );
+    assert_eq!(
+        h.payment(created.id).await.status,
+        PaymentStatus::PendingExternal
+    );
+
+    let canceled = with_type(
+        "evt_2",
+        "payment.canceled",
+        json!({"transaction_id": created.transaction_id}),
+    );
+    assert_eq!(
+        h.deliver(&canceled).await.expect("canceled"),
+        decided(Outcome::Canceled, &created)
+    );
+    assert_eq!(h.payment(created.id).await.status, PaymentStatus::Canceled);
+    let failed_late = failed("evt_3", json!({"transaction_id": created.transaction_id}));
+    assert_eq!(
+        h.deliver(&failed_late).await.expect("recorded"),
+        decided(Outcome::AlreadyCanceled, &created)
+    );
+
+    let success = succeeded("evt_4", json!({"transaction_id": created.transaction_id}));
+    assert_eq!(
+        h.deliver(&success).await.expect("confirmed"),
+        decided(Outcome::Confirmed, &created)
+    );
+    let late_cancel = with_type(
+        "evt_5",
+        "payment.canceled",
+        json!({"transaction_id": created.transaction_id}),
+    );
+    assert_eq!(
+        h.deliver(&late_cancel).await.expect("recorded"),
+        decided(Outcome::LateCancelIgnored, &created)
+    );
+    assert_eq!(h.payment(created.id).await.status, PaymentStatus::Completed);
+    assert_eq!(
+        h.order_paid(order.id).await,
+        (OrderStatus::Paid, money(15000, "USD"))
+    );
+    assert_eq!(
+        h.outbox_kinds(),
+        [
+            NotificationKind::PaymentCanceled,
+            NotificationKind::OrderPaid
+        ]
+    );
+    let outcomes: Vec<String> = h
+        .events()
+        .into_iter()
+        .map(|(_, outcome, _)| outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "pending",
+            "canceled",
+            "already_canceled",
+            "confirmed",
+            "late_cancel_ignored"
+        ]
     );
 }

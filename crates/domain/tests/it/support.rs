@@ -1,10 +1,10 @@
-//! Builders shared by the test modules: currencies, payments and events with
-//! readable defaults.
+//! Builders shared by the test modules: currencies, payments, orders and
+//! events with readable defaults.
 
 use chrono::{DateTime, Utc};
 use payhook_domain::{
-    Currency, EventKind, GatewayEvent, Money, OrderId, Payment, PaymentId, PaymentStatus,
-    References,
+    Currency, EventKind, GatewayEvent, Money, OrderId, OrderState, OrderStatus, Payment, PaymentId,
+    PaymentStatus, References,
 };
 
 /// A currency by code; the tests only use valid ones.
@@ -47,6 +47,8 @@ pub fn event(kind: EventKind, amount: Option<Money>) -> GatewayEvent {
         event_type: match kind {
             EventKind::Succeeded => "payment.succeeded",
             EventKind::Failed => "payment.failed",
+            EventKind::Canceled => "payment.canceled",
+            EventKind::Pending => "payment.pending",
             EventKind::NotHandled => "payment.created",
             // `EventKind` is non-exhaustive; a kind added later is some other type.
             _ => "payment.created",
@@ -60,4 +62,35 @@ pub fn event(kind: EventKind, amount: Option<Money>) -> GatewayEvent {
         },
         amount,
     }
+}
+
+/// Every event kind. `EventKind` is non-exhaustive, so a kind added later
+/// must be added here by hand; the tables then fail until it has rows.
+pub const KINDS: [EventKind; 5] = [
+    EventKind::Succeeded,
+    EventKind::Failed,
+    EventKind::Canceled,
+    EventKind::Pending,
+    EventKind::NotHandled,
+];
+
+/// The state of an order of `total` whose completed payments are `paid`
+/// (id and amount), as a store reads it: paid once they cover the total,
+/// and `paid_by` filled only when `decide` needs it.
+pub fn order_state(total: Money, paid: &[(PaymentId, Money)]) -> OrderState {
+    let mut state = OrderState::unpaid(total);
+    for (id, amount) in paid {
+        state.paid_amount = state
+            .paid_amount
+            .checked_add(*amount)
+            .expect("test amounts share the order's currency");
+        state.paid_by.push(*id);
+    }
+    if state.paid_amount.minor() >= total.minor() && !paid.is_empty() {
+        state.status = OrderStatus::Paid;
+    }
+    if !OrderState::needs_paid_by(state.status) {
+        state.paid_by.clear();
+    }
+    state
 }

@@ -154,7 +154,7 @@ async fn an_event_without_a_payment_is_not_found_and_kept() {
 async fn an_event_type_payhook_does_not_handle_is_ignored() {
     let app = spawn_app_with_paypal(&[]);
     let payment = app.pending_payment_for("paypal", ORDER_ID).await;
-    let body = raw_fixture("CHECKOUT.ORDER.APPROVED");
+    let body = raw_fixture("PAYMENT.AUTHORIZATION.CREATED");
     let call = PaypalCall::signed_now(&body);
 
     let answer = app.post_paypal(&body, &call.headers()).await;
@@ -162,7 +162,10 @@ async fn an_event_type_payhook_does_not_handle_is_ignored() {
     let body = answer.assert_status(StatusCode::OK);
     assert_eq!(body["status"], "ignored");
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains("CHECKOUT.ORDER.APPROVED"), "{message}");
+    assert!(
+        message.contains("PAYMENT.AUTHORIZATION.CREATED"),
+        "{message}"
+    );
     app.assert_nothing_written(Some(&payment)).await;
 }
 
