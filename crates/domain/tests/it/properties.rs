@@ -181,7 +181,7 @@ impl Ledger {
     /// `decide` needs it, as the contract lets a store do.
     fn order(&self) -> OrderState {
         // No payment here is ever refunded, so those of paid_by are not.
-        let paid_by = if OrderState::needs_paid_by(self.status, EventKind::Succeeded) {
+        let paid_by = if OrderState::needs_paid_by(self.status, Succeeded) {
             self.completed()
         } else {
             Vec::new()
