@@ -52,10 +52,17 @@ def stripe_v1(body: bytes, secret: bytes = STRIPE_SECRET, t: int = STRIPE_T) -> 
 for name, extra in [
     ("payment_intent.succeeded", []),
     ("payment_intent.payment_failed", []),
+    ("payment_intent.canceled", []),
+    ("payment_intent.processing", []),
+    ("payment_intent.requires_action", []),
     ("charge.succeeded", []),
     # A rotation as Stripe sends it: a v0, a v1 for another secret, ours.
     ("charge.failed", ["v0=6ffbb59b2300aae63f272406069a9788598b792a944a07aba816edb039989a39",
                        "v1=" + "0" * 64]),
+    ("checkout.session.completed", []),
+    ("checkout.session.async_payment_succeeded", []),
+    ("checkout.session.async_payment_failed", []),
+    ("checkout.session.expired", []),
     ("customer.created", []),
 ]:
     body = fixture("adapters-stripe", f"{name}.json")

@@ -104,6 +104,7 @@ pub(crate) fn parse<H: Headers + ?Sized>(
         kind,
         references,
         amount: Some(amount),
+        report: None,
     })
 }
 

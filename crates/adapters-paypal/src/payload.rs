@@ -173,6 +173,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
             kind: EventKind::NotHandled,
             references: References::default(),
             amount: None,
+            report: None,
         });
     };
 
@@ -189,6 +190,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
         kind,
         references: read.references,
         amount: read.amount,
+        report: None,
     })
 }
 

@@ -22,8 +22,13 @@ const SECRET: &str = "whsec_bench_secret";
 /// The signed timestamp, and the `now` every verification runs at.
 const SIGNED_AT: i64 = 1_700_000_000;
 
-/// The fixtures measured: the two handled success events, the common case.
-const FIXTURES: &[&str] = &["payment_intent.succeeded", "charge.succeeded"];
+/// The fixtures measured: the success events of a PaymentIntent, a Charge
+/// and a Checkout Session, the common case.
+const FIXTURES: &[&str] = &[
+    "payment_intent.succeeded",
+    "charge.succeeded",
+    "checkout.session.completed",
+];
 
 /// One fixture with its headers, signed the way Stripe signs it.
 struct Signed {

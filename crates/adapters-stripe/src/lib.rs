@@ -4,13 +4,28 @@
 //! [`StripeAdapter`] implements [`GatewayAdapter`]. It verifies exactly what
 //! Stripe's own libraries verify (HMAC-SHA256 of `"<t>.<raw body>"` keyed with
 //! the endpoint secret, any `v1` against any configured secret, a timestamp
-//! tolerance) and maps four event types onto the domain:
+//! tolerance) and maps these event types onto the domain (`o` is the
+//! event's `data.object`):
 //!
-//! | Stripe event type | [`EventKind`] |
-//! |---|---|
-//! | `payment_intent.succeeded`, `charge.succeeded` | `Succeeded` |
-//! | `payment_intent.payment_failed`, `charge.failed` | `Failed` |
-//! | anything else | `NotHandled` |
+//! | Stripe event type | [`EventKind`] | amount | references: transaction id, external id, gateway reference |
+//! |---|---|---|---|
+//! | `payment_intent.succeeded` | `Succeeded` | `o.amount_received` (else `o.amount`) | `o.metadata.transaction_id`, `o.id`, `o.id` |
+//! | `payment_intent.payment_failed` | `Failed` | `o.amount` | the same |
+//! | `payment_intent.canceled` | `Canceled` | `o.amount` | the same |
+//! | `payment_intent.processing`, `payment_intent.requires_action` | `Pending` | `o.amount` | the same |
+//! | `charge.succeeded` (captured) | `Succeeded` | `o.amount` | `o.metadata.transaction_id`, `o.payment_intent`, `o.id` |
+//! | `charge.failed` | `Failed` | `o.amount` | the same |
+//! | `checkout.session.completed` | `o.payment_status` `paid` or `no_payment_required`: `Succeeded`; `unpaid`: `Pending` | `o.amount_total`, none when null | `o.metadata.transaction_id` or else `o.client_reference_id`, the session id `o.id`, `o.payment_intent` |
+//! | `checkout.session.async_payment_succeeded` | `Succeeded` | the same | the same |
+//! | `checkout.session.async_payment_failed` | `Failed` | the same | the same |
+//! | `checkout.session.expired` | `Canceled` | the same | the same |
+//! | anything else | `NotHandled` | none | none |
+//!
+//! Amounts are in `o.currency`, rescaled from Stripe's minor unit to the
+//! ISO one where they differ. A `payment_status` other than the three
+//! Stripe documents is refused, not guessed at. Nothing else of the object
+//! is read (a canceled intent's `cancellation_reason`, say): it stays in
+//! the stored event body.
 //!
 //! What it deliberately does not do: no IO and no state. It never calls
 //! Stripe's API (an event is taken as signed, not re-fetched), never reads
@@ -140,9 +155,9 @@ impl GatewayAdapter for StripeAdapter {
         )
     }
 
-    /// Reads the event envelope. Only the four handled types need
-    /// `data.object`; every other type comes back as `NotHandled` with just
-    /// its id and type read.
+    /// Reads the event envelope. Only the handled types of the table above
+    /// need `data.object`; every other type comes back as `NotHandled` with
+    /// just its id and type read.
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<GatewayEvent, ParseError> {
         payload::parse(request.body)
     }

@@ -57,8 +57,10 @@ struct Data<O> {
     object: Option<O>,
 }
 
-/// The members payhook reads from a PaymentIntent or a Charge, with
-/// `metadata` as `M`.
+/// The members payhook reads from a PaymentIntent, a Charge or a Checkout
+/// Session, with `metadata` as `M`. One struct for the three, because the
+/// one pass reads `data.object` before it knows the type; each object
+/// simply lacks the members of the others.
 #[derive(Deserialize)]
 struct StripeObject<'a, M> {
     #[serde(borrow)]
@@ -74,6 +76,19 @@ struct StripeObject<'a, M> {
     metadata: Option<M>,
     #[serde(borrow)]
     captured: Option<&'a RawValue>,
+    #[serde(borrow)]
+    amount_total: Option<&'a RawValue>,
+    #[serde(borrow)]
+    payment_status: Option<&'a RawValue>,
+    #[serde(borrow)]
+    client_reference_id: Option<&'a RawValue>,
+}
+
+/// An expanded object in place of its id: only the id is read.
+#[derive(Deserialize)]
+struct Expanded<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -148,22 +163,61 @@ fn open<'a, T, L: Level<'a, T>>(
     })
 }
 
-/// Which kind of Stripe object a handled event carries.
+/// What a handled event type says happened, and which object it carries.
 #[derive(Clone, Copy)]
-enum ObjectKind {
+enum Handled {
+    /// A PaymentIntent or Charge event; the type says what happened.
+    Payment(EventKind, PaymentObject),
+    /// A Checkout Session event.
+    Session(SessionKind),
+}
+
+/// The object of a [`Handled::Payment`] event.
+#[derive(Clone, Copy)]
+enum PaymentObject {
     PaymentIntent,
     Charge,
 }
 
+/// What a Checkout Session event says happened.
+#[derive(Clone, Copy)]
+enum SessionKind {
+    /// The type alone says it.
+    Is(EventKind),
+    /// `checkout.session.completed`: the customer finished the checkout,
+    /// but whether money moved is the session's `payment_status` (a bank
+    /// debit completes the checkout `unpaid` and settles days later, with
+    /// `async_payment_succeeded` or `_failed`).
+    ByPaymentStatus,
+}
+
 /// The handled event types; `None` for all others.
-fn classify(event_type: &str) -> Option<(EventKind, ObjectKind)> {
+fn classify(event_type: &str) -> Option<Handled> {
+    use EventKind::{Canceled, Failed, Pending, Succeeded};
+    use Handled::{Payment, Session};
+    use PaymentObject::{Charge, PaymentIntent};
     Some(match event_type {
-        "payment_intent.succeeded" => (EventKind::Succeeded, ObjectKind::PaymentIntent),
-        "payment_intent.payment_failed" => (EventKind::Failed, ObjectKind::PaymentIntent),
-        "charge.succeeded" => (EventKind::Succeeded, ObjectKind::Charge),
-        "charge.failed" => (EventKind::Failed, ObjectKind::Charge),
+        "payment_intent.succeeded" => Payment(Succeeded, PaymentIntent),
+        "payment_intent.payment_failed" => Payment(Failed, PaymentIntent),
+        "payment_intent.canceled" => Payment(Canceled, PaymentIntent),
+        "payment_intent.processing" | "payment_intent.requires_action" => {
+            Payment(Pending, PaymentIntent)
+        }
+        "charge.succeeded" => Payment(Succeeded, Charge),
+        "charge.failed" => Payment(Failed, Charge),
+        "checkout.session.completed" => Session(SessionKind::ByPaymentStatus),
+        "checkout.session.async_payment_succeeded" => Session(SessionKind::Is(Succeeded)),
+        "checkout.session.async_payment_failed" => Session(SessionKind::Is(Failed)),
+        "checkout.session.expired" => Session(SessionKind::Is(Canceled)),
         _ => return None,
     })
+}
+
+/// What a handled object says, once read.
+struct Reading {
+    kind: EventKind,
+    references: References,
+    amount: Option<Money>,
 }
 
 /// Reads a Stripe event body. See the module documentation for what is read.
@@ -214,7 +268,7 @@ where
         return Err(invalid("type", "must not be empty"));
     }
 
-    let Some((kind, object_kind)) = classify(&event_type) else {
+    let Some(handled) = classify(&event_type) else {
         return Ok(not_handled(event_id, event_type));
     };
 
@@ -222,6 +276,36 @@ where
         Some(data) => open(data.object, "data.object")?,
         None => None,
     };
+    let object = object.ok_or(ParseError::MissingField("data.object"))?;
+    let reading = match handled {
+        Handled::Payment(kind, payment_object) => {
+            match read_payment(kind, payment_object, &event_type, object)? {
+                Some(reading) => reading,
+                None => return Ok(not_handled(event_id, event_type)),
+            }
+        }
+        Handled::Session(session_kind) => read_session(session_kind, object)?,
+    };
+
+    Ok(GatewayEvent {
+        gateway: crate::NAME.to_owned(),
+        event_id: event_id.into_owned(),
+        event_type: event_type.into_owned(),
+        kind: reading.kind,
+        references: reading.references,
+        amount: reading.amount,
+        report: None,
+    })
+}
+
+/// A PaymentIntent or Charge event; `None` when it turns out not to be
+/// one payhook acts on (an uncaptured charge).
+fn read_payment<'a, M: Level<'a, Metadata<'a>>>(
+    kind: EventKind,
+    payment_object: PaymentObject,
+    event_type: &str,
+    object: StripeObject<'a, M>,
+) -> Result<Option<Reading>, ParseError> {
     let StripeObject {
         id,
         amount,
@@ -230,31 +314,26 @@ where
         payment_intent,
         metadata,
         captured,
-    } = object.ok_or(ParseError::MissingField("data.object"))?;
+        ..
+    } = object;
 
     // A charge made with manual capture reports `charge.succeeded` when it is
     // only authorised (`captured: false`): no money has moved yet, so it
     // must not confirm the order. `payment_intent.succeeded` (or a later
     // capture) does.
-    if matches!(object_kind, ObjectKind::Charge)
+    if matches!(payment_object, PaymentObject::Charge)
         && kind == EventKind::Succeeded
         && captured.map(RawValue::get) == Some("false")
     {
-        return Ok(not_handled(event_id, event_type));
+        return Ok(None);
     }
 
     let own_id = non_empty(text(id, "data.object.id")?);
-    let payment_intent_id = match object_kind {
-        ObjectKind::PaymentIntent => own_id.clone(),
-        ObjectKind::Charge => non_empty(text(payment_intent, "data.object.payment_intent")?),
+    let payment_intent_id = match payment_object {
+        PaymentObject::PaymentIntent => own_id.clone(),
+        PaymentObject::Charge => non_empty(text(payment_intent, "data.object.payment_intent")?),
     };
-    let transaction_id = match open(metadata, "data.object.metadata")? {
-        Some(metadata) => non_empty(text(
-            metadata.transaction_id,
-            "data.object.metadata.transaction_id",
-        )?),
-        None => None,
-    };
+    let transaction_id = metadata_transaction_id(metadata)?;
 
     let received = if event_type == "payment_intent.succeeded" {
         amount_received
@@ -263,10 +342,7 @@ where
     };
     let amount = read_amount(received, amount, currency)?;
 
-    Ok(GatewayEvent {
-        gateway: crate::NAME.to_owned(),
-        event_id: event_id.into_owned(),
-        event_type: event_type.into_owned(),
+    Ok(Some(Reading {
         kind,
         references: References {
             transaction_id,
@@ -274,7 +350,111 @@ where
             gateway_reference: own_id,
         },
         amount: Some(amount),
+    }))
+}
+
+/// A Checkout Session event: the shop's id from the session's metadata or
+/// its `client_reference_id`, the session id as the external id (a shop
+/// marks its payment pending with it before any PaymentIntent exists), and
+/// the session's PaymentIntent as the gateway reference, so that the
+/// store learns it and later events naming only `pi_...` find the payment.
+fn read_session<'a, M: Level<'a, Metadata<'a>>>(
+    session_kind: SessionKind,
+    object: StripeObject<'a, M>,
+) -> Result<Reading, ParseError> {
+    let StripeObject {
+        id,
+        currency,
+        payment_intent,
+        metadata,
+        amount_total,
+        payment_status,
+        client_reference_id,
+        ..
+    } = object;
+
+    let kind = match session_kind {
+        SessionKind::Is(kind) => kind,
+        SessionKind::ByPaymentStatus => completed_kind(payment_status)?,
+    };
+    let session_id = non_empty(text(id, "data.object.id")?);
+    // Both are read, so a wrongly typed one is refused whichever is set.
+    // The metadata wins: it is where the PaymentIntent events carry the
+    // shop's id too, and a shop may use `client_reference_id` for its own
+    // cart or customer reference.
+    let from_metadata = metadata_transaction_id(metadata)?;
+    let client_reference = non_empty(text(
+        client_reference_id,
+        "data.object.client_reference_id",
+    )?);
+    // Null until the customer confirms a payment, so an expired or
+    // unpaid session may have none.
+    let payment_intent_id = expandable_id(
+        payment_intent,
+        "data.object.payment_intent",
+        "data.object.payment_intent.id",
+    )?;
+    // Null when the session has no total (no line items priced yet), which
+    // is no amount to compare, not a malformed event.
+    let amount = match minor_units(amount_total, "data.object.amount_total")? {
+        Some(minor) => Some(to_money(minor, "data.object.amount_total", currency)?),
+        None => None,
+    };
+
+    Ok(Reading {
+        kind,
+        references: References {
+            transaction_id: from_metadata.or(client_reference),
+            external_id: session_id,
+            gateway_reference: payment_intent_id,
+        },
+        amount,
     })
+}
+
+/// The kind of a `checkout.session.completed` by its `payment_status`.
+/// Stripe documents exactly three values; any other is refused rather
+/// than guessed at, since guessing wrong would confirm an unpaid order.
+fn completed_kind(payment_status: Option<&RawValue>) -> Result<EventKind, ParseError> {
+    const FIELD: &str = "data.object.payment_status";
+    let status = text(payment_status, FIELD)?.ok_or(ParseError::MissingField(FIELD))?;
+    match &*status {
+        "paid" | "no_payment_required" => Ok(EventKind::Succeeded),
+        "unpaid" => Ok(EventKind::Pending),
+        _ => Err(invalid(
+            FIELD,
+            "expected paid, unpaid or no_payment_required",
+        )),
+    }
+}
+
+/// `metadata.transaction_id`, payhook's `TXN-...` as the shop passed it.
+fn metadata_transaction_id<'a, M: Level<'a, Metadata<'a>>>(
+    metadata: Option<M>,
+) -> Result<Option<String>, ParseError> {
+    Ok(match open(metadata, "data.object.metadata")? {
+        Some(metadata) => non_empty(text(
+            metadata.transaction_id,
+            "data.object.metadata.transaction_id",
+        )?),
+        None => None,
+    })
+}
+
+/// The id in an expandable member: Stripe writes the id, or, when asked to
+/// expand it, the object itself, whose `id` it is.
+fn expandable_id(
+    raw: Option<&RawValue>,
+    field: &'static str,
+    id_field: &'static str,
+) -> Result<Option<String>, ParseError> {
+    match raw {
+        Some(raw) if starts_an_object(raw.get().as_bytes()) => {
+            let expanded: Expanded<'_> = nested(raw, field)?;
+            Ok(non_empty(text(expanded.id, id_field)?))
+        }
+        _ => Ok(non_empty(text(raw, field)?)),
+    }
 }
 
 /// An event payhook does not act on: its id and type, nothing else.
@@ -286,6 +466,7 @@ fn not_handled(event_id: Cow<'_, str>, event_type: Cow<'_, str>) -> GatewayEvent
         kind: EventKind::NotHandled,
         references: References::default(),
         amount: None,
+        report: None,
     }
 }
 
@@ -308,6 +489,16 @@ fn read_amount(
             "data.object.amount",
         ),
     };
+    to_money(stripe_minor, amount_field, currency)
+}
+
+/// `stripe_minor` of the object's `currency` in Stripe's minor unit, read
+/// from `amount_field`, as payhook's money.
+fn to_money(
+    stripe_minor: i64,
+    amount_field: &'static str,
+    currency: Option<&RawValue>,
+) -> Result<Money, ParseError> {
     let code = text(currency, "data.object.currency")?
         .ok_or(ParseError::MissingField("data.object.currency"))?;
     let currency = Currency::parse(&code).map_err(|source| ParseError::Money {
@@ -676,11 +867,18 @@ mod tests {
     }
 
     /// Every fixture, each shaped like a real Stripe event.
-    const FIXTURES: [&str; 5] = [
+    const FIXTURES: [&str; 12] = [
         include_str!("../tests/fixtures/payment_intent.succeeded.json"),
         include_str!("../tests/fixtures/payment_intent.payment_failed.json"),
+        include_str!("../tests/fixtures/payment_intent.canceled.json"),
+        include_str!("../tests/fixtures/payment_intent.processing.json"),
+        include_str!("../tests/fixtures/payment_intent.requires_action.json"),
         include_str!("../tests/fixtures/charge.succeeded.json"),
         include_str!("../tests/fixtures/charge.failed.json"),
+        include_str!("../tests/fixtures/checkout.session.completed.json"),
+        include_str!("../tests/fixtures/checkout.session.async_payment_succeeded.json"),
+        include_str!("../tests/fixtures/checkout.session.async_payment_failed.json"),
+        include_str!("../tests/fixtures/checkout.session.expired.json"),
         include_str!("../tests/fixtures/customer.created.json"),
     ];
 
@@ -700,12 +898,18 @@ mod tests {
             r#"{"id":5,"amount":1,"currency":"usd","metadata":{"transaction_id":""}}"#,
             r#"{"amount":1,"currency":"xyz"}"#,
             r#"null"#,
+            r#"{"id":"cs_1","amount_total":1500,"currency":"usd","payment_status":"paid","payment_intent":"pi_1","client_reference_id":"TXN-1"}"#,
+            r#"{"id":"cs_1","amount_total":null,"currency":null,"payment_status":"unpaid","payment_intent":{"id":"pi_1"},"metadata":{"transaction_id":"TXN-1"}}"#,
+            r#"{"id":"cs_1","amount_total":1,"currency":"usd","payment_status":"later","payment_intent":[],"client_reference_id":7}"#,
         ];
         let mut bodies: Vec<String> = FIXTURES.iter().map(|&fixture| fixture.to_owned()).collect();
         for object in objects {
             for event_type in [
                 "charge.succeeded",
                 "payment_intent.succeeded",
+                "payment_intent.canceled",
+                "checkout.session.completed",
+                "checkout.session.expired",
                 "invoice.paid",
             ] {
                 bodies.push(format!(
@@ -749,5 +953,133 @@ mod tests {
                 other => panic!("{data}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_completed_session_is_decided_by_its_payment_status() {
+        let session = |status: &str| {
+            parse_object(
+                &format!(
+                    r#"{{"id":"cs_1","amount_total":100,"currency":"usd","payment_status":{status}}}"#
+                ),
+                "checkout.session.completed",
+            )
+        };
+        assert_eq!(session(r#""paid""#).unwrap().kind, EventKind::Succeeded);
+        assert_eq!(
+            session(r#""no_payment_required""#).unwrap().kind,
+            EventKind::Succeeded
+        );
+        assert_eq!(session(r#""unpaid""#).unwrap().kind, EventKind::Pending);
+        for unknown in [r#""Paid""#, r#""""#, r#""refunded""#] {
+            assert_eq!(
+                session(unknown),
+                Err(invalid(
+                    "data.object.payment_status",
+                    "expected paid, unpaid or no_payment_required"
+                )),
+                "{unknown}"
+            );
+        }
+        assert_eq!(
+            session("null"),
+            Err(ParseError::MissingField("data.object.payment_status"))
+        );
+        assert_eq!(
+            session("true"),
+            Err(invalid("data.object.payment_status", "expected a string"))
+        );
+    }
+
+    #[test]
+    fn only_the_completed_session_reads_its_payment_status() {
+        // The other session types say what happened by their type alone.
+        let object = r#"{"id":"cs_1","payment_status":"anything"}"#;
+        for (event_type, kind) in [
+            (
+                "checkout.session.async_payment_succeeded",
+                EventKind::Succeeded,
+            ),
+            ("checkout.session.async_payment_failed", EventKind::Failed),
+            ("checkout.session.expired", EventKind::Canceled),
+        ] {
+            assert_eq!(parse_object(object, event_type).unwrap().kind, kind);
+        }
+    }
+
+    #[test]
+    fn a_session_payment_intent_may_be_an_id_or_an_expanded_object() {
+        let with = |payment_intent: &str| {
+            parse_object(
+                &format!(
+                    r#"{{"id":"cs_1","payment_status":"paid","payment_intent":{payment_intent}}}"#
+                ),
+                "checkout.session.completed",
+            )
+            .map(|event| event.references.gateway_reference)
+        };
+        assert_eq!(with(r#""pi_1""#), Ok(Some("pi_1".into())));
+        assert_eq!(
+            with(r#"{"id":"pi_1","object":"payment_intent","amount":100}"#),
+            Ok(Some("pi_1".into()))
+        );
+        assert_eq!(with("null"), Ok(None));
+        assert_eq!(with(r#"{"object":"payment_intent"}"#), Ok(None));
+        assert_eq!(
+            with(r#"{"id":5}"#),
+            Err(invalid(
+                "data.object.payment_intent.id",
+                "expected a string"
+            ))
+        );
+        assert_eq!(
+            with(r#"{"id":"pi_1","id":"pi_2"}"#),
+            Err(invalid("data.object.payment_intent", "has a duplicate key"))
+        );
+        assert_eq!(
+            with("[]"),
+            Err(invalid("data.object.payment_intent", "expected a string"))
+        );
+    }
+
+    #[test]
+    fn a_session_amount_is_its_total_in_stripes_minor_unit() {
+        let with = |members: &str| {
+            parse_object(
+                &format!(r#"{{"id":"cs_1","payment_status":"paid",{members}}}"#),
+                "checkout.session.completed",
+            )
+        };
+        assert_eq!(
+            with(r#""amount_total":50000,"currency":"isk""#)
+                .unwrap()
+                .amount,
+            Some(Money::from_minor(500, currency("ISK")))
+        );
+        assert_eq!(
+            with(r#""amount_total":null,"currency":"usd""#)
+                .unwrap()
+                .amount,
+            None
+        );
+        assert_eq!(with(r#""currency":null"#).unwrap().amount, None);
+        assert_eq!(
+            with(r#""amount_total":100,"currency":null"#),
+            Err(ParseError::MissingField("data.object.currency"))
+        );
+        assert!(matches!(
+            with(r#""amount_total":-1,"currency":"usd""#),
+            Err(ParseError::InvalidField {
+                field: "data.object.amount_total",
+                ..
+            })
+        ));
+        assert!(matches!(
+            with(r#""amount_total":12345,"currency":"isk""#),
+            Err(ParseError::Money {
+                field: "data.object.amount_total",
+                source: MoneyError::TooPrecise { .. }
+            })
+        ));
     }
 }

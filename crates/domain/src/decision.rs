@@ -4,9 +4,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::event::{EventKind, GatewayEvent};
+use crate::dispute::{next_dispute, Dispute, DisputeChange};
+use crate::event::{EventKind, GatewayEvent, Report};
 use crate::money::Money;
 use crate::payment::{AmountMismatch, OrderStatus, Payment, PaymentId, PaymentStatus};
+use crate::refund::{RefundLedger, RefundReport};
 
 /// What to do when a confirmation reports another amount than the payment's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,13 +49,27 @@ pub enum Outcome {
     LateCancelIgnored,
     /// A success whose amount did not match, under [`AmountPolicy::Reject`].
     AmountRejected,
+    /// A refund report was applied to the ledger (it may have changed
+    /// nothing, when it repeats what was known).
+    RefundRecorded,
+    /// A refund report in another currency, or one that would take the
+    /// refunded amount above what was received: nothing changed.
+    RefundRejected,
+    /// A dispute report changed the payment's dispute.
+    DisputeRecorded,
+    /// A dispute report that changes nothing: a repeat, or a late report
+    /// of a dispute that is already decided. Recorded, not applied.
+    DisputeUnchanged,
+    /// A refund or dispute for a payment that has not completed: kept,
+    /// and applied in the transaction that completes the payment.
+    AwaitingCompletion,
     /// The event type is not one payhook acts on.
     Ignored,
 }
 
 impl Outcome {
     /// Every outcome, for reading stored names back.
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 16] = [
         Self::Confirmed,
         Self::Failed,
         Self::Canceled,
@@ -64,6 +80,11 @@ impl Outcome {
         Self::LateFailureIgnored,
         Self::LateCancelIgnored,
         Self::AmountRejected,
+        Self::RefundRecorded,
+        Self::RefundRejected,
+        Self::DisputeRecorded,
+        Self::DisputeUnchanged,
+        Self::AwaitingCompletion,
         Self::Ignored,
     ];
 
@@ -80,15 +101,25 @@ impl Outcome {
             Self::LateFailureIgnored => "late_failure_ignored",
             Self::LateCancelIgnored => "late_cancel_ignored",
             Self::AmountRejected => "amount_rejected",
+            Self::RefundRecorded => "refund_recorded",
+            Self::RefundRejected => "refund_rejected",
+            Self::DisputeRecorded => "dispute_recorded",
+            Self::DisputeUnchanged => "dispute_unchanged",
+            Self::AwaitingCompletion => "awaiting_completion",
             Self::Ignored => "ignored",
         }
     }
 
     /// True when a re-delivery of the same event must be evaluated again
     /// instead of being answered "already processed": a refused amount may be
-    /// accepted after the policy changes, so it is not final.
+    /// accepted after the policy changes, a refused refund after the success
+    /// that makes room for it, and an early refund or dispute once its
+    /// payment completes, so none of them is final.
     pub fn is_final(self) -> bool {
-        !matches!(self, Self::AmountRejected)
+        !matches!(
+            self,
+            Self::AmountRejected | Self::RefundRejected | Self::AwaitingCompletion
+        )
     }
 }
 
@@ -108,6 +139,17 @@ pub enum NotificationKind {
     /// A payment completed for an order its other payments already covered:
     /// the shop should refund one of them.
     OrderOverpaid,
+    /// Money of the payment went back to the customer.
+    PaymentRefunded,
+    /// Every completed payment of the order was refunded in full.
+    OrderRefunded,
+    /// A refund that had succeeded failed or was canceled: it no longer
+    /// counts.
+    PaymentRefundFailed,
+    /// A dispute (chargeback or inquiry) was opened on the payment.
+    PaymentDisputed,
+    /// The payment's dispute was decided (won, lost) or closed.
+    PaymentDisputeClosed,
 }
 
 impl NotificationKind {
@@ -119,16 +161,26 @@ impl NotificationKind {
             Self::AmountMismatch => "payment.amount_mismatch",
             Self::PaymentCanceled => "payment.canceled",
             Self::OrderOverpaid => "order.overpaid",
+            Self::PaymentRefunded => "payment.refunded",
+            Self::OrderRefunded => "order.refunded",
+            Self::PaymentRefundFailed => "payment.refund_failed",
+            Self::PaymentDisputed => "payment.disputed",
+            Self::PaymentDisputeClosed => "payment.dispute_closed",
         }
     }
 
     /// Every kind.
-    pub const ALL: [NotificationKind; 5] = [
+    pub const ALL: [NotificationKind; 10] = [
         Self::OrderPaid,
         Self::PaymentFailed,
         Self::AmountMismatch,
         Self::PaymentCanceled,
         Self::OrderOverpaid,
+        Self::PaymentRefunded,
+        Self::OrderRefunded,
+        Self::PaymentRefundFailed,
+        Self::PaymentDisputed,
+        Self::PaymentDisputeClosed,
     ];
 
     /// Reads an event name back; `None` for a name no kind has.
@@ -167,10 +219,39 @@ impl Notification {
             body["expected"] = money(&mismatch.expected);
             body["received"] = money(&mismatch.received);
         }
+        if payment.refunded_amount.minor() != 0 || kind == NotificationKind::PaymentRefunded {
+            body["refunded_amount"] = json!(payment.refunded_amount.amount_string());
+        }
+        if let (
+            NotificationKind::PaymentDisputed | NotificationKind::PaymentDisputeClosed,
+            Some(dispute),
+        ) = (kind, &payment.dispute)
+        {
+            body["dispute"] = json!({
+                "dispute_id": dispute.dispute_id,
+                "status": dispute.status.as_str(),
+                "amount": dispute.amount.amount_string(),
+                "currency": dispute.amount.currency().code(),
+                "reason": dispute.reason,
+            });
+        }
         Self {
             kind,
             payload: body.to_string(),
         }
+    }
+
+    /// Adds the fields of `extra` (a JSON object) to the rendered body.
+    fn add_fields(&mut self, extra: serde_json::Value) {
+        let Ok(serde_json::Value::Object(mut body)) =
+            serde_json::from_str::<serde_json::Value>(&self.payload)
+        else {
+            return;
+        };
+        if let serde_json::Value::Object(extra) = extra {
+            body.extend(extra);
+        }
+        self.payload = serde_json::Value::Object(body).to_string();
     }
 
     /// Renders `order.overpaid` for `payment`, which completed when the
@@ -216,6 +297,10 @@ pub struct OrderState {
     /// `order.overpaid`, so a store may leave it empty while the order is
     /// `pending` (no payment of it can be overpaying then).
     pub paid_by: Vec<PaymentId>,
+    /// True when every payment of `paid_by` is refunded in full (so also
+    /// when it is empty). Filled with `paid_by`, and for a refund event:
+    /// the order becomes `refunded` when its last paid payment is.
+    pub paid_by_refunded: bool,
 }
 
 impl OrderState {
@@ -226,12 +311,14 @@ impl OrderState {
             total,
             paid_amount: Money::zero(total.currency()),
             paid_by: Vec::new(),
+            paid_by_refunded: true,
         }
     }
 
-    /// True when the store must fill [`OrderState::paid_by`] for `decide`.
-    pub fn needs_paid_by(status: OrderStatus) -> bool {
-        status != OrderStatus::Pending
+    /// True when the store must fill [`OrderState::paid_by`] (and
+    /// [`OrderState::paid_by_refunded`]) for `decide` to decide `kind`.
+    pub fn needs_paid_by(status: OrderStatus, kind: EventKind) -> bool {
+        status != OrderStatus::Pending || kind == EventKind::Refund
     }
 }
 
@@ -253,13 +340,27 @@ pub struct Decision {
     /// nothing changes).
     pub payment: Payment,
     /// The order's new state, when the event changes it (a payment of it
-    /// completed).
+    /// completed, or was refunded in full).
     pub order: Option<OrderUpdate>,
+    /// The payment's refund ledger as it must be stored, when a refund
+    /// report changed it.
+    pub refunds: Option<RefundLedger>,
     /// Outbox rows to write in the same transaction.
     pub notifications: Vec<Notification>,
 }
 
 impl Decision {
+    /// A decision that changes nothing at all, not even the reference.
+    fn nothing(outcome: Outcome, payment: &Payment) -> Self {
+        Self {
+            outcome,
+            payment: payment.clone(),
+            order: None,
+            refunds: None,
+            notifications: Vec::new(),
+        }
+    }
+
     /// True when the payment row must be written.
     pub fn changes_payment(&self, before: &Payment) -> bool {
         &self.payment != before
@@ -284,6 +385,9 @@ impl Decision {
 /// | canceled | created, pending_external, failed | canceled (`payment.canceled`) |
 /// | failed, canceled | failed / canceled / completed, partially_refunded, refunded | recorded, not applied |
 /// | pending | created | pending_external; completed, partially_refunded, refunded: "already completed"; otherwise no change |
+/// | refund | completed, partially_refunded, refunded | the ledger takes the report ([`crate::refund`]); the status follows `refunded_amount`; `payment.refunded`, `payment.refund_failed`, and `order.refunded` once every paid payment of the order is refunded in full |
+/// | dispute | completed, partially_refunded, refunded | the payment's dispute follows [`crate::next_dispute`]; `payment.disputed`, `payment.dispute_closed` |
+/// | refund, dispute | created, pending_external, failed, canceled | "awaiting completion": kept, and applied when the payment completes |
 ///
 /// A success whose amount differs is confirmed with the mismatch recorded
 /// under [`AmountPolicy::Warn`] and refused under [`AmountPolicy::Reject`].
@@ -295,6 +399,7 @@ impl Decision {
 pub fn decide(
     payment: &Payment,
     order: &OrderState,
+    refunds: &RefundLedger,
     event: &GatewayEvent,
     policy: AmountPolicy,
     now: DateTime<Utc>,
@@ -319,18 +424,14 @@ pub fn decide(
             outcome,
             payment: next,
             order,
+            refunds: None,
             notifications,
         }
     };
     let unchanged = |outcome| decision(outcome, payment.status, None, Vec::new());
     let status = payment.status;
     let mut decided = match event.kind {
-        EventKind::NotHandled => Decision {
-            outcome: Outcome::Ignored,
-            payment: payment.clone(),
-            order: None,
-            notifications: Vec::new(),
-        },
+        EventKind::NotHandled => Decision::nothing(Outcome::Ignored, payment),
         EventKind::Succeeded if status.has_completed() => unchanged(Outcome::AlreadyCompleted),
         EventKind::Succeeded => return confirm(payment, next, order, event, policy, now),
         EventKind::Failed | EventKind::Canceled if status.has_completed() => {
@@ -369,6 +470,19 @@ pub fn decide(
             ),
             _ => unchanged(Outcome::Pending),
         },
+        EventKind::Refund | EventKind::Dispute if !status.has_completed() => {
+            unchanged(Outcome::AwaitingCompletion)
+        }
+        EventKind::Refund => match &event.report {
+            Some(Report::Refund(report)) => refund(payment, next, order, refunds, report, now),
+            // An adapter that names the kind gives the detail; without it
+            // there is nothing to apply.
+            _ => Decision::nothing(Outcome::Ignored, payment),
+        },
+        EventKind::Dispute => match &event.report {
+            Some(Report::Dispute(report)) => dispute(next, report, now),
+            _ => Decision::nothing(Outcome::Ignored, payment),
+        },
     };
     if decided.changes_payment(payment) {
         decided.payment.updated_at = now;
@@ -394,12 +508,7 @@ fn confirm(
             received,
         });
     if mismatch.is_some() && policy == AmountPolicy::Reject {
-        return Decision {
-            outcome: Outcome::AmountRejected,
-            payment: before.clone(),
-            order: None,
-            notifications: Vec::new(),
-        };
+        return Decision::nothing(Outcome::AmountRejected, before);
     }
     next.status = PaymentStatus::Completed;
     next.updated_at = now;
@@ -444,6 +553,106 @@ fn confirm(
         outcome: Outcome::Confirmed,
         payment: next,
         order: Some(update),
+        refunds: None,
+        notifications,
+    }
+}
+
+/// A refund report for a completed payment: the ledger takes it, or
+/// refuses it and nothing changes.
+fn refund(
+    before: &Payment,
+    mut next: Payment,
+    order: &OrderState,
+    refunds: &RefundLedger,
+    report: &RefundReport,
+    now: DateTime<Utc>,
+) -> Decision {
+    let received = before.amount_received();
+    let Ok(change) = refunds.apply(report, received) else {
+        return Decision::nothing(Outcome::RefundRejected, before);
+    };
+    next.refunded_amount = change.refunded_after;
+    next.status = match change.refunded_after.minor() {
+        0 => PaymentStatus::Completed,
+        refunded if refunded < received.minor() => PaymentStatus::PartiallyRefunded,
+        _ => PaymentStatus::Refunded,
+    };
+    let mut notifications = Vec::new();
+    if change.refunded_after.minor() > change.refunded_before.minor() {
+        let mut refunded = Notification::for_payment(NotificationKind::PaymentRefunded, &next, now);
+        // A report of one refund names it; a running total names none.
+        if let [one] = report.refunds.as_slice() {
+            refunded.add_fields(json!({
+                "refund_id": one.refund_id,
+                "refund_amount": one.amount.amount_string(),
+            }));
+        }
+        notifications.push(refunded);
+    }
+    for undone in &change.undone {
+        let mut failed =
+            Notification::for_payment(NotificationKind::PaymentRefundFailed, &next, now);
+        failed.add_fields(json!({
+            "refund_id": undone.refund_id,
+            "refund_amount": undone.amount.amount_string(),
+            "refund_status": undone.status.as_str(),
+        }));
+        notifications.push(failed);
+    }
+    let all_refunded = next.status == PaymentStatus::Refunded && order.paid_by_refunded;
+    let order_status = match order.status {
+        OrderStatus::Paid if all_refunded => Some(OrderStatus::Refunded),
+        // A refund of it failed: the order is paid again.
+        OrderStatus::Refunded if !all_refunded => Some(OrderStatus::Paid),
+        _ => None,
+    };
+    let update = order_status.map(|status| OrderUpdate {
+        status,
+        paid_amount: order.paid_amount,
+    });
+    if order_status == Some(OrderStatus::Refunded) {
+        notifications.push(Notification::for_payment(
+            NotificationKind::OrderRefunded,
+            &next,
+            now,
+        ));
+    }
+    let ledger_changed = &change.ledger != refunds;
+    Decision {
+        outcome: Outcome::RefundRecorded,
+        payment: next,
+        order: update,
+        refunds: ledger_changed.then_some(change.ledger),
+        notifications,
+    }
+}
+
+/// A dispute report for a completed payment.
+fn dispute(mut next: Payment, report: &Dispute, now: DateTime<Utc>) -> Decision {
+    let DisputeChange::Applied {
+        dispute,
+        opened,
+        closed,
+    } = next_dispute(next.dispute.as_ref(), report)
+    else {
+        return Decision::nothing(Outcome::DisputeUnchanged, &next);
+    };
+    next.dispute = Some(dispute);
+    let kinds = [
+        (opened, NotificationKind::PaymentDisputed),
+        (closed, NotificationKind::PaymentDisputeClosed),
+    ];
+    let notifications = kinds
+        .into_iter()
+        .filter(|(sent, _)| *sent)
+        .map(|(_, kind)| Notification::for_payment(kind, &next, now))
+        .collect();
+    Decision {
+        outcome: Outcome::DisputeRecorded,
+        payment: next,
+        order: None,
+        refunds: None,
         notifications,
     }
 }

@@ -4,11 +4,13 @@
 //! references in the order of the lookup rules, so the rule itself
 //! ([`References::lookups`]) lives here and not in any store.
 
+use crate::dispute::Dispute;
 use crate::money::Money;
+use crate::refund::RefundReport;
 
 /// What happened at the gateway.
 ///
-/// Non-exhaustive: refunds and disputes are the kinds gateways send next.
+/// Non-exhaustive: a gateway may bring a kind of its own later.
 /// Adapters map any type they do not act on to [`EventKind::NotHandled`].
 /// What each kind does to a payment in each status is [`crate::decide`]'s
 /// table.
@@ -26,6 +28,11 @@ pub enum EventKind {
     /// pending, checkout unpaid). Moves a `created` payment to
     /// `pending_external` and otherwise changes nothing.
     Pending,
+    /// Money went back, or may: one or more refunds, or a running total
+    /// ([`Report::Refund`]).
+    Refund,
+    /// A chargeback or inquiry ([`Report::Dispute`]).
+    Dispute,
     /// An event type the gateway sends but payhook does not act on.
     NotHandled,
 }
@@ -38,6 +45,8 @@ impl EventKind {
             Self::Failed => "failed",
             Self::Canceled => "canceled",
             Self::Pending => "pending",
+            Self::Refund => "refund",
+            Self::Dispute => "dispute",
             Self::NotHandled => "not_handled",
         }
     }
@@ -49,6 +58,8 @@ impl EventKind {
             "failed" => Self::Failed,
             "canceled" => Self::Canceled,
             "pending" => Self::Pending,
+            "refund" => Self::Refund,
+            "dispute" => Self::Dispute,
             "not_handled" => Self::NotHandled,
             _ => return None,
         })
@@ -107,6 +118,15 @@ impl References {
     }
 }
 
+/// What a refund or dispute event reports, beyond its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// The refunds and running total of a [`EventKind::Refund`] event.
+    Refund(RefundReport),
+    /// The dispute of a [`EventKind::Dispute`] event.
+    Dispute(Dispute),
+}
+
 /// One verified gateway call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayEvent {
@@ -123,6 +143,8 @@ pub struct GatewayEvent {
     pub references: References,
     /// The amount the gateway reports, when it reports one.
     pub amount: Option<Money>,
+    /// The refunds or the dispute, for those kinds; `None` for any other.
+    pub report: Option<Report>,
 }
 
 impl GatewayEvent {
@@ -142,8 +164,25 @@ impl GatewayEvent {
             ("gateway_reference", references.gateway_reference.as_ref()),
         ]
         .into_iter()
+        .chain(self.report_texts())
         .find(|(_, value)| value.is_some_and(|text| text.contains('\0')))
         .map(|(field, _)| field)
+    }
+
+    /// The texts of the refund or dispute detail, named for errors.
+    fn report_texts(&self) -> Vec<(&'static str, Option<&String>)> {
+        match &self.report {
+            None => Vec::new(),
+            Some(Report::Refund(report)) => report
+                .refunds
+                .iter()
+                .map(|refund| ("refund_id", Some(&refund.refund_id)))
+                .collect(),
+            Some(Report::Dispute(dispute)) => vec![
+                ("dispute_id", Some(&dispute.dispute_id)),
+                ("dispute_reason", dispute.reason.as_ref()),
+            ],
+        }
     }
 }
 
@@ -191,6 +230,7 @@ mod tests {
                 gateway_reference: Some("ch_1".into()),
             },
             amount: None,
+            report: None,
         };
         assert_eq!(event.field_with_nul(), None);
         event.references.gateway_reference = Some("ch\0".into());
@@ -206,6 +246,8 @@ mod tests {
             EventKind::Failed,
             EventKind::Canceled,
             EventKind::Pending,
+            EventKind::Refund,
+            EventKind::Dispute,
             EventKind::NotHandled,
         ] {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));

@@ -89,6 +89,7 @@
 //!                 ..References::default()
 //!             },
 //!             amount: None,
+//!             report: None,
 //!         })
 //!     }
 //! }
@@ -141,12 +142,14 @@
 //! kinds, verification, parse and money errors) stay `#[non_exhaustive]`.
 
 pub mod decision;
+pub mod dispute;
 pub mod event;
 pub mod json;
 pub mod money;
 pub mod outbox;
 pub mod payment;
 pub mod ports;
+pub mod refund;
 pub mod secret;
 pub mod service;
 #[cfg(feature = "testing")]
@@ -156,12 +159,17 @@ pub use decision::{
     decide, AmountPolicy, Decision, Notification, NotificationKind, OrderState, OrderUpdate,
     Outcome,
 };
-pub use event::{EventKind, GatewayEvent, Lookup, References};
+pub use dispute::{next_dispute, Dispute, DisputeChange, DisputeStatus};
+pub use event::{EventKind, GatewayEvent, Lookup, References, Report};
 pub use money::{AmountText, Currency, Money, MoneyError};
 pub use outbox::{NextStep, NotifyError, OutboxMessage, OutboxStatus, RetryPolicy};
 pub use payment::{
     AmountMismatch, NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId,
     PaymentStatus, TransitionError, UnknownStatus,
+};
+pub use refund::{
+    LedgerChange, LedgerEntry, Refund, RefundError, RefundLedger, RefundReport, RefundStatus,
+    RunningTotal,
 };
 pub use secret::Secret;
 pub use service::{

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::dispute::Dispute;
 use crate::money::Money;
 
 /// payhook's own id of an order.
@@ -226,6 +227,11 @@ pub struct Payment {
     pub gateway_reference: Option<String>,
     /// Set when a confirmation carried another amount than `amount`.
     pub amount_mismatch: Option<AmountMismatch>,
+    /// What went back to the customer, in `amount`'s currency (see
+    /// [`crate::refund`] for how it is counted); zero until a refund.
+    pub refunded_amount: Money,
+    /// The current chargeback or inquiry, if any.
+    pub dispute: Option<Dispute>,
     /// When the payment was recorded.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -255,6 +261,16 @@ pub enum TransitionError {
 }
 
 impl Payment {
+    /// What the customer paid: the amount the gateway confirmed when it
+    /// differed (a recorded mismatch in the payment's currency), else the
+    /// payment's own amount. Refunds are counted against it.
+    pub fn amount_received(&self) -> Money {
+        self.amount_mismatch
+            .map(|mismatch| mismatch.received)
+            .filter(|received| received.currency() == self.amount.currency())
+            .unwrap_or(self.amount)
+    }
+
     /// The rule for "the customer was sent to the gateway, which calls it
     /// `external_id`". Allowed from `created`, again from `pending_external`
     /// (the shop restarted the checkout) and from `failed` or `canceled`
@@ -301,6 +317,8 @@ mod tests {
             external_id: None,
             gateway_reference: None,
             amount_mismatch: None,
+            refunded_amount: Money::from_minor(0, Currency::parse("USD").unwrap()),
+            dispute: None,
             created_at: at,
             updated_at: at,
         }

@@ -19,10 +19,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::decision::{AmountPolicy, Outcome};
-use crate::event::GatewayEvent;
+use crate::event::{EventKind, GatewayEvent};
 use crate::money::MoneyError;
 use crate::outbox::{NotifyError, OutboxMessage, OutboxStatus, RetryPolicy};
 use crate::payment::{NewOrder, NewPayment, Order, OrderId, Payment, PaymentId, TransitionError};
+use crate::refund::Refund;
 
 /// Case-insensitive access to request headers, whatever HTTP stack holds them.
 pub trait Headers {
@@ -312,6 +313,8 @@ pub struct EventFilter {
     pub gateway: Option<String>,
     /// Only events that stand here.
     pub outcome: Option<EventOutcome>,
+    /// Only events of this kind (`refund`, `dispute`, `succeeded`, ...).
+    pub kind: Option<EventKind>,
     /// Only events that matched this payment.
     pub payment_id: Option<PaymentId>,
     /// Only events received at or after this instant.
@@ -338,6 +341,7 @@ impl Default for EventFilter {
         Self {
             gateway: None,
             outcome: None,
+            kind: None,
             payment_id: None,
             received_after: None,
             received_before: None,
@@ -404,6 +408,10 @@ pub trait Store: Send + Sync {
     /// The recorded event with this id and its raw body; `None` when no
     /// event has this id.
     async fn webhook_event(&self, id: i64) -> Result<Option<EventDetail>, StoreError>;
+
+    /// The refunds recorded for the payment, in the order they were first
+    /// reported (empty when none, or when no payment has this id).
+    async fn refunds(&self, id: PaymentId) -> Result<Vec<Refund>, StoreError>;
 
     /// Succeeds when the database answers and is migrated.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::decision::{decide, AmountPolicy, Notification, OrderState};
+use crate::decision::{decide, AmountPolicy, Notification, OrderState, Outcome};
 use crate::event::{GatewayEvent, Lookup};
 use crate::money::Money;
 use crate::outbox::{NextStep, OutboxMessage, OutboxStatus, RetryPolicy};
@@ -24,6 +24,7 @@ use crate::ports::{
     Applied, Clock, EventDetail, EventFilter, EventOutcome, EventToApply, OutboxStore, Store,
     StoreError, StoredEvent, TransactionIds,
 };
+use crate::refund::{Refund, RefundLedger};
 
 /// A clock that says what it is told.
 #[derive(Debug)]
@@ -69,6 +70,8 @@ struct State {
     payments: Vec<Payment>,
     events: Vec<EventRow>,
     outbox: Vec<OutboxRow>,
+    /// The refund ledger of each payment that has one.
+    refunds: Vec<(PaymentId, RefundLedger)>,
 }
 
 /// One outbox row and its lease; `outbox[n]` has id `n + 1`.
@@ -125,6 +128,7 @@ fn passes(filter: &EventFilter, stored: &StoredEvent) -> bool {
         && filter
             .outcome
             .is_none_or(|outcome| stored.outcome == outcome)
+        && filter.kind.is_none_or(|kind| stored.event.kind == kind)
         && filter
             .payment_id
             .is_none_or(|id| stored.payment_id == Some(id))
@@ -161,18 +165,26 @@ fn decide_and_write(
         .iter()
         .find(|o| o.id == payment.order_id)
         .ok_or(StoreError::OrderNotFound(payment.order_id))?;
+    // The order's other payments that have completed.
+    let others: Vec<&Payment> = state
+        .payments
+        .iter()
+        .filter(|p| p.order_id == order.id && p.id != payment.id && p.status.has_completed())
+        .collect();
     let order = OrderState {
         status: order.status,
         total: order.total,
         paid_amount: order.paid_amount,
-        paid_by: state
-            .payments
-            .iter()
-            .filter(|p| p.order_id == order.id && p.status.has_completed())
-            .map(|p| p.id)
-            .collect(),
+        paid_by: others.iter().map(|p| p.id).collect(),
+        paid_by_refunded: others.iter().all(|p| p.status == PaymentStatus::Refunded),
     };
-    let decision = decide(&payment, &order, event, policy, now);
+    let ledger = state
+        .refunds
+        .iter()
+        .find(|(id, _)| *id == payment.id)
+        .map(|(_, ledger)| ledger.clone())
+        .unwrap_or_default();
+    let decision = decide(&payment, &order, &ledger, event, policy, now);
     if let Some(slot) = state.payments.iter_mut().find(|p| p.id == payment.id) {
         *slot = decision.payment.clone();
     }
@@ -182,6 +194,10 @@ fn decide_and_write(
             order.paid_amount = update.paid_amount;
             order.updated_at = now;
         }
+    }
+    if let Some(ledger) = &decision.refunds {
+        state.refunds.retain(|(id, _)| *id != payment.id);
+        state.refunds.push((payment.id, ledger.clone()));
     }
     for notification in &decision.notifications {
         let id = i64::try_from(state.outbox.len() + 1).unwrap_or(i64::MAX);
@@ -206,10 +222,41 @@ fn decide_and_write(
     stored.outcome = EventOutcome::Decided(decision.outcome);
     stored.payment_id = Some(payment.id);
     stored.processed_at = now;
+    let mut latest = decision.payment;
+    if decision.outcome == Outcome::Confirmed {
+        latest = apply_awaiting(state, latest, policy, now)?;
+    }
     Ok(Applied::Decided {
         outcome: decision.outcome,
-        payment: decision.payment,
+        payment: latest,
     })
+}
+
+/// The refunds and disputes that came before `payment` completed, applied
+/// now that it has, oldest first, as the diesel store does in the same
+/// transaction as the confirmation.
+fn apply_awaiting(
+    state: &mut State,
+    mut payment: Payment,
+    policy: AmountPolicy,
+    now: DateTime<Utc>,
+) -> Result<Payment, StoreError> {
+    let awaiting: Vec<usize> = (0..state.events.len())
+        .filter(|&index| {
+            let stored = &state.events[index].stored;
+            stored.payment_id == Some(payment.id)
+                && stored.outcome == EventOutcome::Decided(Outcome::AwaitingCompletion)
+        })
+        .collect();
+    for index in awaiting {
+        let event = state.events[index].stored.event.clone();
+        if let Applied::Decided { payment: after, .. } =
+            decide_and_write(state, index, &event, payment.clone(), policy, now)?
+        {
+            payment = after;
+        }
+    }
+    Ok(payment)
 }
 
 fn find<'a>(payments: &'a [Payment], lookup: Lookup<'_>, gateway: &str) -> Option<&'a Payment> {
@@ -271,6 +318,8 @@ impl Store for InMemoryStore {
             external_id: None,
             gateway_reference: None,
             amount_mismatch: None,
+            refunded_amount: Money::zero(payment.amount.currency()),
+            dispute: None,
             created_at: now,
             updated_at: now,
         };
@@ -421,6 +470,22 @@ impl Store for InMemoryStore {
                 record: row.stored.clone(),
                 payload: row.payload.clone(),
             }))
+    }
+
+    async fn refunds(&self, id: PaymentId) -> Result<Vec<Refund>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .refunds
+            .iter()
+            .find(|(payment, _)| *payment == id)
+            .map(|(_, ledger)| {
+                ledger
+                    .entries
+                    .iter()
+                    .map(|entry| entry.refund.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -125,6 +125,7 @@ mod tests {
                     ..References::default()
                 },
                 amount: Some(Money::from_minor(15000, usd)),
+                report: None,
             },
             payload: b"{}".to_vec(),
             policy: AmountPolicy::Warn,

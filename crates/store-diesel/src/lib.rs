@@ -80,7 +80,7 @@
 //!     kind: EventKind::Succeeded,
 //!     references: References { external_id: Some("pi_123".into()), ..References::default() },
 //!     amount: Some(Money::from_minor(15000, usd)),
-//! };
+//!, report: None, };
 //! let outcome = webhooks.apply(event, b"{\"id\":\"evt_1\"}".to_vec()).await?;
 //! assert!(matches!(outcome, WebhookOutcome::Decided { outcome: Outcome::Confirmed, .. }));
 //!
@@ -110,7 +110,7 @@ use payhook_domain::ports::{
 };
 use payhook_domain::{
     AmountPolicy, NewOrder, NewPayment, Order, OrderId, OutboxMessage, OutboxStatus, Payment,
-    PaymentId, RetryPolicy,
+    PaymentId, Refund, RetryPolicy,
 };
 
 // `DbConn` stays inside: it is diesel's connection, and an embedder that
@@ -377,6 +377,11 @@ impl Store for DieselStore {
         self.run(move |conn| ops::webhook_event(conn, id)).await
     }
 
+    async fn refunds(&self, _id: PaymentId) -> Result<Vec<Refund>, StoreError> {
+        // Placeholder until the refunds table exists (store work of issue 14).
+        Ok(Vec::new())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(|conn| {
             let conn = &mut conn.db;
@@ -496,6 +501,7 @@ mod tests {
                     ..References::default()
                 },
                 amount: Some(order.total),
+                report: None,
             };
             second
                 .apply_event(EventToApply {

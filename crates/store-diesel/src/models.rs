@@ -155,6 +155,9 @@ impl TryFrom<PaymentRow> for Payment {
             external_id: row.external_id,
             gateway_reference: row.gateway_reference,
             amount_mismatch,
+            // Placeholder until the refund columns exist (store work of issue 14).
+            refunded_amount: money("payments", id, 0, &row.currency)?,
+            dispute: None,
             created_at: utc(row.created_at),
             updated_at: utc(row.updated_at),
         })
@@ -237,6 +240,8 @@ impl TryFrom<EventRow> for StoredEvent {
                     gateway_reference: row.ref_gateway_reference,
                 },
                 amount,
+                // Placeholder until the report column exists (store work of issue 14).
+                report: None,
             },
             outcome,
             payment_id: row.payment_id.map(PaymentId),

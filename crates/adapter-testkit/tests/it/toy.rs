@@ -135,6 +135,7 @@ impl GatewayAdapter for ToyAdapter {
             kind,
             references: References::default(),
             amount: None,
+            report: None,
         };
         if kind == EventKind::NotHandled {
             return Ok(event);

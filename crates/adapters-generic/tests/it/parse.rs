@@ -84,6 +84,7 @@ fn the_spec_example() {
                 gateway_reference: None,
             },
             amount: money(15000, "USD"),
+            report: None,
         }
     );
 }
@@ -104,6 +105,7 @@ fn a_completed_payment() {
                 gateway_reference: None,
             },
             amount: money(15000, "USD"),
+            report: None,
         }
     );
 }
@@ -125,6 +127,7 @@ fn a_failed_payment() {
                 gateway_reference: None,
             },
             amount: money(4999, "EUR"),
+            report: None,
         }
     );
 }
@@ -145,6 +148,7 @@ fn a_pending_payment() {
                 gateway_reference: None,
             },
             amount: money(12000, "JPY"),
+            report: None,
         }
     );
 }
@@ -165,6 +169,7 @@ fn a_canceled_payment() {
                 gateway_reference: None,
             },
             amount: money(2050, "GBP"),
+            report: None,
         }
     );
 }

@@ -71,6 +71,7 @@ fn payment_capture_completed() {
                 gateway_reference: Some("2GG279541U471931P".into()),
             },
             amount: money(15000, "USD"),
+            report: None,
         }
     );
 }
@@ -90,6 +91,7 @@ fn payment_capture_denied_falls_back_to_the_invoice_id() {
                 gateway_reference: Some("7NW873794T343360M".into()),
             },
             amount: money(4999, "EUR"),
+            report: None,
         }
     );
 }
@@ -109,6 +111,7 @@ fn payment_capture_declined() {
                 gateway_reference: Some("4VR62093JN8851723".into()),
             },
             amount: money(7520, "GBP"),
+            report: None,
         }
     );
 }
@@ -129,6 +132,7 @@ fn payment_capture_pending_is_read_like_a_completed_capture() {
             },
             // JPY has no minor unit: "12000" is 12000 of them.
             amount: money(12000, "JPY"),
+            report: None,
         }
     );
 }
@@ -148,6 +152,7 @@ fn checkout_order_approved_names_the_order_and_no_capture() {
                 gateway_reference: None,
             },
             amount: money(15000, "USD"),
+            report: None,
         }
     );
 }
@@ -184,6 +189,7 @@ fn an_unhandled_type_is_not_handled_and_carries_no_references() {
             kind: EventKind::NotHandled,
             references: References::default(),
             amount: None,
+            report: None,
         }
     );
 }

@@ -5,6 +5,7 @@
 //! under test, so a bug in the adapter's signing cannot hide itself.
 
 mod conformance;
+mod lifecycle;
 mod parse;
 mod properties;
 mod support;

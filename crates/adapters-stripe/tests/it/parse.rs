@@ -46,6 +46,7 @@ fn payment_intent_succeeded() {
                 gateway_reference: Some("pi_3PqR8sLkdIwHu7ix1Fg4Hj5K".into()),
             },
             amount: money(15000, "USD"),
+            report: None,
         }
     );
 }
@@ -65,6 +66,7 @@ fn payment_intent_payment_failed() {
                 gateway_reference: Some("pi_3PqS1tLkdIwHu7ix0Jk6Lm7N".into()),
             },
             amount: money(4999, "EUR"),
+            report: None,
         }
     );
 }
@@ -84,6 +86,7 @@ fn charge_succeeded() {
                 gateway_reference: Some("ch_3PqR8sLkdIwHu7ix1Lm6Np7Q".into()),
             },
             amount: money(15000, "USD"),
+            report: None,
         }
     );
 }
@@ -103,6 +106,7 @@ fn charge_failed() {
                 gateway_reference: Some("ch_3PqT5uLkdIwHu7ix2Fg5Hi6J".into()),
             },
             amount: money(2500, "GBP"),
+            report: None,
         }
     );
 }
@@ -118,6 +122,7 @@ fn an_unhandled_type_is_not_handled_and_carries_no_references() {
             kind: EventKind::NotHandled,
             references: References::default(),
             amount: None,
+            report: None,
         }
     );
 }

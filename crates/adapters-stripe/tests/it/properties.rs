@@ -1,7 +1,8 @@
 //! Property tests: hostile input never panics, and what Stripe signs
 //! always verifies.
 
-use payhook_domain::ports::{GatewayAdapter, VerifyError};
+use payhook_domain::ports::{GatewayAdapter, ParseError, VerifyError};
+use payhook_domain::EventKind;
 use proptest::prelude::*;
 
 use crate::support::{adapter, at, request, sign, signature_header, TestHeaders, SECRET};
@@ -33,20 +34,34 @@ fn event_like() -> impl Strategy<Value = Vec<u8>> {
         Just("[]".to_owned()),
         Just("\"usd\"".to_owned()),
         Just("{\"transaction_id\":\"TXN-1\"}".to_owned()),
+        Just("{\"id\":\"pi_1\"}".to_owned()),
+        Just("\"paid\"".to_owned()),
+        Just("\"unpaid\"".to_owned()),
+        Just("\"no_payment_required\"".to_owned()),
     ];
     let event_type = prop_oneof![
         Just("payment_intent.succeeded"),
         Just("payment_intent.payment_failed"),
+        Just("payment_intent.canceled"),
+        Just("payment_intent.processing"),
+        Just("payment_intent.requires_action"),
         Just("charge.succeeded"),
         Just("charge.failed"),
+        Just("checkout.session.completed"),
+        Just("checkout.session.async_payment_succeeded"),
+        Just("checkout.session.async_payment_failed"),
+        Just("checkout.session.expired"),
         Just("customer.created"),
     ];
     let fields = [
         "id",
         "amount",
         "amount_received",
+        "amount_total",
         "currency",
         "payment_intent",
+        "payment_status",
+        "client_reference_id",
         "metadata",
     ];
     (
@@ -113,5 +128,39 @@ proptest! {
             adapter(&[SECRET]).verify(&request(&headers, &changed), at(NOW)),
             Err(VerifyError::BadSignature)
         );
+    }
+
+    #[test]
+    fn a_completed_session_succeeds_or_waits_only_on_the_documented_statuses(
+        status in prop_oneof![
+            Just("paid".to_owned()),
+            Just("unpaid".to_owned()),
+            Just("no_payment_required".to_owned()),
+            "[a-z_]{0,20}",
+            "\\PC{0,12}",
+        ],
+    ) {
+        let body = serde_json::json!({
+            "id": "evt_1",
+            "type": "checkout.session.completed",
+            "data": {"object": {"id": "cs_1", "payment_status": status}},
+        });
+        let body = serde_json::to_vec(&body).unwrap();
+        let headers = TestHeaders::default();
+        let result = adapter(&[SECRET]).parse(&request(&headers, &body));
+        match status.as_str() {
+            "paid" | "no_payment_required" => {
+                prop_assert_eq!(result.map(|event| event.kind), Ok(EventKind::Succeeded));
+            }
+            "unpaid" => prop_assert_eq!(result.map(|event| event.kind), Ok(EventKind::Pending)),
+            _ => prop_assert!(
+                matches!(
+                    result,
+                    Err(ParseError::InvalidField { field: "data.object.payment_status", .. })
+                ),
+                "{:?}",
+                result
+            ),
+        }
     }
 }

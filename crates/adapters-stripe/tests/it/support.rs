@@ -12,11 +12,18 @@ use ring::hmac;
 pub const SECRET: &str = "whsec_test_secret";
 
 /// Every fixture, with the type it carries.
-pub const FIXTURES: [&str; 5] = [
+pub const FIXTURES: [&str; 12] = [
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "payment_intent.processing",
+    "payment_intent.requires_action",
     "charge.succeeded",
     "charge.failed",
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
     "customer.created",
 ];
 

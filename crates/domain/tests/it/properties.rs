@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use payhook_domain::ports::{Applied, EventToApply, OutboxStore, Store};
 use payhook_domain::testing::InMemoryStore;
+use payhook_domain::RefundLedger;
 use payhook_domain::{
     decide, AmountPolicy, Currency, Decision, EventKind, GatewayEvent, Lookup, Money, MoneyError,
     NewOrder, NewPayment, NotificationKind, Order, OrderState, OrderStatus, Outcome, Payment,
@@ -179,15 +180,18 @@ impl Ledger {
     /// The order as the store reads it for `decide`: `paid_by` only when
     /// `decide` needs it, as the contract lets a store do.
     fn order(&self) -> OrderState {
+        // No payment here is ever refunded, so those of paid_by are not.
+        let paid_by = if OrderState::needs_paid_by(self.status, Succeeded) {
+            self.completed()
+        } else {
+            Vec::new()
+        };
         OrderState {
             status: self.status,
             total: self.total,
             paid_amount: self.paid_amount,
-            paid_by: if OrderState::needs_paid_by(self.status) {
-                self.completed()
-            } else {
-                Vec::new()
-            },
+            paid_by_refunded: paid_by.is_empty(),
+            paid_by,
         }
     }
 
@@ -199,7 +203,14 @@ impl Ledger {
         policy: AmountPolicy,
         now: DateTime<Utc>,
     ) -> Decision {
-        let decision = decide(&self.payments[index], &self.order(), event, policy, now);
+        let decision = decide(
+            &self.payments[index],
+            &self.order(),
+            &RefundLedger::default(),
+            event,
+            policy,
+            now,
+        );
         self.payments[index] = decision.payment.clone();
         if let Some(update) = decision.order {
             self.status = update.status;
@@ -380,7 +391,7 @@ proptest! {
         let before = payment(status);
         let decision = decide(
             &before,
-            &OrderState::unpaid(money(15000, "USD")),
+            &OrderState::unpaid(money(15000, "USD")), &RefundLedger::default(),
             &crate::support::event(Succeeded, amount),
             policy,
             at(1),

@@ -76,6 +76,7 @@ impl GatewayAdapter for TestAdapter {
                 gateway_reference: text_field(&body, "reference"),
             },
             amount,
+            report: None,
         })
     }
 }

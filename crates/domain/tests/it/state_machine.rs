@@ -5,6 +5,7 @@
 //! notifications.
 
 use payhook_domain::ports::Headers;
+use payhook_domain::RefundLedger;
 use payhook_domain::{
     decide, AmountMismatch, AmountPolicy, Decision, EventKind, Money, Notification,
     NotificationKind, OrderState, OrderStatus, OrderUpdate, Outcome, Payment, PaymentId,
@@ -273,7 +274,14 @@ fn decide_table() {
             for row in &rows {
                 let before = payment(row.from);
                 let order = row.context.order(&before);
-                let decision = decide(&before, &order, &event(row.kind, amount), policy, at(60));
+                let decision = decide(
+                    &before,
+                    &order,
+                    &RefundLedger::default(),
+                    &event(row.kind, amount),
+                    policy,
+                    at(60),
+                );
                 let case = format!(
                     "{} x {:?}, order {:?}, {policy:?}, amount {amount:?}",
                     row.from, row.kind, row.context
@@ -316,7 +324,14 @@ fn decide_table_with_another_amount() {
         let mismatched = event(row.kind, Some(received));
         let case = format!("{} x {:?}, order {:?}", row.from, row.kind, row.context);
 
-        let rejected = decide(&before, &order, &mismatched, AmountPolicy::Reject, at(60));
+        let rejected = decide(
+            &before,
+            &order,
+            &RefundLedger::default(),
+            &mismatched,
+            AmountPolicy::Reject,
+            at(60),
+        );
         if row.outcome == Outcome::Confirmed {
             assert_eq!(rejected.outcome, Outcome::AmountRejected, "{case}");
             assert_eq!(rejected.payment, before, "{case}");
@@ -326,7 +341,14 @@ fn decide_table_with_another_amount() {
             check_row(&row, &before, &order, &rejected, None, &case);
         }
 
-        let warned = decide(&before, &order, &mismatched, AmountPolicy::Warn, at(60));
+        let warned = decide(
+            &before,
+            &order,
+            &RefundLedger::default(),
+            &mismatched,
+            AmountPolicy::Warn,
+            at(60),
+        );
         let mismatch = (row.outcome == Outcome::Confirmed).then_some(AmountMismatch {
             expected: before.amount,
             received,
@@ -348,6 +370,11 @@ fn outcome_and_notification_names_are_stable() {
         (Outcome::LateFailureIgnored, "late_failure_ignored", true),
         (Outcome::LateCancelIgnored, "late_cancel_ignored", true),
         (Outcome::AmountRejected, "amount_rejected", false),
+        (Outcome::RefundRecorded, "refund_recorded", true),
+        (Outcome::RefundRejected, "refund_rejected", false),
+        (Outcome::DisputeRecorded, "dispute_recorded", true),
+        (Outcome::DisputeUnchanged, "dispute_unchanged", true),
+        (Outcome::AwaitingCompletion, "awaiting_completion", false),
         (Outcome::Ignored, "ignored", true),
     ];
     for (outcome, name, is_final) in outcomes {
@@ -365,6 +392,17 @@ fn outcome_and_notification_names_are_stable() {
         (NotifyMismatch, "payment.amount_mismatch"),
         (PaymentCanceled, "payment.canceled"),
         (OrderOverpaid, "order.overpaid"),
+        (NotificationKind::PaymentRefunded, "payment.refunded"),
+        (NotificationKind::OrderRefunded, "order.refunded"),
+        (
+            NotificationKind::PaymentRefundFailed,
+            "payment.refund_failed",
+        ),
+        (NotificationKind::PaymentDisputed, "payment.disputed"),
+        (
+            NotificationKind::PaymentDisputeClosed,
+            "payment.dispute_closed",
+        ),
     ];
     for (kind, name) in notifications {
         assert_eq!(kind.as_str(), name);
@@ -393,6 +431,7 @@ fn a_different_amount_under_warn_confirms_and_records_the_mismatch() {
     let decision = decide(
         &payment(PendingExternal),
         &unpaid(),
+        &RefundLedger::default(),
         &event(Succeeded, Some(received)),
         AmountPolicy::Warn,
         at(1),
@@ -442,6 +481,7 @@ fn a_mismatch_for_an_order_already_paid_notifies_the_overpayment_and_the_mismatc
     let decision = decide(
         &payment(Failed),
         &paid_by_payment_2(),
+        &RefundLedger::default(),
         &event(Succeeded, Some(money(1, "USD"))),
         AmountPolicy::Warn,
         at(1),
@@ -458,7 +498,14 @@ fn a_different_amount_under_reject_leaves_the_payment_unchanged() {
             let before = payment(from);
             let mut refused = event(Succeeded, Some(money(15001, "USD")));
             refused.references.gateway_reference = Some("ch_1".into());
-            let decision = decide(&before, &order, &refused, AmountPolicy::Reject, at(1));
+            let decision = decide(
+                &before,
+                &order,
+                &RefundLedger::default(),
+                &refused,
+                AmountPolicy::Reject,
+                at(1),
+            );
             assert_eq!(decision.outcome, Outcome::AmountRejected, "{from}");
             assert_eq!(
                 decision.payment, before,
@@ -480,6 +527,7 @@ fn a_different_currency_is_a_mismatch_even_with_the_same_digits() {
         let rejected = decide(
             &payment(PendingExternal),
             &unpaid(),
+            &RefundLedger::default(),
             &event(Succeeded, Some(received)),
             AmountPolicy::Reject,
             at(1),
@@ -489,6 +537,7 @@ fn a_different_currency_is_a_mismatch_even_with_the_same_digits() {
         let warned = decide(
             &payment(PendingExternal),
             &unpaid(),
+            &RefundLedger::default(),
             &event(Succeeded, Some(received)),
             AmountPolicy::Warn,
             at(1),
@@ -513,6 +562,7 @@ fn a_payment_in_another_currency_than_its_order_adds_nothing_to_it() {
     let decision = decide(
         &euros,
         &unpaid(),
+        &RefundLedger::default(),
         &event(Succeeded, None),
         AmountPolicy::Warn,
         at(1),
@@ -539,6 +589,7 @@ fn split_payments_pay_the_order_when_their_sum_reaches_its_total() {
     let one = decide(
         &first,
         &OrderState::unpaid(total),
+        &RefundLedger::default(),
         &event(Succeeded, None),
         AmountPolicy::Warn,
         at(1),
@@ -557,6 +608,7 @@ fn split_payments_pay_the_order_when_their_sum_reaches_its_total() {
     let two = decide(
         &second,
         &after_one,
+        &RefundLedger::default(),
         &event(Succeeded, None),
         AmountPolicy::Warn,
         at(2),
@@ -580,6 +632,7 @@ fn split_payments_pay_the_order_when_their_sum_reaches_its_total() {
     let over = decide(
         &large,
         &after_one,
+        &RefundLedger::default(),
         &event(Succeeded, None),
         AmountPolicy::Warn,
         at(3),
@@ -608,6 +661,7 @@ fn order_overpaid_payload_names_every_payment_that_paid_it() {
     let decision = decide(
         &payment(Canceled),
         &earlier,
+        &RefundLedger::default(),
         &event(Succeeded, Some(money(15000, "USD"))),
         AmountPolicy::Reject,
         at(0),
@@ -648,6 +702,7 @@ fn an_event_without_amount_never_mismatches() {
         let decision = decide(
             &payment(Created),
             &unpaid(),
+            &RefundLedger::default(),
             &event(Succeeded, None),
             policy,
             at(1),
@@ -672,7 +727,14 @@ fn the_gateway_reference_is_learnt_whatever_the_outcome() {
             };
             let mut with_reference = event(kind, None);
             with_reference.references.gateway_reference = Some("pi_new".into());
-            let decision = decide(&before, &order, &with_reference, AmountPolicy::Warn, at(1));
+            let decision = decide(
+                &before,
+                &order,
+                &RefundLedger::default(),
+                &with_reference,
+                AmountPolicy::Warn,
+                at(1),
+            );
             let case = format!("{from} x {kind:?} ({:?})", decision.outcome);
             assert_eq!(
                 decision.payment.gateway_reference.as_deref(),
@@ -691,6 +753,7 @@ fn the_gateway_reference_is_learnt_whatever_the_outcome() {
             let without = decide(
                 &before,
                 &order,
+                &RefundLedger::default(),
                 &event(kind, None),
                 AmountPolicy::Warn,
                 at(1),
@@ -710,7 +773,14 @@ fn a_not_handled_event_learns_nothing() {
     let before = payment(PendingExternal);
     let mut ignored = event(NotHandled, None);
     ignored.references.gateway_reference = Some("ch_1".into());
-    let decision = decide(&before, &unpaid(), &ignored, AmountPolicy::Warn, at(1));
+    let decision = decide(
+        &before,
+        &unpaid(),
+        &RefundLedger::default(),
+        &ignored,
+        AmountPolicy::Warn,
+        at(1),
+    );
     assert_eq!(decision.outcome, Outcome::Ignored);
     assert_eq!(decision.payment, before);
 }
@@ -722,7 +792,14 @@ fn a_known_gateway_reference_is_kept_and_an_empty_one_is_none() {
     for reference in [Some("ch_new".to_owned()), Some(String::new()), None] {
         let mut later = event(Succeeded, None);
         later.references.gateway_reference = reference.clone();
-        let decision = decide(&before, &unpaid(), &later, AmountPolicy::Warn, at(1));
+        let decision = decide(
+            &before,
+            &unpaid(),
+            &RefundLedger::default(),
+            &later,
+            AmountPolicy::Warn,
+            at(1),
+        );
         assert_eq!(decision.outcome, Outcome::Confirmed);
         assert_eq!(
             decision.payment.gateway_reference.as_deref(),
@@ -734,7 +811,14 @@ fn a_known_gateway_reference_is_kept_and_an_empty_one_is_none() {
         let mut later = event(EvFailed, None);
         later.references.gateway_reference = reference.clone();
         let before = payment(Failed);
-        let decision = decide(&before, &unpaid(), &later, AmountPolicy::Warn, at(1));
+        let decision = decide(
+            &before,
+            &unpaid(),
+            &RefundLedger::default(),
+            &later,
+            AmountPolicy::Warn,
+            at(1),
+        );
         assert_eq!(decision.outcome, Outcome::AlreadyFailed);
         assert_eq!(decision.payment, before, "{reference:?}");
     }
@@ -745,6 +829,7 @@ fn order_paid_payload_carries_the_payment() {
     let decision = decide(
         &payment(PendingExternal),
         &unpaid(),
+        &RefundLedger::default(),
         &event(Succeeded, Some(money(15000, "USD"))),
         AmountPolicy::Warn,
         at(0),
@@ -781,6 +866,7 @@ fn payment_failed_and_canceled_payloads_carry_the_new_status() {
         let decision = decide(
             &payment(from),
             &unpaid(),
+            &RefundLedger::default(),
             &event(kind, None),
             AmountPolicy::Warn,
             at(0),

@@ -34,6 +34,8 @@ pub fn payment(status: PaymentStatus) -> Payment {
         external_id: Some("pi_1".into()),
         gateway_reference: None,
         amount_mismatch: None,
+        refunded_amount: money(0, "USD"),
+        dispute: None,
         created_at: at(0),
         updated_at: at(0),
     }
@@ -61,6 +63,7 @@ pub fn event(kind: EventKind, amount: Option<Money>) -> GatewayEvent {
             gateway_reference: None,
         },
         amount,
+        report: None,
     }
 }
 
@@ -89,8 +92,10 @@ pub fn order_state(total: Money, paid: &[(PaymentId, Money)]) -> OrderState {
     if state.paid_amount.minor() >= total.minor() && !paid.is_empty() {
         state.status = OrderStatus::Paid;
     }
-    if !OrderState::needs_paid_by(state.status) {
+    if !OrderState::needs_paid_by(state.status, EventKind::Succeeded) {
         state.paid_by.clear();
     }
+    // None of them is refunded.
+    state.paid_by_refunded = state.paid_by.is_empty();
     state
 }

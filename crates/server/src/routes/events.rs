@@ -189,6 +189,7 @@ impl ListQuery {
         Ok(EventFilter {
             gateway,
             outcome,
+            kind: None,
             payment_id: self
                 .payment_id
                 .map(|text| id("payment_id", &text).map(PaymentId))

@@ -145,6 +145,27 @@ pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpRes
                     );
                     return (outcome.as_str(), Err(refusal));
                 }
+                Outcome::RefundRecorded => "Refund recorded",
+                Outcome::DisputeRecorded => "Dispute recorded",
+                Outcome::DisputeUnchanged => {
+                    "Dispute already decided or unchanged; the event was recorded, not applied"
+                }
+                Outcome::RefundRejected => {
+                    let refusal = ApiError::BadRequest(
+                        "refund refused: its currency differs from the payment's, or it would \
+                         take the refunded amount above the amount received; nothing changed"
+                            .into(),
+                    );
+                    return (outcome.as_str(), Err(refusal));
+                }
+                Outcome::AwaitingCompletion => {
+                    let early = ApiError::Conflict(
+                        "the payment has not completed yet; the event is kept and applied \
+                         when it completes"
+                            .into(),
+                    );
+                    return (outcome.as_str(), Err(early));
+                }
                 // The service answers an unhandled event type as
                 // `WebhookOutcome::Ignored` before any decision; a decision
                 // that ignores one is recorded and acknowledged alike.

@@ -260,6 +260,7 @@ async fn a_body_that_is_not_text_is_answered_as_base64() {
                     ..References::default()
                 },
                 amount: Some(Money::from_minor(150, usd)),
+                report: None,
             },
             payload: vec![0xff, 0x00, b'{', 0xfe],
             policy: AmountPolicy::Warn,

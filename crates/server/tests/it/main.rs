@@ -27,4 +27,5 @@ mod processes;
 mod response_headers;
 mod slow_uploads;
 mod stripe_flow;
+mod stripe_lifecycle;
 mod token_first;

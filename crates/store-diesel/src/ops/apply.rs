@@ -43,7 +43,7 @@ fn apply_event_body(conn: &mut DbConn, to_apply: &EventToApply) -> Result<Applie
         return Ok(Applied::Unmatched);
     };
     let now = stored_precision(to_apply.received_at);
-    let locked = found.into_locked(conn)?;
+    let locked = found.into_locked(conn, event.kind)?;
     decide_and_write(conn, event_row, event, locked, to_apply.policy, now)
 }
 
@@ -131,7 +131,10 @@ pub(super) fn decide_and_write(
     now: DateTime<Utc>,
 ) -> Result<Applied, TxError> {
     let LockedPayment { payment, order } = locked;
-    let decision = decide(&payment, &order, event, policy, now);
+    // Placeholder: the payment's ledger is read here once the refunds table
+    // exists (store work of issue 14).
+    let ledger = payhook_domain::RefundLedger::default();
+    let decision = decide(&payment, &order, &ledger, event, policy, now);
     DecisionWrites::new(&payment, &decision, event_row, naive(now)).execute(conn)?;
     Ok(Applied::Decided {
         outcome: decision.outcome,

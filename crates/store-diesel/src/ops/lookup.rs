@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 use payhook_domain::{
-    GatewayEvent, Lookup, OrderState, OrderStatus, Payment, PaymentId, PaymentStatus,
+    EventKind, GatewayEvent, Lookup, OrderState, OrderStatus, Payment, PaymentId, PaymentStatus,
 };
 
 use super::TxError;
@@ -39,7 +39,11 @@ impl Found {
     /// The rows as domain values, reading the order's completed payments
     /// when `decide` needs them (the order is no longer pending); a row that
     /// does not convert is corrupt.
-    pub(super) fn into_locked(self, conn: &mut DbConn) -> Result<LockedPayment, TxError> {
+    pub(super) fn into_locked(
+        self,
+        conn: &mut DbConn,
+        kind: EventKind,
+    ) -> Result<LockedPayment, TxError> {
         let payment = Payment::try_from(self.row)?;
         let order_id = payment.order_id.0;
         let corrupt = |reason: String| CorruptRow::new("orders", order_id, reason);
@@ -49,7 +53,7 @@ impl Found {
             .map_err(|error: payhook_domain::UnknownStatus| corrupt(error.to_string()))?;
         let total = money("orders", order_id, total_minor, &currency)?;
         let paid_amount = money("orders", order_id, paid_minor, &currency)?;
-        let paid_by = if OrderState::needs_paid_by(status) {
+        let others: Vec<(i64, String)> = if OrderState::needs_paid_by(status, kind) {
             let completed: Vec<&str> = PaymentStatus::ALL
                 .into_iter()
                 .filter(|status| status.has_completed())
@@ -60,14 +64,14 @@ impl Found {
                 .filter(payments::status.eq_any(completed))
                 .filter(payments::id.ne(payment.id.0))
                 .order(payments::id)
-                .select(payments::id)
-                .load::<i64>(conn)?
-                .into_iter()
-                .map(PaymentId)
-                .collect()
+                .select((payments::id, payments::status))
+                .load(conn)?
         } else {
             Vec::new()
         };
+        let refunded = PaymentStatus::Refunded.as_str();
+        let paid_by_refunded = others.iter().all(|(_, status)| status == refunded);
+        let paid_by = others.into_iter().map(|(id, _)| PaymentId(id)).collect();
         Ok(LockedPayment {
             payment,
             order: OrderState {
@@ -75,6 +79,7 @@ impl Found {
                 total,
                 paid_amount,
                 paid_by,
+                paid_by_refunded,
             },
         })
     }

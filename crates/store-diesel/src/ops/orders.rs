@@ -200,7 +200,7 @@ fn apply_waiting_events(
             );
             continue;
         }
-        let locked = found.into_locked(conn)?;
+        let locked = found.into_locked(conn, stored.event.kind)?;
         if let Applied::Decided { payment, .. } =
             decide_and_write(conn, stored.id, &stored.event, locked, policy, now)?
         {

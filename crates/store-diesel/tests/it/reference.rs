@@ -101,6 +101,7 @@ fn script(seed: u64) -> Script {
                     gateway_reference,
                 },
                 amount,
+                report: None,
             }
         })
         .collect::<Vec<_>>();

@@ -302,6 +302,7 @@ pub fn stripe_event(
         kind,
         references,
         amount,
+        report: None,
     }
 }
 
