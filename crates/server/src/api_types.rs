@@ -174,6 +174,19 @@ pub enum EventOutcomeName {
     LateCancelIgnored,
     /// The amount differed and the policy is `reject`.
     AmountRejected,
+    /// A refund report was applied to the payment's refund ledger.
+    RefundRecorded,
+    /// A refund in another currency, or above the amount received: nothing
+    /// changed.
+    RefundRejected,
+    /// A dispute report changed the payment's dispute.
+    DisputeRecorded,
+    /// A repeated dispute report, or a late one for a decided dispute:
+    /// recorded, not applied.
+    DisputeUnchanged,
+    /// A refund or dispute for a payment that has not completed: kept and
+    /// applied when it completes.
+    AwaitingCompletion,
 }
 
 /// A notification's delivery status, as `status` filters it.
