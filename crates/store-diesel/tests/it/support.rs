@@ -291,6 +291,8 @@ pub fn stripe_event(
     let event_type = match kind {
         EventKind::Succeeded => "payment_intent.succeeded",
         EventKind::Failed => "payment_intent.payment_failed",
+        EventKind::Canceled => "payment_intent.canceled",
+        EventKind::Pending => "payment_intent.processing",
         EventKind::NotHandled => "customer.created",
         // `EventKind` is non-exhaustive; a kind added later is some other type.
         _ => "customer.created",
