@@ -242,7 +242,9 @@ impl DieselStore {
     }
 
     /// Applies the embedded migrations of this backend that have not run yet
-    /// and returns their versions.
+    /// and returns their versions. Each migration is one transaction: one
+    /// that fails leaves the database as the migrations before it left it,
+    /// and `migrate` may be called again.
     pub fn migrate(&self) -> Result<Vec<String>, OpenError> {
         self.migrate_with(|conn, migrations| {
             conn.run_pending_migrations(migrations)
@@ -297,6 +299,17 @@ impl DieselStore {
                 .map_err(|e| OpenError::Migrate(e.to_string()))?;
         }
         let done = run(conn, migrations).map_err(|e| OpenError::Migrate(e.to_string()));
+        if let (Err(_), DbConn::Sqlite(sqlite)) = (&done, &mut *conn) {
+            // A migration that runs outside diesel's transaction (its
+            // `metadata.toml` says so) opens one of its own and turns foreign
+            // keys off. Stopped midway, it leaves both so on this pooled
+            // connection, which would hold the write lock and refuse the
+            // next BEGIN. With no transaction open, ROLLBACK fails harmlessly.
+            let _ = sqlite.batch_execute("ROLLBACK");
+            sqlite
+                .batch_execute("PRAGMA foreign_keys = ON")
+                .map_err(|e| OpenError::Migrate(e.to_string()))?;
+        }
         if locked {
             conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
                 .map_err(|e| OpenError::Migrate(e.to_string()))?;

@@ -10,10 +10,10 @@ use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel::{Connection, QueryResult, QueryableByName, RunQueryDsl};
 use payhook_domain::ports::{Applied, Store, StoreError};
 use payhook_domain::{EventKind, OrderId, OrderStatus, Outcome, PaymentId, PaymentStatus};
-use payhook_store_diesel::StoreOptions;
+use payhook_store_diesel::{OpenError, StoreOptions};
 
 use crate::support::{
-    by_external_id, created_payment, databases, order, stripe_event, usd, warn, TestDb,
+    by_external_id, created_payment, databases, order, sqlite_db, stripe_event, usd, warn, TestDb,
 };
 
 /// The versions of the migrations both folders hold.
@@ -649,4 +649,54 @@ async fn the_lifecycle_migration_keeps_every_row_and_backfills_paid_sums() {
             "{name}: {next_payment:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_rebuild_that_fails_midway_leaves_nothing_open_and_can_be_retried() {
+    // SQLite only: its rebuild runs outside diesel's transaction, in one of
+    // its own. PostgreSQL's migrations run in diesel's, which rolls back.
+    let db = sqlite_db();
+    let options = StoreOptions {
+        pool_size: 1,
+        group_commit: false,
+        ..StoreOptions::default()
+    };
+    let store = db.open(&options);
+    store
+        .migrate_to(BEFORE_LIFECYCLE)
+        .expect("migrate to version 2");
+    let mut raw = Raw::connect(&db);
+    let seeded = seed_before_lifecycle(&mut raw);
+    let before = Snapshot::take(&mut raw);
+    // A table in the way of the rebuild's second step: `orders` has been
+    // rebuilt when `CREATE TABLE payments_new` fails, as a full disk or an
+    // I/O error would stop it.
+    raw.execute("CREATE TABLE payments_new (id INTEGER PRIMARY KEY)");
+
+    let failed = store.migrate();
+    assert!(
+        matches!(&failed, Err(OpenError::Migrate(message)) if message.contains("payments_new")),
+        "{failed:?}"
+    );
+    // The rebuild's transaction did not stay open on the store's only
+    // connection: another connection can write at once (it would wait for
+    // the write lock, then fail) ...
+    raw.execute("PRAGMA busy_timeout = 200; DROP TABLE payments_new;");
+    assert_eq!(
+        Snapshot::take(&mut raw),
+        before,
+        "the failed rebuild was rolled back"
+    );
+    // ... and the same connection can run the migration again.
+    assert_eq!(store.migrate().expect("the retried migration"), [LIFECYCLE]);
+    assert_eq!(Snapshot::take(&mut raw), before);
+    let read = store
+        .order(OrderId(seeded.split_order))
+        .await
+        .expect("read order");
+    assert_eq!(read.paid_amount, usd(30000));
+    assert_eq!(
+        raw.count("SELECT COUNT(*) AS n FROM pragma_foreign_key_check"),
+        0
+    );
 }
