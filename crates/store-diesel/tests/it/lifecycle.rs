@@ -330,13 +330,10 @@ async fn a_checkout_sessions_payment_intent_finds_the_payment_later() {
             let session = fresh_id("cs");
             let intent = fresh_id("pi");
             let payment = pending_payment(&store, "stripe", &session, usd(15000)).await;
-            let stripe = |event_type: &str, kind, references| GatewayEvent {
-                gateway: "stripe".into(),
-                event_id: fresh_id("evt"),
-                event_type: event_type.into(),
-                kind,
-                references,
-                amount: None,
+            let stripe = |event_type: &str, kind, references| {
+                let mut typed = event(kind, references);
+                typed.event_type = event_type.into();
+                typed
             };
             // checkout.session.completed with payment_status `unpaid` (a
             // bank debit still processing): the session id, then its
