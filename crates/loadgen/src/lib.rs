@@ -18,6 +18,7 @@
 
 pub mod db;
 pub mod load;
+pub mod mix;
 pub mod preload;
 pub mod proc_stats;
 pub mod rng;
