@@ -1,5 +1,7 @@
-//! Stripe's side of a delivery: the `Stripe-Signature` header and an event
-//! body shaped like a real `payment_intent.succeeded`.
+//! Stripe's side of a delivery: the `Stripe-Signature` header and event
+//! bodies shaped like real `payment_intent.succeeded`, `refund.created` and
+//! `charge.refunded` events (copied from the Stripe adapter's fixtures, with
+//! this run's ids and amounts).
 //!
 //! The signer is written here from Stripe's documentation, not borrowed
 //! from the adapter, so that the benchmark also checks the two agree.
@@ -91,7 +93,7 @@ pub fn payment_intent_succeeded(spec: &EventSpec<'_>) -> Vec<u8> {
             "description": format!("Order {order_id}"),
             "invoice": null,
             "last_payment_error": null,
-            "latest_charge": "ch_3PqR8sLkdIwHu7ix1Lm6Np7Q",
+            "latest_charge": charge_id(payment_intent),
             "livemode": false,
             "metadata": {"order_id": order_id.to_string()},
             "next_action": null,
@@ -130,6 +132,214 @@ pub fn payment_intent_succeeded(spec: &EventSpec<'_>) -> Vec<u8> {
     serde_json::to_vec(&event).expect("a JSON value always serialises")
 }
 
+/// The Charge of PaymentIntent `payment_intent`: `ch_` and the rest of the
+/// intent's id, so that one run's charges are as unique as its intents and
+/// the intent's `latest_charge` names the charge its refunds report.
+pub fn charge_id(payment_intent: &str) -> String {
+    let rest = payment_intent.strip_prefix("pi_").unwrap_or(payment_intent);
+    format!("ch_{rest}")
+}
+
+/// What one synthetic refund says: one refund of a payment, reported by
+/// [`refund_created`] and again by [`charge_refunded`].
+#[derive(Debug, Clone, Copy)]
+pub struct RefundSpec<'a> {
+    /// `evt_...` of this report (each report is an event of its own).
+    pub event_id: &'a str,
+    /// `pi_...`: the refunded PaymentIntent, which finds the payment.
+    pub payment_intent: &'a str,
+    /// `re_...`: the refund, counted once however often it is reported.
+    pub refund_id: &'a str,
+    /// The charge's (the payment's) amount in cents.
+    pub amount_minor: i64,
+    /// The refund's amount in cents: at most `amount_minor`.
+    pub refund_minor: i64,
+    /// The shop's order id, as a shop puts it in the metadata.
+    pub order_id: i64,
+    /// Unix time of the event's creation, which orders running totals.
+    pub created: i64,
+}
+
+/// The Refund object of `spec`, as Stripe renders it in `refund.*` events
+/// and in a Charge's `refunds.data` (API version 2024-06-20). A refund made
+/// in the dashboard has empty metadata: the PaymentIntent finds the payment.
+fn refund_object(spec: &RefundSpec<'_>) -> serde_json::Value {
+    let rest = spec.refund_id.strip_prefix("re_").unwrap_or(spec.refund_id);
+    serde_json::json!({
+        "id": spec.refund_id,
+        "object": "refund",
+        "amount": spec.refund_minor,
+        "balance_transaction": format!("txn_{rest}"),
+        "charge": charge_id(spec.payment_intent),
+        "created": spec.created - 1,
+        "currency": "usd",
+        "destination_details": {
+            "card": {
+                "reference": "7437283946215860912345",
+                "reference_status": "available",
+                "reference_type": "acquirer_reference_number",
+                "type": "refund"
+            },
+            "type": "card"
+        },
+        "metadata": {},
+        "payment_intent": spec.payment_intent,
+        "reason": "requested_by_customer",
+        "receipt_number": null,
+        "source_transfer_reversal": null,
+        "status": "succeeded",
+        "transfer_reversal": null
+    })
+}
+
+/// The event envelope Stripe wraps every object in.
+fn event(event_id: &str, event_type: &str, created: i64, data: serde_json::Value) -> Vec<u8> {
+    let event = serde_json::json!({
+        "id": event_id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": created,
+        "data": data,
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": {"id": "req_Rf7Gh2Jk4Lm6Np", "idempotency_key": format!("idem-{event_id}")},
+        "type": event_type
+    });
+    serde_json::to_vec(&event).expect("a JSON value always serialises")
+}
+
+/// A `refund.created` event for a refund that succeeded at once (card
+/// refunds do), of about 1 KB, shaped like the adapter's fixture.
+pub fn refund_created(spec: &RefundSpec<'_>) -> Vec<u8> {
+    event(
+        spec.event_id,
+        "refund.created",
+        spec.created,
+        serde_json::json!({"object": refund_object(spec)}),
+    )
+}
+
+/// A `charge.refunded` event after the one refund of `spec`, of about
+/// 3 KB, shaped like the adapter's fixture: the running total
+/// `amount_refunded` is that refund's amount, `refunds.data` lists it (the
+/// same refund [`refund_created`] reports), `refunded` says whether the
+/// whole charge went back, and `previous_attributes` says nothing had been
+/// refunded before. Stripe sends it for partial refunds too.
+pub fn charge_refunded(spec: &RefundSpec<'_>) -> Vec<u8> {
+    let charge = charge_id(spec.payment_intent);
+    let rest = charge.strip_prefix("ch_").unwrap_or(&charge);
+    let refunded_in_full = spec.refund_minor == spec.amount_minor;
+    // Several literals: one would pass serde_json's macro recursion limit.
+    let billing_details = serde_json::json!({
+        "address": {
+            "city": "Springfield",
+            "country": "US",
+            "line1": "742 Evergreen Terrace",
+            "line2": null,
+            "postal_code": "49007",
+            "state": "OR"
+        },
+        "email": "customer@example.com",
+        "name": "Jane Customer",
+        "phone": null
+    });
+    let outcome = serde_json::json!({
+        "network_status": "approved_by_network",
+        "reason": null,
+        "risk_level": "normal",
+        "risk_score": 32,
+        "seller_message": "Payment complete.",
+        "type": "authorized"
+    });
+    let refunds = serde_json::json!({
+        "object": "list",
+        "data": [refund_object(spec)],
+        "has_more": false,
+        "url": format!("/v1/charges/{charge}/refunds")
+    });
+    let card = serde_json::json!({
+        "amount_authorized": spec.amount_minor,
+        "brand": "visa",
+        "checks": {
+            "address_line1_check": "pass",
+            "address_postal_code_check": "pass",
+            "cvc_check": "pass"
+        },
+        "country": "US",
+        "exp_month": 8,
+        "exp_year": 2029,
+        "fingerprint": "Ab1Cd2Ef3Gh4Ij5K",
+        "funding": "credit",
+        "installments": null,
+        "last4": "4242",
+        "network": "visa",
+        "three_d_secure": null,
+        "wallet": null
+    });
+    let mut object = serde_json::json!({
+        "id": charge,
+        "object": "charge",
+        "amount": spec.amount_minor,
+        "amount_captured": spec.amount_minor,
+        "amount_refunded": spec.refund_minor,
+        "application": null,
+        "application_fee": null,
+        "application_fee_amount": null,
+        "balance_transaction": format!("txn_{rest}"),
+        "billing_details": billing_details,
+        "calculated_statement_descriptor": "PAYHOOK SHOP",
+        "captured": true,
+        "created": spec.created - 3_600,
+        "currency": "usd",
+        "customer": "cus_QhT2vWx9YzAb1C",
+        "description": format!("Order {}", spec.order_id),
+        "disputed": false,
+        "failure_balance_transaction": null,
+        "failure_code": null,
+        "failure_message": null,
+        "fraud_details": {},
+        "invoice": null,
+        "livemode": false
+    });
+    let rest = serde_json::json!({
+        "metadata": {"order_id": spec.order_id.to_string()},
+        "on_behalf_of": null,
+        "outcome": outcome,
+        "paid": true,
+        "payment_intent": spec.payment_intent,
+        "payment_method": "pm_1PqR8rLkdIwHu7ixRs8Tu9Vw",
+        "payment_method_details": {"card": card, "type": "card"},
+        "receipt_email": "customer@example.com",
+        "receipt_number": null,
+        "receipt_url": "https://pay.stripe.com/receipts/payment/CAcaFwoVYWNjdF9maXh0dXJl",
+        "refunded": refunded_in_full,
+        "refunds": refunds,
+        "review": null,
+        "shipping": null,
+        "source": null,
+        "source_transfer": null,
+        "statement_descriptor": null,
+        "statement_descriptor_suffix": null,
+        "status": "succeeded",
+        "transfer_data": null,
+        "transfer_group": null
+    });
+    if let (Some(object), serde_json::Value::Object(rest)) = (object.as_object_mut(), rest) {
+        object.extend(rest);
+    }
+    // Stripe lists what the event changed, as it was before.
+    let mut previous = serde_json::json!({"amount_refunded": 0, "refunds": {"data": []}});
+    if refunded_in_full {
+        previous["refunded"] = false.into();
+    }
+    event(
+        spec.event_id,
+        "charge.refunded",
+        spec.created,
+        serde_json::json!({"object": object, "previous_attributes": previous}),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +375,95 @@ mod tests {
         assert_eq!(event["data"]["object"]["id"], "pi_load_abc_17");
         assert_eq!(event["data"]["object"]["amount_received"], 15_000);
         assert_eq!(event["data"]["object"]["currency"], "usd");
+    }
+
+    fn spec(refund_minor: i64) -> RefundSpec<'static> {
+        RefundSpec {
+            event_id: "evt_load_abc_17_re",
+            payment_intent: "pi_load_abc_17",
+            refund_id: "re_load_abc_17",
+            amount_minor: 15_000,
+            refund_minor,
+            order_id: 42,
+            created: 1_700_000_100,
+        }
+    }
+
+    #[test]
+    fn charges_are_named_after_their_intent() {
+        assert_eq!(charge_id("pi_load_abc_17"), "ch_load_abc_17");
+        assert_eq!(charge_id("odd"), "ch_odd");
+        let body = payment_intent_succeeded(&EventSpec {
+            event_id: "evt_load_abc_17",
+            payment_intent: "pi_load_abc_17",
+            amount_minor: 15_000,
+            order_id: 42,
+            created: 1_700_000_000,
+        });
+        let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(event["data"]["object"]["latest_charge"], "ch_load_abc_17");
+    }
+
+    #[test]
+    fn refund_created_reports_one_succeeded_refund_of_the_intent() {
+        let body = refund_created(&spec(4_500));
+        assert!((700..=1_500).contains(&body.len()), "{} bytes", body.len());
+        let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(event["type"], "refund.created");
+        assert_eq!(event["id"], "evt_load_abc_17_re");
+        assert_eq!(event["object"], "event");
+        assert_eq!(event["created"], 1_700_000_100);
+        let refund = &event["data"]["object"];
+        assert_eq!(refund["object"], "refund");
+        assert_eq!(refund["id"], "re_load_abc_17");
+        assert_eq!(refund["amount"], 4_500);
+        assert_eq!(refund["currency"], "usd");
+        assert_eq!(refund["status"], "succeeded");
+        assert_eq!(refund["payment_intent"], "pi_load_abc_17");
+        assert_eq!(refund["charge"], "ch_load_abc_17");
+        assert_eq!(refund["metadata"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn charge_refunded_reports_the_same_refund_as_a_running_total() {
+        let partial: serde_json::Value = serde_json::from_slice(&charge_refunded(&RefundSpec {
+            event_id: "evt_load_abc_17_ch",
+            ..spec(4_500)
+        }))
+        .unwrap();
+        assert_eq!(partial["type"], "charge.refunded");
+        assert_eq!(partial["id"], "evt_load_abc_17_ch");
+        let charge = &partial["data"]["object"];
+        assert_eq!(charge["object"], "charge");
+        assert_eq!(charge["id"], "ch_load_abc_17");
+        assert_eq!(charge["payment_intent"], "pi_load_abc_17");
+        assert_eq!(charge["amount"], 15_000);
+        assert_eq!(charge["amount_refunded"], 4_500);
+        assert_eq!(charge["currency"], "usd");
+        assert_eq!(charge["refunded"], false);
+        assert_eq!(charge["refunds"]["object"], "list");
+        assert_eq!(charge["refunds"]["has_more"], false);
+        // The very refund refund.created reports, not a look-alike.
+        let created: serde_json::Value =
+            serde_json::from_slice(&refund_created(&spec(4_500))).unwrap();
+        assert_eq!(
+            charge["refunds"]["data"],
+            serde_json::json!([created["data"]["object"]])
+        );
+        assert_eq!(
+            partial["data"]["previous_attributes"],
+            serde_json::json!({"amount_refunded": 0, "refunds": {"data": []}})
+        );
+
+        let full_body = charge_refunded(&spec(15_000));
+        assert!(
+            (2_000..=4_000).contains(&full_body.len()),
+            "{} bytes",
+            full_body.len()
+        );
+        let full: serde_json::Value = serde_json::from_slice(&full_body).unwrap();
+        assert_eq!(full["data"]["object"]["amount_refunded"], 15_000);
+        assert_eq!(full["data"]["object"]["refunded"], true);
+        assert_eq!(full["data"]["previous_attributes"]["refunded"], false);
     }
 }
