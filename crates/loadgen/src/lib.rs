@@ -3,7 +3,8 @@
 //! - `payhook-loadgen` drives a payhook server on this machine (running, or
 //!   started by it) through the management API and the Stripe webhook
 //!   endpoint, measures throughput, latency and the server's memory, then
-//!   checks that every payment was confirmed exactly once;
+//!   checks that every payment was confirmed exactly once (and, for the
+//!   share `--mix` makes refunds, refunded exactly once: [`mix`], [`plan`]);
 //! - `sqlite-ceiling` runs payhook's per-event transaction directly on a
 //!   SQLite file, one commit (one fsync) per event: the rate the embedded
 //!   store could reach without batching.
@@ -19,6 +20,7 @@
 pub mod db;
 pub mod load;
 pub mod mix;
+pub mod plan;
 pub mod preload;
 pub mod proc_stats;
 pub mod rng;

@@ -1,15 +1,18 @@
 //! The three phases of a load run against a payhook server, over awc on
 //! the current actix runtime: create the payments through the management
 //! API, deliver the signed Stripe events, and check the result through the
-//! API and, when given the database, in the outbox itself.
+//! API and, when given the database, in the database itself, each payment
+//! against its [`PaymentPlan`].
 //!
 //! Each phase runs at most `concurrency` requests at a time and visits
-//! every item once. The measured delivery phase never retries, so a failure
-//! shows in the counts; setup repeats a call answered 5xx a few times and
-//! counts the repeats.
+//! every item once. The measured delivery phase never retries a failure,
+//! so it shows in the counts; the one answer it sends again is a 409 for a
+//! refund re-delivered before its payment's success (payhook keeps such an
+//! event and answers it so), counted apart. Setup repeats a call answered
+//! 5xx a few times and counts the repeats.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -20,9 +23,11 @@ use awc::Client;
 use serde_json::{json, Value};
 
 use crate::db::{literal, Database};
+use crate::mix::{Kind, Mix};
+use crate::plan::{self, EventType, PaymentPlan, StoredPayment};
 use crate::rng::SplitMix64;
 use crate::stats::Tally;
-use crate::stripe::{self, EventSpec, Signer};
+use crate::stripe::Signer;
 use crate::target::LoopbackUrl;
 
 /// The Stripe webhook endpoint.
@@ -31,12 +36,21 @@ pub const STRIPE_WEBHOOK_PATH: &str = "/api/v1/order-payments/webhooks/stripe/";
 /// The answer to the first delivery of an event that confirms its payment.
 pub const CONFIRMED: &str = "Payment confirmed";
 
+/// The outcome payhook records for a refund report it applied.
+pub const REFUND_RECORDED_OUTCOME: &str = "refund_recorded";
+
 /// The largest answer body read; payhook's are a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// How many more times a setup call is tried after a 5xx or no answer.
 /// Setup is not what is measured; the delivery phase never retries.
 const SETUP_RETRIES: u32 = 3;
+
+/// How many times a refund event answered 409 is sent again once its
+/// payment's success was answered. Once should do (payhook completed the
+/// payment before it answered); more would hide a server that keeps
+/// refusing.
+const EARLY_RETRIES: u32 = 2;
 
 /// How one run talks to the server.
 #[derive(Debug, Clone)]
@@ -47,31 +61,40 @@ pub struct LoadConfig {
     pub token: String,
     /// Stripe endpoint secret the server was given.
     pub stripe_secret: String,
-    /// Distinct events, one per payment.
+    /// Payments, each confirmed by one event (and refunded by two more
+    /// when the mix makes it a refund).
     pub events: usize,
-    /// Extra deliveries of already-chosen events.
+    /// What kinds of payment the run is made of.
+    pub mix: Mix,
+    /// Extra deliveries of already-chosen events, of any type.
     pub duplicates: usize,
     /// Requests in flight at once.
     pub concurrency: usize,
-    /// Seed of the duplicate choice and the shuffle.
+    /// Seed of the kinds, the duplicate choice and the shuffle.
     pub seed: u64,
     /// Makes this run's ids unique: `pi_load_<run>_<i>`, `evt_load_<run>_<i>`.
     pub run_id: String,
 }
 
-/// One payment created for the run, with the event that will confirm it.
+/// One payment created for the run, with what the run will do to it.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     /// payhook's order id.
     pub order_id: i64,
     /// payhook's payment id.
     pub payment_id: i64,
-    /// The amount, in cents.
-    pub amount_minor: i64,
-    /// The Stripe event id.
-    pub event_id: String,
-    /// The PaymentIntent id, stored as the payment's external id.
-    pub payment_intent: String,
+    /// Its kind, amount, PaymentIntent (its external id), events and refund.
+    pub plan: PaymentPlan,
+}
+
+/// The distinct events the run sends for `prepared`, re-deliveries aside.
+pub fn planned_events(prepared: &[Prepared]) -> usize {
+    prepared.iter().map(|p| p.plan.events.len()).sum()
+}
+
+/// How many of `prepared` are of `kind`.
+pub fn count_of(prepared: &[Prepared], kind: Kind) -> usize {
+    prepared.iter().filter(|p| p.plan.kind == kind).count()
 }
 
 /// The payments of a run, and what it took to create them.
@@ -97,12 +120,19 @@ struct Retries {
 pub struct SendOutcome {
     /// From the first request to the last answer.
     pub elapsed: Duration,
-    /// Deliveries made (events plus duplicates).
+    /// Requests made: events, duplicates, and the refunds sent again after
+    /// an early 409.
     pub deliveries: usize,
-    /// One latency per delivery that got an answer, in no order.
+    /// One latency per request that got an answer, in no order.
     pub latencies: Vec<Duration>,
-    /// Answers by status and message.
+    /// Final answers by status and message: an early 409 that was sent
+    /// again is not one (its second answer is).
     pub tally: Tally,
+    /// The same, by event type.
+    pub by_type: BTreeMap<EventType, Tally>,
+    /// Refund events answered 409 because they overtook their payment's
+    /// success, and so sent again after it.
+    pub early: usize,
     /// The first transport error, if any.
     pub first_error: Option<String>,
 }
@@ -110,10 +140,12 @@ pub struct SendOutcome {
 /// What the API check found.
 #[derive(Debug, Clone, Default)]
 pub struct ApiCheck {
-    /// Payments read back as `completed`.
-    pub completed: usize,
-    /// Payments in another state or unreadable, with what was found.
-    pub not_completed: Vec<(i64, String)>,
+    /// Payments that read back as their plan says.
+    pub as_planned: usize,
+    /// Payments by the status they read back with.
+    pub statuses: BTreeMap<String, usize>,
+    /// Payments that did not, or were unreadable, with what was found.
+    pub problems: Vec<(i64, String)>,
 }
 
 /// What the database check found.
@@ -131,6 +163,22 @@ pub struct DatabaseCheck {
     pub events_recorded: usize,
     /// Of those, the ones whose outcome is `confirmed`.
     pub events_confirmed: usize,
+    /// Of those, how many of each (event type, outcome).
+    pub outcomes: BTreeMap<(String, String), usize>,
+    /// Payments whose rows are as their plan says.
+    pub as_planned: usize,
+    /// Payments whose rows are not, with what was found.
+    pub problems: Vec<(i64, String)>,
+}
+
+impl DatabaseCheck {
+    /// Recorded events of `event_type` with `outcome`.
+    pub fn outcome_count(&self, event_type: EventType, outcome: &str) -> usize {
+        self.outcomes
+            .get(&(event_type.as_str().to_owned(), outcome.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 /// Runs `work` on every item with at most `concurrency` of them in flight,
@@ -293,11 +341,11 @@ async fn prepare_one(
     client: &Client,
     config: &LoadConfig,
     retries: &Retries,
-    index: usize,
+    plan: PaymentPlan,
 ) -> anyhow::Result<Prepared> {
-    let amount_minor = amount_minor(index);
-    let amount = decimal(amount_minor);
+    let amount = decimal(plan.amount_minor);
     let run = &config.run_id;
+    let index = plan.index;
     let order = setup_call(
         client,
         config,
@@ -317,14 +365,13 @@ async fn prepare_one(
     )
     .await?;
     let payment_id = id_of("POST /api/v1/order-payments/", 201, payment)?;
-    let payment_intent = format!("pi_load_{run}_{index}");
     let pending_path = format!("/api/v1/order-payments/{payment_id}/external-pending/");
     let (status, answer) = setup_call(
         client,
         config,
         retries,
         &pending_path,
-        json!({"external_id": payment_intent}),
+        json!({"external_id": plan.payment_intent}),
     )
     .await?;
     if status != 200 || answer["status"] != "pending_external" {
@@ -333,26 +380,26 @@ async fn prepare_one(
     Ok(Prepared {
         order_id,
         payment_id,
-        amount_minor,
-        event_id: format!("evt_load_{run}_{index}"),
-        payment_intent,
+        plan,
     })
 }
 
-/// Phase 1: creates `config.events` orders and payments, each pending at
-/// Stripe with its own PaymentIntent id. A call answered 5xx is repeated a
-/// few times; one still refused after that, or answered 4xx, fails the phase
-/// (after every item was tried), naming the first failure.
+/// Phase 1: plans `config.events` payments as `config.mix` shares them,
+/// and creates their orders and payments, each pending at Stripe with its
+/// own PaymentIntent id. A call answered 5xx is repeated a few times; one
+/// still refused after that, or answered 4xx, fails the phase (after every
+/// item was tried), naming the first failure.
 pub async fn prepare(client: &Client, config: &LoadConfig) -> anyhow::Result<Setup> {
+    let plans = plan::plans(&config.mix, config.events, &config.run_id, config.seed);
     let shared = Rc::new((client.clone(), config.clone(), Retries::default()));
     let work = {
         let shared = shared.clone();
-        move |index| {
+        move |plan| {
             let shared = shared.clone();
-            async move { prepare_one(&shared.0, &shared.1, &shared.2, index).await }
+            async move { prepare_one(&shared.0, &shared.1, &shared.2, plan).await }
         }
     };
-    let results = for_each_concurrent((0..config.events).collect(), config.concurrency, work).await;
+    let results = for_each_concurrent(plans, config.concurrency, work).await;
     let prepared = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let retried = shared.2.count.get();
     let first_retry_reason = shared.2.first_reason.borrow().clone();
@@ -363,105 +410,267 @@ pub async fn prepare(client: &Client, config: &LoadConfig) -> anyhow::Result<Set
     })
 }
 
-/// Which event each delivery carries: every event once plus `duplicates`
-/// uniformly chosen ones again, shuffled together.
-pub fn schedule(events: usize, duplicates: usize, rng: &mut SplitMix64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..events).collect();
-    if events > 0 {
-        order.extend((0..duplicates).map(|_| rng.below(events)));
+/// One item of the send phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every event of this payment, in its plan's order, each sent when
+    /// the one before was answered: the success, then its refund reports.
+    Payment(usize),
+    /// Event number `n` of the run (counting the payments' events in
+    /// order) once more, on its own: a gateway's re-delivery.
+    Again(usize),
+}
+
+/// The send phase's items: every payment once (with its `events[i]`
+/// events), plus `duplicates` events chosen uniformly among all of them
+/// again, shuffled together. With one event per payment this is the
+/// schedule of the runs before `--mix`, draw for draw.
+pub fn schedule(events: &[usize], duplicates: usize, rng: &mut SplitMix64) -> Vec<Delivery> {
+    let total: usize = events.iter().sum();
+    let mut order: Vec<Delivery> = (0..events.len()).map(Delivery::Payment).collect();
+    if total > 0 {
+        order.extend((0..duplicates).map(|_| Delivery::Again(rng.below(total))));
     }
     rng.shuffle(&mut order);
     order
 }
 
-/// One delivery's answer.
-struct Delivered {
+/// One event of the run, built before the send phase.
+struct Event {
+    /// Its payment's place in `prepared`.
+    payment: usize,
+    event_type: EventType,
+    body: Vec<u8>,
+}
+
+/// One request's answer.
+struct Answered {
+    event_type: EventType,
     status: u16,
     message: Option<String>,
     latency: Duration,
     error: Option<String>,
+    /// A 409 that is sent again after the payment's success.
+    early: bool,
 }
 
-/// Phase 2: delivers every event, plus the duplicates, interleaved, each
-/// freshly signed with the current time as Stripe does on every attempt.
+/// Where a payment's success stands in the send phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Success {
+    /// No delivery of it has been answered yet.
+    Unanswered,
+    /// A delivery of it was answered 2xx: the payment has completed.
+    Applied,
+    /// Its payment's own delivery of it was not answered 2xx.
+    Refused,
+}
+
+/// The send phase's shared state, on the one thread of the runtime.
+struct Sender {
+    client: Client,
+    signer: Signer,
+    url: String,
+    events: Vec<Event>,
+    /// The events of each payment, as indexes into `events`.
+    chains: Vec<std::ops::Range<usize>>,
+    success: Vec<Cell<Success>>,
+    /// Per payment, refund events answered 409 before its success was
+    /// answered, to send again when it is.
+    waiting: Vec<RefCell<Vec<usize>>>,
+    answers: RefCell<Vec<Answered>>,
+}
+
+impl Sender {
+    /// Sends event `event` once, freshly signed with the current time as
+    /// Stripe does on every attempt.
+    async fn post(&self, event: usize) -> Answered {
+        let Event {
+            event_type, body, ..
+        } = &self.events[event];
+        let signature = self.signer.header(chrono::Utc::now().timestamp(), body);
+        let sent_at = Instant::now();
+        let result = async {
+            let mut response = self
+                .client
+                .post(self.url.as_str())
+                .insert_header((CONTENT_TYPE, "application/json"))
+                .insert_header(("Stripe-Signature", signature))
+                .send_body(body.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let answer = response
+                .body()
+                .limit(MAX_ANSWER_BYTES)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((status, answer))
+        }
+        .await;
+        let latency = sent_at.elapsed();
+        match result {
+            Ok((status, answer)) => Answered {
+                event_type: *event_type,
+                status,
+                message: serde_json::from_slice::<Value>(&answer)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_owned)),
+                latency,
+                error: None,
+                early: false,
+            },
+            Err(error) => Answered {
+                event_type: *event_type,
+                status: 0,
+                message: None,
+                latency,
+                error: Some(error),
+                early: false,
+            },
+        }
+    }
+
+    /// Sends event `event` until it has a final answer, and returns that
+    /// answer's status; `None` when the event was put aside. A refund event
+    /// answered 409 is an early one, not a failure: put aside while its
+    /// payment's success is unanswered, sent again at once (up to
+    /// [`EARLY_RETRIES`] times) when the success has been applied. Under a
+    /// refused success, the 409 is final.
+    async fn send(&self, event: usize) -> Option<u16> {
+        let (payment, event_type) = (self.events[event].payment, self.events[event].event_type);
+        let mut retries = 0;
+        loop {
+            let mut answered = self.post(event).await;
+            let status = answered.status;
+            if status == 409 && event_type.needs_completion() && retries < EARLY_RETRIES {
+                let success = self.success[payment].get();
+                if success != Success::Refused {
+                    answered.early = true;
+                    self.answers.borrow_mut().push(answered);
+                    if success == Success::Unanswered {
+                        self.waiting[payment].borrow_mut().push(event);
+                        return None;
+                    }
+                    retries += 1;
+                    continue;
+                }
+            }
+            self.answers.borrow_mut().push(answered);
+            return Some(status);
+        }
+    }
+
+    /// Delivers event `event`; when it is a success with a final answer,
+    /// records where the payment stands and sends the refund events that
+    /// waited for it.
+    async fn deliver(&self, event: usize) {
+        let status = self.send(event).await;
+        let (payment, event_type) = (self.events[event].payment, self.events[event].event_type);
+        let Some(status) = status else { return };
+        if event_type != EventType::PaymentIntentSucceeded {
+            return;
+        }
+        let success = &self.success[payment];
+        if (200..300).contains(&status) {
+            success.set(Success::Applied);
+        } else if success.get() == Success::Unanswered {
+            success.set(Success::Refused);
+        }
+        self.release(payment).await;
+    }
+
+    /// Sends again the events of `payment` that waited for its success.
+    async fn release(&self, payment: usize) {
+        // Taken out first: the borrow must not live across an await.
+        let waiting = std::mem::take(&mut *self.waiting[payment].borrow_mut());
+        for event in waiting {
+            self.send(event).await;
+        }
+    }
+
+    /// Delivers one item of the schedule.
+    async fn run(&self, item: Delivery) {
+        match item {
+            Delivery::Payment(payment) => {
+                for event in self.chains[payment].clone() {
+                    self.deliver(event).await;
+                }
+            }
+            Delivery::Again(event) => self.deliver(event).await,
+        }
+    }
+}
+
+/// Phase 2: delivers every payment's events, in order within the payment,
+/// plus the duplicates, interleaved, each freshly signed with the current
+/// time as Stripe does on every attempt.
 pub async fn deliver(client: &Client, config: &LoadConfig, prepared: &[Prepared]) -> SendOutcome {
     let created = chrono::Utc::now().timestamp();
-    let bodies: Rc<Vec<Vec<u8>>> = Rc::new(
-        prepared
-            .iter()
-            .map(|payment| {
-                stripe::payment_intent_succeeded(&EventSpec {
-                    event_id: &payment.event_id,
-                    payment_intent: &payment.payment_intent,
-                    amount_minor: payment.amount_minor,
-                    order_id: payment.order_id,
-                    created,
-                })
-            })
-            .collect(),
-    );
-    let mut rng = SplitMix64::new(config.seed);
-    let order = schedule(prepared.len(), config.duplicates, &mut rng);
-    let deliveries = order.len();
-    let shared = Rc::new((
-        client.clone(),
-        Signer::new(&config.stripe_secret),
-        config.url.join(STRIPE_WEBHOOK_PATH),
-    ));
-    let started = Instant::now();
-    let answers = for_each_concurrent(order, config.concurrency, move |index| {
-        let (shared, bodies) = (shared.clone(), bodies.clone());
-        async move {
-            let (client, signer, url) = &*shared;
-            let body = &bodies[index];
-            let signature = signer.header(chrono::Utc::now().timestamp(), body);
-            let sent_at = Instant::now();
-            let result = async {
-                let mut response = client
-                    .post(url.as_str())
-                    .insert_header((CONTENT_TYPE, "application/json"))
-                    .insert_header(("Stripe-Signature", signature))
-                    .send_body(body.clone())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = response.status().as_u16();
-                let answer = response
-                    .body()
-                    .limit(MAX_ANSWER_BYTES)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok::<_, String>((status, answer))
-            }
-            .await;
-            let latency = sent_at.elapsed();
-            match result {
-                Ok((status, answer)) => Delivered {
-                    status,
-                    message: serde_json::from_slice::<Value>(&answer)
-                        .ok()
-                        .and_then(|v| v["message"].as_str().map(str::to_owned)),
-                    latency,
-                    error: None,
-                },
-                Err(error) => Delivered {
-                    status: 0,
-                    message: None,
-                    latency,
-                    error: Some(error),
-                },
-            }
+    let mut events = Vec::with_capacity(planned_events(prepared));
+    let mut chains = Vec::with_capacity(prepared.len());
+    for (payment, item) in prepared.iter().enumerate() {
+        let start = events.len();
+        let bodies = item.plan.bodies(item.order_id, created);
+        for ((event_type, _), body) in item.plan.events.iter().zip(bodies) {
+            events.push(Event {
+                payment,
+                event_type: *event_type,
+                body,
+            });
         }
-    })
-    .await;
+        chains.push(start..events.len());
+    }
+    let mut rng = SplitMix64::new(config.seed);
+    let lengths: Vec<usize> = chains.iter().map(ExactSizeIterator::len).collect();
+    let order = schedule(&lengths, config.duplicates, &mut rng);
+    let sender = Rc::new(Sender {
+        client: client.clone(),
+        signer: Signer::new(&config.stripe_secret),
+        url: config.url.join(STRIPE_WEBHOOK_PATH),
+        events,
+        chains,
+        success: (0..prepared.len())
+            .map(|_| Cell::new(Success::Unanswered))
+            .collect(),
+        waiting: (0..prepared.len()).map(|_| RefCell::default()).collect(),
+        answers: RefCell::default(),
+    });
+    let started = Instant::now();
+    let work = {
+        let sender = sender.clone();
+        move |item| {
+            let sender = sender.clone();
+            async move { sender.run(item).await }
+        }
+    };
+    for_each_concurrent(order, config.concurrency, work).await;
+    // Every payment's own task sent its success, so nothing should wait;
+    // whatever does is sent once more and its answer counted as final.
+    for payment in 0..prepared.len() {
+        if sender.success[payment].get() == Success::Unanswered {
+            sender.success[payment].set(Success::Refused);
+        }
+        sender.release(payment).await;
+    }
     let elapsed = started.elapsed();
+    let answers = std::mem::take(&mut *sender.answers.borrow_mut());
     let mut outcome = SendOutcome {
         elapsed,
-        deliveries,
-        latencies: Vec::with_capacity(deliveries),
+        deliveries: answers.len(),
+        latencies: Vec::with_capacity(answers.len()),
         ..SendOutcome::default()
     };
     for answer in answers {
-        outcome.tally.add(answer.status, answer.message.as_deref());
+        if answer.early {
+            outcome.early += 1;
+        } else {
+            outcome.tally.add(answer.status, answer.message.as_deref());
+            outcome
+                .by_type
+                .entry(answer.event_type)
+                .or_default()
+                .add(answer.status, answer.message.as_deref());
+        }
         match answer.error {
             None => outcome.latencies.push(answer.latency),
             Some(error) => {
@@ -472,30 +681,39 @@ pub async fn deliver(client: &Client, config: &LoadConfig, prepared: &[Prepared]
     outcome
 }
 
-/// Phase 3a: reads every payment back through the API.
+/// Phase 3a: reads every payment back through the API and checks it
+/// against its plan ([`PaymentPlan::check_api`]).
 pub async fn check_api(client: &Client, config: &LoadConfig, prepared: &[Prepared]) -> ApiCheck {
     let shared = Rc::new((client.clone(), config.clone()));
-    let ids: Vec<i64> = prepared.iter().map(|p| p.payment_id).collect();
-    let answers = for_each_concurrent(ids, config.concurrency, move |id| {
+    let items: Vec<(i64, PaymentPlan)> = prepared
+        .iter()
+        .map(|p| (p.payment_id, p.plan.clone()))
+        .collect();
+    let answers = for_each_concurrent(items, config.concurrency, move |(id, plan)| {
         let shared = shared.clone();
         async move {
             let path = format!("/api/v1/order-payments/{id}/");
             let found =
                 match api_call(&shared.0, &shared.1, awc::http::Method::GET, &path, None).await {
-                    Ok((200, answer)) if answer["status"] == "completed" => None,
-                    Ok((200, answer)) => Some(format!("status {}", answer["status"])),
-                    Ok((status, answer)) => Some(format!("HTTP {status}: {answer}")),
-                    Err(error) => Some(error.to_string()),
+                    Ok((200, answer)) => (
+                        answer["status"].as_str().map(str::to_owned),
+                        plan.check_api(&answer),
+                    ),
+                    Ok((status, answer)) => (None, Err(format!("HTTP {status}: {answer}"))),
+                    Err(error) => (None, Err(error.to_string())),
                 };
             (id, found)
         }
     })
     .await;
     let mut check = ApiCheck::default();
-    for (id, problem) in answers {
-        match problem {
-            None => check.completed += 1,
-            Some(problem) => check.not_completed.push((id, problem)),
+    for (id, (status, verdict)) in answers {
+        if let Some(status) = status {
+            *check.statuses.entry(status).or_default() += 1;
+        }
+        match verdict {
+            Ok(()) => check.as_planned += 1,
+            Err(problem) => check.problems.push((id, problem)),
         }
     }
     check
@@ -510,33 +728,80 @@ struct OutboxRef {
     kind: String,
 }
 
-/// A recorded event's outcome, as the database check reads it.
+/// A payment's status and its order's, as the database check reads them.
+#[derive(diesel::QueryableByName)]
+struct PaymentRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    payment_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    order_status: String,
+}
+
+/// A payment's refunded amount, as the database check reads it.
+#[derive(diesel::QueryableByName)]
+struct RefundedRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    payment_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    refunded_minor: i64,
+}
+
+/// A row of `refunds`, as the database check reads it.
+#[derive(diesel::QueryableByName)]
+struct RefundRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    payment_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    refund_id: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    amount_minor: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+}
+
+/// A recorded event's type and outcome, as the database check reads them.
 #[derive(diesel::QueryableByName)]
 struct EventOutcome {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    event_type: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
     outcome: String,
 }
 
-/// Phase 3b: counts this run's outbox rows and recorded events in the
-/// database itself, with queries that select only this run's rows (the
-/// outbox rows of its payment id range, the events with its event id
-/// prefix), so other runs' rows and preloaded ones are neither read nor
-/// counted. Runs on a blocking thread of the runtime.
+/// Phase 3b: reads this run's rows in the database itself and checks each
+/// payment's against its plan ([`PaymentPlan::check_stored`]): statuses,
+/// outbox rows, and, in a run with refunds, `payments.refunded_minor` and
+/// the `refunds` rows (so a run without refunds still works against a
+/// database from before them). Its queries select only this run's rows
+/// (its payment id range, the events with its event id prefix), so other
+/// runs' rows and preloaded ones are neither read nor counted. Runs on a
+/// blocking thread of the runtime.
 pub async fn check_database(
     database_url: &str,
     config: &LoadConfig,
     prepared: &[Prepared],
 ) -> anyhow::Result<DatabaseCheck> {
     let url = database_url.to_owned();
-    let ours: HashSet<i64> = prepared.iter().map(|p| p.payment_id).collect();
+    let plans: HashMap<i64, PaymentPlan> = prepared
+        .iter()
+        .map(|p| (p.payment_id, p.plan.clone()))
+        .collect();
     let prefix = format!("evt_load_{}_", config.run_id);
-    actix_rt::task::spawn_blocking(move || count_run(&url, &ours, &prefix))
+    let with_refunds = config.mix.share(Kind::Refund) > 0;
+    actix_rt::task::spawn_blocking(move || count_run(&url, &plans, &prefix, with_refunds))
         .await
         .context("the database check panicked")?
 }
 
-/// The counting of [`check_database`], on one direct connection.
-fn count_run(url: &str, ours: &HashSet<i64>, prefix: &str) -> anyhow::Result<DatabaseCheck> {
+/// The reading of [`check_database`], on one direct connection.
+fn count_run(
+    url: &str,
+    plans: &HashMap<i64, PaymentPlan>,
+    prefix: &str,
+    with_refunds: bool,
+) -> anyhow::Result<DatabaseCheck> {
     let mut db = Database::connect(url)
         .context("cannot open the database named by --verify-database-url")?;
     let outbox_total = db
@@ -546,23 +811,75 @@ fn count_run(url: &str, ours: &HashSet<i64>, prefix: &str) -> anyhow::Result<Dat
         outbox_total: usize::try_from(outbox_total).context("outbox count")?,
         ..DatabaseCheck::default()
     };
-    if let (Some(low), Some(high)) = (ours.iter().min(), ours.iter().max()) {
+    if let (Some(low), Some(high)) = (plans.keys().min(), plans.keys().max()) {
+        let mut stored: HashMap<i64, StoredPayment> = HashMap::new();
         let rows: Vec<OutboxRef> = db
             .load(&format!(
                 "SELECT payment_id, kind FROM outbox WHERE payment_id BETWEEN {low} AND {high}"
             ))
             .context("cannot read the outbox")?;
-        let mut with_rows = HashSet::new();
-        for row in rows.iter().filter(|row| ours.contains(&row.payment_id)) {
+        for row in rows
+            .into_iter()
+            .filter(|row| plans.contains_key(&row.payment_id))
+        {
             check.outbox_rows += 1;
-            with_rows.insert(row.payment_id);
             *check.kinds.entry(row.kind.clone()).or_default() += 1;
+            stored
+                .entry(row.payment_id)
+                .or_default()
+                .outbox
+                .push(row.kind);
         }
-        check.payments_with_rows = with_rows.len();
+        check.payments_with_rows = stored.len();
+        let payments: Vec<PaymentRow> = db
+            .load(&format!(
+                "SELECT p.id AS payment_id, p.status, o.status AS order_status \
+                 FROM payments p JOIN orders o ON o.id = p.order_id \
+                 WHERE p.id BETWEEN {low} AND {high}"
+            ))
+            .context("cannot read the payments")?;
+        for row in payments {
+            let payment = stored.entry(row.payment_id).or_default();
+            payment.status = row.status;
+            payment.order_status = row.order_status;
+        }
+        if with_refunds {
+            let refunded: Vec<RefundedRow> = db
+                .load(&format!(
+                    "SELECT id AS payment_id, refunded_minor FROM payments \
+                     WHERE id BETWEEN {low} AND {high}"
+                ))
+                .context("cannot read payments.refunded_minor")?;
+            for row in refunded {
+                stored.entry(row.payment_id).or_default().refunded_minor = Some(row.refunded_minor);
+            }
+            let refunds: Vec<RefundRow> = db
+                .load(&format!(
+                    "SELECT payment_id, refund_id, amount_minor, status FROM refunds \
+                     WHERE payment_id BETWEEN {low} AND {high}"
+                ))
+                .context("cannot read the refunds")?;
+            for row in refunds {
+                stored.entry(row.payment_id).or_default().refunds.push((
+                    row.refund_id,
+                    row.amount_minor,
+                    row.status,
+                ));
+            }
+        }
+        let mut ids: Vec<&i64> = plans.keys().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let found = stored.remove(id).unwrap_or_default();
+            match plans[id].check_stored(&found) {
+                Ok(()) => check.as_planned += 1,
+                Err(problem) => check.problems.push((*id, problem)),
+            }
+        }
     }
     let events: Vec<EventOutcome> = db
         .load(&format!(
-            "SELECT outcome FROM webhook_events \
+            "SELECT event_type, outcome FROM webhook_events \
              WHERE gateway = 'stripe' AND substr(event_id, 1, {}) = {}",
             prefix.chars().count(),
             literal(prefix)
@@ -570,7 +887,98 @@ fn count_run(url: &str, ours: &HashSet<i64>, prefix: &str) -> anyhow::Result<Dat
         .context("cannot read the events")?;
     check.events_recorded = events.len();
     check.events_confirmed = events.iter().filter(|e| e.outcome == "confirmed").count();
+    for event in events {
+        *check
+            .outcomes
+            .entry((event.event_type, event.outcome))
+            .or_default() += 1;
+    }
     Ok(check)
+}
+
+/// The checks of a run, each failed one as a sentence saying what was
+/// expected and what was found; empty when the run passed. `database` is
+/// the database check, when the run had a database to read.
+///
+/// Exactly once, by kind: every payment confirmed by exactly one answer
+/// and one recorded event; every one of its events recorded once (a refund
+/// event as `refund_recorded`); each payment's outbox rows, statuses and
+/// refunded amount as its plan says (no `order.paid` and no
+/// `payment.refunded` twice), through the API and in the database.
+pub fn failures(
+    prepared: &[Prepared],
+    sent: &SendOutcome,
+    api: &ApiCheck,
+    database: Option<&DatabaseCheck>,
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    let payments = prepared.len();
+    if sent.tally.failures() > 0 {
+        failed.push(format!(
+            "{} deliveries were not answered 2xx ({})",
+            sent.tally.failures(),
+            sent.tally.statuses_line()
+        ));
+    }
+    let confirmed = sent.tally.message_count(CONFIRMED);
+    if confirmed != payments {
+        failed.push(format!(
+            "{confirmed} answers said {CONFIRMED:?}, expected exactly {payments}"
+        ));
+    }
+    for (id, problem) in api.problems.iter().take(5) {
+        failed.push(format!("API: payment {id}: {problem}"));
+    }
+    if api.problems.len() > 5 {
+        failed.push(format!(
+            "API: {} more payments not as planned",
+            api.problems.len() - 5
+        ));
+    }
+    let Some(db) = database else {
+        return failed;
+    };
+    let rows: usize = prepared
+        .iter()
+        .map(|p| p.plan.expected_outbox().len())
+        .sum();
+    if db.outbox_rows != rows || db.payments_with_rows != payments {
+        failed.push(format!(
+            "expected exactly {rows} outbox rows over {payments} payments (one order.paid \
+             each, one payment.refunded per refund, one order.refunded per refund in full), \
+             found {} over {}",
+            db.outbox_rows, db.payments_with_rows
+        ));
+    }
+    let events = planned_events(prepared);
+    if db.events_recorded != events || db.events_confirmed != payments {
+        failed.push(format!(
+            "expected {events} events recorded once each and {payments} of them confirmed, \
+             found {} recorded and {} confirmed",
+            db.events_recorded, db.events_confirmed
+        ));
+    }
+    let refunds = count_of(prepared, Kind::Refund);
+    let refund_events: usize = [EventType::RefundCreated, EventType::ChargeRefunded]
+        .into_iter()
+        .map(|event_type| db.outcome_count(event_type, REFUND_RECORDED_OUTCOME))
+        .sum();
+    if refund_events != 2 * refunds {
+        failed.push(format!(
+            "expected the {} refund events recorded as {REFUND_RECORDED_OUTCOME}, found {refund_events}",
+            2 * refunds
+        ));
+    }
+    for (id, problem) in db.problems.iter().take(5) {
+        failed.push(format!("database: payment {id}: {problem}"));
+    }
+    if db.problems.len() > 5 {
+        failed.push(format!(
+            "database: {} more payments not as planned",
+            db.problems.len() - 5
+        ));
+    }
+    failed
 }
 
 #[cfg(test)]
@@ -578,17 +986,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schedule_sends_every_event_and_the_duplicates() {
+    fn schedule_sends_every_payment_and_the_duplicates() {
         let mut rng = SplitMix64::new(1);
-        let order = schedule(1000, 100, &mut rng);
+        let order = schedule(&[1; 1000], 100, &mut rng);
         assert_eq!(order.len(), 1100);
         let mut seen = vec![0usize; 1000];
-        for &index in &order {
-            seen[index] += 1;
+        for item in &order {
+            match *item {
+                Delivery::Payment(index) | Delivery::Again(index) => seen[index] += 1,
+            }
         }
         assert!(seen.iter().all(|&count| count >= 1));
         assert_eq!(seen.iter().sum::<usize>(), 1100);
-        assert!(schedule(0, 10, &mut rng).is_empty());
+        assert!(schedule(&[], 10, &mut rng).is_empty());
+    }
+
+    #[test]
+    fn one_event_per_payment_schedules_as_before_the_mix() {
+        // The schedule of the runs before --mix, for the same seed.
+        let mut before = SplitMix64::new(99);
+        let mut old: Vec<usize> = (0..500).collect();
+        old.extend((0..50).map(|_| before.below(500)));
+        before.shuffle(&mut old);
+        let new = schedule(&[1; 500], 50, &mut SplitMix64::new(99));
+        let again: Vec<usize> = new
+            .iter()
+            .map(|item| match *item {
+                Delivery::Payment(index) | Delivery::Again(index) => index,
+            })
+            .collect();
+        assert_eq!(again, old);
+    }
+
+    #[test]
+    fn re_deliveries_choose_among_every_event() {
+        // Two payments of three events and one of one: seven events.
+        let order = schedule(&[3, 1, 3], 7_000, &mut SplitMix64::new(5));
+        let mut payments = vec![0usize; 3];
+        let mut again = vec![0usize; 7];
+        for item in order {
+            match item {
+                Delivery::Payment(payment) => payments[payment] += 1,
+                Delivery::Again(event) => again[event] += 1,
+            }
+        }
+        assert_eq!(payments, [1, 1, 1]);
+        assert_eq!(again.iter().sum::<usize>(), 7_000);
+        assert!(
+            again.iter().all(|&count| (800..1_200).contains(&count)),
+            "{again:?}"
+        );
     }
 
     #[test]

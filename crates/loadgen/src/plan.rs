@@ -1,0 +1,601 @@
+//! What a run means to happen to each of its payments, decided from
+//! `--mix` before anything is sent, and what payhook must show for it
+//! afterwards: the events of each payment in the order its own task sends
+//! them, the statuses and refunded amount the API must answer, and the
+//! rows the database must hold. Exactly once is checked against this plan,
+//! payment by payment.
+//!
+//! What it deliberately does not do: talk to the server or the database
+//! ([`crate::load`] does, and hands the answers and rows in here).
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use crate::load::{amount_minor, decimal};
+use crate::mix::{Kind, Mix};
+use crate::rng::SplitMix64;
+use crate::stripe::{self, EventSpec, RefundSpec};
+
+/// One refund in this many (the first included) gives all of the money
+/// back; the others give back part of it.
+pub const FULL_REFUND_EVERY: usize = 4;
+
+/// Seeds the mix's shuffle apart from the delivery schedule's, so that the
+/// kinds of the payments do not follow the order they are sent in.
+const MIX_STREAM: u64 = 0x6d69_785f_6b69_6e64;
+
+/// The Stripe event types a run sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventType {
+    /// Confirms the payment.
+    PaymentIntentSucceeded,
+    /// One refund, as it was created (and succeeded).
+    RefundCreated,
+    /// The charge's running total of refunds, with the refund listed.
+    ChargeRefunded,
+}
+
+impl EventType {
+    /// Every type, in the order reports list them.
+    pub const ALL: [Self; 3] = [
+        Self::PaymentIntentSucceeded,
+        Self::RefundCreated,
+        Self::ChargeRefunded,
+    ];
+
+    /// Stripe's name of the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PaymentIntentSucceeded => "payment_intent.succeeded",
+            Self::RefundCreated => "refund.created",
+            Self::ChargeRefunded => "charge.refunded",
+        }
+    }
+
+    /// True for the types payhook answers 409 (and keeps) while the
+    /// payment has not completed: a re-delivery of one may overtake its
+    /// payment's success, and is sent again after it.
+    pub fn needs_completion(self) -> bool {
+        !matches!(self, Self::PaymentIntentSucceeded)
+    }
+}
+
+/// The refund a `refund` payment is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundPlan {
+    /// `re_load_<run>_<i>`.
+    pub refund_id: String,
+    /// In cents: all of the payment's amount, or part of it.
+    pub amount_minor: i64,
+}
+
+/// What happens to one payment of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentPlan {
+    /// The payment's place in the run, which makes its ids and amount.
+    pub index: usize,
+    /// Its kind in the mix.
+    pub kind: Kind,
+    /// Its amount, in cents.
+    pub amount_minor: i64,
+    /// `pi_load_<run>_<i>`: its external id at Stripe.
+    pub payment_intent: String,
+    /// Its events, in the order its own task sends them: the success
+    /// first, so that no refund of it is answered 409.
+    pub events: Vec<(EventType, String)>,
+    /// Its refund, for a `refund` payment.
+    pub refund: Option<RefundPlan>,
+}
+
+/// The refund of payment `index` of `amount_minor` cents: all of it when
+/// `full`, else a tenth to nine tenths of it by the index, never nothing
+/// (amounts are at least 10.00) and never all.
+pub fn refund_minor(index: usize, amount_minor: i64, full: bool) -> i64 {
+    if full {
+        return amount_minor;
+    }
+    let tenths = i64::try_from(1 + index % 9).expect("below 10");
+    (amount_minor * tenths / 10).max(1)
+}
+
+/// The events a payment of `kind` is sent, re-deliveries aside.
+pub fn events_per_payment(kind: Kind) -> usize {
+    match kind {
+        Kind::Succeeded => 1,
+        // The success, and the one refund reported twice.
+        Kind::Refund => 3,
+    }
+}
+
+/// The distinct events of a run of `payments` payments shared as `mix`
+/// says: what [`plans`] gives them, counted before planning.
+pub fn event_count(mix: &Mix, payments: usize) -> usize {
+    mix.counts(payments)
+        .into_iter()
+        .map(|(kind, count)| count * events_per_payment(kind))
+        .sum()
+}
+
+/// The plan of each of `payments` payments of run `run_id`: their kinds
+/// shared as `mix` says and spread by `seed`; every
+/// [`FULL_REFUND_EVERY`]th refund in full.
+pub fn plans(mix: &Mix, payments: usize, run_id: &str, seed: u64) -> Vec<PaymentPlan> {
+    let kinds = mix.assign(payments, &mut SplitMix64::new(seed ^ MIX_STREAM));
+    let mut refunds = 0;
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(index, kind)| {
+            let amount_minor = amount_minor(index);
+            let event_id = format!("evt_load_{run_id}_{index}");
+            let mut events = vec![(EventType::PaymentIntentSucceeded, event_id.clone())];
+            let refund = match kind {
+                Kind::Succeeded => None,
+                Kind::Refund => {
+                    let full = refunds % FULL_REFUND_EVERY == 0;
+                    refunds += 1;
+                    // Stripe sends the two reports of one refund in either
+                    // order: half the payments get each.
+                    let mut reports = [
+                        (EventType::RefundCreated, format!("{event_id}_re")),
+                        (EventType::ChargeRefunded, format!("{event_id}_ch")),
+                    ];
+                    if index % 2 == 1 {
+                        reports.reverse();
+                    }
+                    events.extend(reports);
+                    Some(RefundPlan {
+                        refund_id: format!("re_load_{run_id}_{index}"),
+                        amount_minor: refund_minor(index, amount_minor, full),
+                    })
+                }
+            };
+            PaymentPlan {
+                index,
+                kind,
+                amount_minor,
+                payment_intent: format!("pi_load_{run_id}_{index}"),
+                events,
+                refund,
+            }
+        })
+        .collect()
+}
+
+/// A payment's state as the database holds it after the run, for
+/// [`PaymentPlan::check_stored`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredPayment {
+    /// `payments.status`.
+    pub status: String,
+    /// Its order's `status`.
+    pub order_status: String,
+    /// `payments.refunded_minor`, when the check read it (runs with
+    /// refunds: a database from before refunds has no such column).
+    pub refunded_minor: Option<i64>,
+    /// The `kind` of each of its outbox rows.
+    pub outbox: Vec<String>,
+    /// Its rows of `refunds`: refund id, amount in cents, status. Read
+    /// with `refunded_minor`.
+    pub refunds: Vec<(String, i64, String)>,
+}
+
+impl PaymentPlan {
+    /// True when the refund gives all of the money back.
+    pub fn refunded_in_full(&self) -> bool {
+        self.refund
+            .as_ref()
+            .is_some_and(|refund| refund.amount_minor == self.amount_minor)
+    }
+
+    /// The refunded amount the payment must end with, in cents.
+    pub fn refunded_minor(&self) -> i64 {
+        self.refund.as_ref().map_or(0, |refund| refund.amount_minor)
+    }
+
+    /// The payment status it must end with.
+    pub fn expected_status(&self) -> &'static str {
+        match &self.refund {
+            None => "completed",
+            Some(_) if self.refunded_in_full() => "refunded",
+            Some(_) => "partially_refunded",
+        }
+    }
+
+    /// Its order's status at the end: the order has this one payment, so
+    /// it is refunded exactly when the payment is, in full.
+    pub fn expected_order_status(&self) -> &'static str {
+        if self.refunded_in_full() {
+            "refunded"
+        } else {
+            "paid"
+        }
+    }
+
+    /// The outbox rows it must have, each once, sorted: `order.paid`;
+    /// with a refund `payment.refunded` (the refund counts once however
+    /// often it is reported); refunded in full, `order.refunded` too.
+    pub fn expected_outbox(&self) -> Vec<&'static str> {
+        let mut kinds = vec!["order.paid"];
+        if self.refund.is_some() {
+            kinds.push("payment.refunded");
+        }
+        if self.refunded_in_full() {
+            kinds.push("order.refunded");
+        }
+        kinds.sort_unstable();
+        kinds
+    }
+
+    /// The bodies of [`PaymentPlan::events`], in the same order, for the
+    /// shop's order `order_id`, the success created at unix time `created`
+    /// and each refund report a second after the report before.
+    pub fn bodies(&self, order_id: i64, created: i64) -> Vec<Vec<u8>> {
+        self.events
+            .iter()
+            .map(|(event_type, event_id)| match (event_type, &self.refund) {
+                (EventType::PaymentIntentSucceeded, _) => {
+                    stripe::payment_intent_succeeded(&EventSpec {
+                        event_id,
+                        payment_intent: &self.payment_intent,
+                        amount_minor: self.amount_minor,
+                        order_id,
+                        created,
+                    })
+                }
+                (refund_type, Some(refund)) => {
+                    let spec = RefundSpec {
+                        event_id,
+                        payment_intent: &self.payment_intent,
+                        refund_id: &refund.refund_id,
+                        amount_minor: self.amount_minor,
+                        refund_minor: refund.amount_minor,
+                        order_id,
+                        created: created
+                            + if *refund_type == EventType::RefundCreated {
+                                1
+                            } else {
+                                2
+                            },
+                    };
+                    if *refund_type == EventType::RefundCreated {
+                        stripe::refund_created(&spec)
+                    } else {
+                        stripe::charge_refunded(&spec)
+                    }
+                }
+                (refund_type, None) => unreachable!(
+                    "plans() gives {} events to refund payments only",
+                    refund_type.as_str()
+                ),
+            })
+            .collect()
+    }
+
+    /// Checks the answer of `GET /api/v1/order-payments/{id}/`: the
+    /// status, `refunded_amount` and `refunds` the plan leads to. A payment
+    /// without a refund may lack the two fields (a server from before
+    /// refunds); one with a refund must show them.
+    pub fn check_api(&self, answer: &Value) -> Result<(), String> {
+        let expected = self.expected_status();
+        if answer["status"] != expected {
+            return Err(format!("status {}, expected {expected}", answer["status"]));
+        }
+        let refunded = &answer["refunded_amount"];
+        let refunds = &answer["refunds"];
+        match &self.refund {
+            None => {
+                if !(refunded.is_null() || *refunded == "0.00") {
+                    return Err(format!("refunded_amount {refunded}, expected \"0.00\""));
+                }
+                if !(refunds.is_null() || refunds.as_array().is_some_and(Vec::is_empty)) {
+                    return Err(format!("refunds {refunds}, expected none"));
+                }
+            }
+            Some(refund) => {
+                let amount = decimal(refund.amount_minor);
+                if *refunded != *amount {
+                    return Err(format!("refunded_amount {refunded}, expected {amount:?}"));
+                }
+                let listed = refunds.as_array().map(Vec::as_slice).unwrap_or_default();
+                let [one] = listed else {
+                    return Err(format!("refunds {refunds}, expected one"));
+                };
+                if one["refund_id"] != *refund.refund_id
+                    || one["amount"] != *amount
+                    || one["status"] != "succeeded"
+                {
+                    return Err(format!(
+                        "refunds {refunds}, expected {} of {amount} succeeded",
+                        refund.refund_id
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what the database holds for the payment against the plan:
+    /// its status and its order's, each outbox row once (no `order.paid`
+    /// twice), and, when they were read, `refunded_minor` and one
+    /// succeeded `refunds` row of the refund sent.
+    pub fn check_stored(&self, stored: &StoredPayment) -> Result<(), String> {
+        let expected = self.expected_status();
+        if stored.status != expected {
+            return Err(format!("status {}, expected {expected}", stored.status));
+        }
+        let order = self.expected_order_status();
+        if stored.order_status != order {
+            return Err(format!(
+                "order status {}, expected {order}",
+                stored.order_status
+            ));
+        }
+        let mut outbox: Vec<&str> = stored.outbox.iter().map(String::as_str).collect();
+        outbox.sort_unstable();
+        let expected_outbox = self.expected_outbox();
+        if outbox != expected_outbox {
+            return Err(format!(
+                "outbox rows {outbox:?}, expected {expected_outbox:?}"
+            ));
+        }
+        if let Some(refunded) = stored.refunded_minor {
+            let planned = self.refunded_minor();
+            if refunded != planned {
+                return Err(format!("refunded_minor {refunded}, expected {planned}"));
+            }
+            let rows: HashSet<(&str, i64, &str)> = stored
+                .refunds
+                .iter()
+                .map(|(id, minor, status)| (id.as_str(), *minor, status.as_str()))
+                .collect();
+            let planned: HashSet<(&str, i64, &str)> = self
+                .refund
+                .iter()
+                .map(|refund| (refund.refund_id.as_str(), refund.amount_minor, "succeeded"))
+                .collect();
+            if rows != planned || stored.refunds.len() != planned.len() {
+                return Err(format!(
+                    "refunds rows {:?}, expected {planned:?}",
+                    stored.refunds
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mixed() -> Vec<PaymentPlan> {
+        plans(&"succeeded=80,refund=20".parse().unwrap(), 200, "abc", 7)
+    }
+
+    #[test]
+    fn partial_refunds_give_back_part_of_the_money() {
+        for index in 0..10_000 {
+            let minor = amount_minor(index);
+            assert!((1_000..100_000).contains(&minor));
+            let part = refund_minor(index, minor, false);
+            assert!(0 < part && part < minor, "{part} of {minor}");
+            assert_eq!(refund_minor(index, minor, true), minor);
+        }
+    }
+
+    #[test]
+    fn the_default_mix_plans_what_runs_did_before_it() {
+        let plans = plans(&Mix::default(), 3, "abc", 7);
+        assert_eq!(plans.len(), 3);
+        for (index, plan) in plans.iter().enumerate() {
+            assert_eq!(plan.kind, Kind::Succeeded);
+            assert_eq!(plan.amount_minor, amount_minor(index));
+            assert_eq!(plan.payment_intent, format!("pi_load_abc_{index}"));
+            assert_eq!(
+                plan.events,
+                [(
+                    EventType::PaymentIntentSucceeded,
+                    format!("evt_load_abc_{index}")
+                )]
+            );
+            assert_eq!(plan.expected_status(), "completed");
+            assert_eq!(plan.expected_outbox(), ["order.paid"]);
+        }
+    }
+
+    #[test]
+    fn refund_payments_send_the_success_first_then_one_refund_twice() {
+        let plans = mixed();
+        let refunds: Vec<&PaymentPlan> = plans.iter().filter(|p| p.refund.is_some()).collect();
+        assert_eq!(refunds.len(), 40);
+        assert!(plans
+            .iter()
+            .all(|p| (p.kind == Kind::Refund) == p.refund.is_some()));
+        // Every fourth in full, the first included.
+        assert_eq!(refunds.iter().filter(|p| p.refunded_in_full()).count(), 10);
+        assert!(refunds[0].refunded_in_full());
+        let mut orders = HashSet::new();
+        for plan in &refunds {
+            let types: Vec<EventType> = plan.events.iter().map(|(t, _)| *t).collect();
+            assert_eq!(types[0], EventType::PaymentIntentSucceeded);
+            assert_eq!(types.len(), 3);
+            assert!(types.contains(&EventType::RefundCreated));
+            assert!(types.contains(&EventType::ChargeRefunded));
+            orders.insert(types);
+            let refund = plan.refund.as_ref().unwrap();
+            assert_eq!(refund.refund_id, format!("re_load_abc_{}", plan.index));
+            assert!(0 < refund.amount_minor && refund.amount_minor <= plan.amount_minor);
+        }
+        // Both orders of the two reports occur.
+        assert_eq!(orders.len(), 2);
+        assert!(plans
+            .iter()
+            .all(|p| p.events.len() == events_per_payment(p.kind)));
+        assert_eq!(
+            event_count(&"succeeded=80,refund=20".parse().unwrap(), 200),
+            280
+        );
+        let ids: HashSet<&str> = plans
+            .iter()
+            .flat_map(|p| p.events.iter().map(|(_, id)| id.as_str()))
+            .collect();
+        assert_eq!(ids.len(), 280, "every event id once");
+        assert!(ids.iter().all(|id| id.starts_with("evt_load_abc_")));
+    }
+
+    #[test]
+    fn bodies_carry_the_plan() {
+        let plans = mixed();
+        let plan = plans.iter().find(|p| p.refund.is_some()).unwrap();
+        let refund = plan.refund.as_ref().unwrap();
+        let bodies = plan.bodies(42, 1_700_000_000);
+        assert_eq!(bodies.len(), 3);
+        for ((event_type, event_id), body) in plan.events.iter().zip(&bodies) {
+            let event: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(event["type"], event_type.as_str());
+            assert_eq!(event["id"], *event_id);
+            let object = &event["data"]["object"];
+            assert_eq!(
+                object["payment_intent"]
+                    .as_str()
+                    .unwrap_or(object["id"].as_str().unwrap()),
+                plan.payment_intent
+            );
+            match event_type {
+                EventType::PaymentIntentSucceeded => {
+                    assert_eq!(object["amount_received"], plan.amount_minor);
+                    assert_eq!(event["created"], 1_700_000_000);
+                }
+                EventType::RefundCreated => {
+                    assert_eq!(object["id"], *refund.refund_id);
+                    assert_eq!(object["amount"], refund.amount_minor);
+                    assert_eq!(event["created"], 1_700_000_001);
+                }
+                EventType::ChargeRefunded => {
+                    assert_eq!(object["amount"], plan.amount_minor);
+                    assert_eq!(object["amount_refunded"], refund.amount_minor);
+                    assert_eq!(object["refunds"]["data"][0]["id"], *refund.refund_id);
+                    assert_eq!(event["created"], 1_700_000_002);
+                }
+            }
+        }
+    }
+
+    fn plan_with(refund: Option<i64>) -> PaymentPlan {
+        PaymentPlan {
+            index: 3,
+            kind: if refund.is_some() {
+                Kind::Refund
+            } else {
+                Kind::Succeeded
+            },
+            amount_minor: 15_000,
+            payment_intent: "pi_load_abc_3".into(),
+            events: Vec::new(),
+            refund: refund.map(|amount_minor| RefundPlan {
+                refund_id: "re_load_abc_3".into(),
+                amount_minor,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_api_check_wants_the_status_and_the_refund_sent() {
+        let plain = plan_with(None);
+        assert_eq!(plain.check_api(&json!({"status": "completed"})), Ok(()));
+        assert_eq!(
+            plain.check_api(
+                &json!({"status": "completed", "refunded_amount": "0.00", "refunds": []})
+            ),
+            Ok(())
+        );
+        assert!(plain
+            .check_api(&json!({"status": "pending_external"}))
+            .is_err());
+        assert!(plain
+            .check_api(&json!({"status": "completed", "refunded_amount": "1.00"}))
+            .is_err());
+
+        let partial = plan_with(Some(4_500));
+        let listed = json!([{"refund_id": "re_load_abc_3", "amount": "45.00",
+                             "currency": "USD", "status": "succeeded"}]);
+        let good = json!({"status": "partially_refunded", "refunded_amount": "45.00",
+                          "refunds": listed});
+        assert_eq!(partial.check_api(&good), Ok(()));
+        let mut twice = good.clone();
+        twice["refunded_amount"] = "90.00".into();
+        assert!(partial.check_api(&twice).unwrap_err().contains("90.00"));
+        let mut completed = good.clone();
+        completed["status"] = "completed".into();
+        assert!(partial.check_api(&completed).is_err());
+        let mut doubled = good.clone();
+        doubled["refunds"] = json!([listed[0], listed[0]]);
+        assert!(partial.check_api(&doubled).is_err());
+        let mut pending = good.clone();
+        pending["refunds"][0]["status"] = "pending".into();
+        assert!(partial.check_api(&pending).is_err());
+        assert!(partial
+            .check_api(&json!({"status": "partially_refunded"}))
+            .is_err());
+
+        let full = plan_with(Some(15_000));
+        assert_eq!(full.expected_status(), "refunded");
+        assert!(full.check_api(&good).is_err());
+    }
+
+    #[test]
+    fn the_database_check_wants_each_row_once() {
+        let stored =
+            |status: &str, order: &str, outbox: &[&str], refunded: Option<i64>| StoredPayment {
+                status: status.into(),
+                order_status: order.into(),
+                refunded_minor: refunded,
+                outbox: outbox.iter().map(|kind| (*kind).to_owned()).collect(),
+                refunds: Vec::new(),
+            };
+        let plain = plan_with(None);
+        assert_eq!(
+            plain.check_stored(&stored("completed", "paid", &["order.paid"], None)),
+            Ok(())
+        );
+        assert_eq!(
+            plain.check_stored(&stored("completed", "paid", &["order.paid"], Some(0))),
+            Ok(())
+        );
+        let twice = plain.check_stored(&stored(
+            "completed",
+            "paid",
+            &["order.paid", "order.paid"],
+            None,
+        ));
+        assert!(twice.unwrap_err().contains("outbox"));
+        assert!(plain
+            .check_stored(&stored("completed", "pending", &["order.paid"], None))
+            .is_err());
+
+        let full = plan_with(Some(15_000));
+        let mut good = stored(
+            "refunded",
+            "refunded",
+            &["payment.refunded", "order.refunded", "order.paid"],
+            Some(15_000),
+        );
+        good.refunds = vec![("re_load_abc_3".into(), 15_000, "succeeded".into())];
+        assert_eq!(full.check_stored(&good), Ok(()));
+        let mut counted_twice = good.clone();
+        counted_twice.refunded_minor = Some(30_000);
+        assert!(full.check_stored(&counted_twice).is_err());
+        let mut two_rows = good.clone();
+        two_rows.refunds.push(two_rows.refunds[0].clone());
+        assert!(full.check_stored(&two_rows).is_err());
+        let mut notified_twice = good.clone();
+        notified_twice.outbox.push("payment.refunded".into());
+        assert!(full.check_stored(&notified_twice).is_err());
+        let mut order_paid = good.clone();
+        order_paid.order_status = "paid".into();
+        assert!(full.check_stored(&order_paid).is_err());
+    }
+}
