@@ -3,9 +3,6 @@
 //! beside it and dropped afterwards; `PAYHOOK_REQUIRE_POSTGRES` makes its
 //! absence a failure, as in the other crates' tests).
 
-use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Binary, Text, Timestamp};
@@ -14,89 +11,10 @@ use payhook_loadgen::load::{amount_minor, decimal};
 use payhook_loadgen::preload;
 use payhook_store_diesel::{DieselStore, StoreOptions};
 
-const POSTGRES_ENV: &str = "PAYHOOK_TEST_POSTGRES_URL";
+use crate::support::{postgres, sqlite, Scratch};
 
 /// Preloaded payments per test: small, but every row is checked.
 const COUNT: i64 = 1000;
-
-/// A database of its own for one test, removed when dropped.
-struct Scratch {
-    url: String,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    Sqlite(PathBuf),
-    Postgres { admin_url: String, name: String },
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        match &self.cleanup {
-            Cleanup::Sqlite(path) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let mut file = path.clone().into_os_string();
-                    file.push(suffix);
-                    let _ = std::fs::remove_file(file);
-                }
-            }
-            Cleanup::Postgres { admin_url, name } => {
-                if let Ok(mut admin) = Database::connect(admin_url) {
-                    let _ = admin.batch(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-                }
-            }
-        }
-    }
-}
-
-fn unique_name(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
-
-fn sqlite() -> Scratch {
-    let path = std::env::temp_dir().join(format!("{}.db", unique_name("payhook_loadgen_t")));
-    Scratch {
-        url: format!("sqlite://{}", path.display()),
-        cleanup: Cleanup::Sqlite(path),
-    }
-}
-
-/// `url` with its database name replaced by `name`, keeping any query string.
-fn with_database(url: &str, name: &str) -> String {
-    let authority_start = url.find("://").map_or(0, |i| i + 3);
-    let authority_end = url[authority_start..]
-        .find(['/', '?'])
-        .map_or(url.len(), |i| authority_start + i);
-    let query = url[authority_end..]
-        .find('?')
-        .map_or("", |i| &url[authority_end + i..]);
-    format!("{}/{name}{query}", &url[..authority_end])
-}
-
-fn postgres() -> Option<Scratch> {
-    let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
-        assert!(
-            std::env::var_os("PAYHOOK_REQUIRE_POSTGRES").is_none(),
-            "PAYHOOK_REQUIRE_POSTGRES is set but {POSTGRES_ENV} is not"
-        );
-        eprintln!("=== PostgreSQL preload test SKIPPED: {POSTGRES_ENV} is not set ===");
-        return None;
-    };
-    let name = unique_name("payhook_loadgen_t");
-    let mut admin = Database::connect(&admin_url)
-        .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but unreachable: {e:#}"));
-    admin
-        .batch(&format!("CREATE DATABASE {name}"))
-        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-    Some(Scratch {
-        url: with_database(&admin_url, &name),
-        cleanup: Cleanup::Postgres { admin_url, name },
-    })
-}
 
 #[derive(QueryableByName)]
 struct Bytes {
