@@ -80,7 +80,8 @@
 //!     kind: EventKind::Succeeded,
 //!     references: References { external_id: Some("pi_123".into()), ..References::default() },
 //!     amount: Some(Money::from_minor(15000, usd)),
-//!, report: None, };
+//!     report: None,
+//! };
 //! let outcome = webhooks.apply(event, b"{\"id\":\"evt_1\"}".to_vec()).await?;
 //! assert!(matches!(outcome, WebhookOutcome::Decided { outcome: Outcome::Confirmed, .. }));
 //!
