@@ -8,7 +8,12 @@ use payhook_store_diesel::StoreOptions;
 use crate::support::{databases, order, usd};
 
 /// The versions of the migrations both folders hold.
-const VERSIONS: [&str; 3] = ["20261127000001", "20261127000002", "20261204000003"];
+const VERSIONS: [&str; 4] = [
+    "20261127000001",
+    "20261127000002",
+    "20261204000003",
+    "20261204000004",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrating_twice_applies_nothing_the_second_time() {
