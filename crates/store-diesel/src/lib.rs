@@ -97,6 +97,7 @@ mod group;
 mod models;
 mod ops;
 mod outbox;
+mod report;
 mod schema;
 
 use std::sync::Arc;
@@ -299,6 +300,19 @@ impl DieselStore {
         self.run(ops::inspect::outbox).await
     }
 
+    /// Applies `batch` as one group-commit batch: in one transaction, as a
+    /// writer thread applies what it finds queued, and answers in `batch`
+    /// order. It bypasses the queue so that a test, not the timing, decides
+    /// which events share a transaction. For tests (the `testing` feature).
+    #[cfg(feature = "testing")]
+    pub async fn apply_batch(
+        &self,
+        batch: Vec<EventToApply>,
+    ) -> Result<Vec<Result<Applied, StoreError>>, StoreError> {
+        self.run(move |conn| Ok(ops::apply_events(conn, &batch)))
+            .await
+    }
+
     /// The recorded gateway events, oldest first. For tests (the `testing`
     /// feature).
     #[cfg(feature = "testing")]
@@ -378,9 +392,8 @@ impl Store for DieselStore {
         self.run(move |conn| ops::webhook_event(conn, id)).await
     }
 
-    async fn refunds(&self, _id: PaymentId) -> Result<Vec<Refund>, StoreError> {
-        // Placeholder until the refunds table exists (store work of issue 14).
-        Ok(Vec::new())
+    async fn refunds(&self, id: PaymentId) -> Result<Vec<Refund>, StoreError> {
+        self.run(move |conn| ops::refunds(conn, id)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
