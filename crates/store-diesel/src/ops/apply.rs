@@ -171,10 +171,10 @@ pub(super) fn decide_and_write(
         }
     };
     let decision = decide(&payment, &order, &ledger, event, policy, now);
-    let may_have_waiting =
+    let waiting =
         DecisionWrites::new(&payment, &ledger, &decision, event_row, naive(now)).execute(conn)?;
     let mut latest = decision.payment;
-    if decision.outcome == Outcome::Confirmed && may_have_waiting {
+    if decision.outcome == Outcome::Confirmed && waiting {
         latest = apply_awaiting(conn, latest, policy, now)?;
     }
     Ok(Applied::Decided {

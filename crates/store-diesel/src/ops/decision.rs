@@ -20,11 +20,12 @@
 //! - on SQLite, one plain statement per write made ([`Single`]), which
 //!   SQLite's statement cache keeps by its text.
 //!
-//! The PostgreSQL statement also answers whether any event of the payment
-//! is waiting for it to complete (`RETURNING EXISTS (...)`), so that a
-//! confirmation, the common path, learns there is nothing to apply after
-//! it without a statement of its own. Its snapshot is taken after the
-//! payment was locked, so it sees every such event committed before.
+//! The event's write also answers, on both backends, whether any event of
+//! the payment is waiting for it to complete (`RETURNING EXISTS (...)`), so
+//! that a confirmation, the common path, learns there is nothing to apply
+//! after it without a statement of its own. On PostgreSQL that statement's
+//! snapshot is taken after the payment was locked, so it sees every such
+//! event committed before.
 //!
 //! It decides nothing (that is `domain::decide`) and locks nothing (the
 //! caller holds the rows).
@@ -349,12 +350,10 @@ impl<'a> DecisionWrites<'a> {
     /// Runs the writes: one statement on PostgreSQL (plus one per further
     /// notification and ledger write), one per write made on SQLite.
     ///
-    /// Returns `false` only when no event of the payment is waiting for it
-    /// to complete (recorded `awaiting_completion`). PostgreSQL's statement
-    /// answers that on the way; SQLite, which has no round trip to save,
-    /// answers `true` and leaves the looking to the caller.
+    /// Returns whether any event of the payment waits for it to complete
+    /// (recorded `awaiting_completion`), as the event's write answered it.
     pub(crate) fn execute(&self, conn: &mut DbConn) -> QueryResult<bool> {
-        let may_have_waiting = match conn {
+        let waiting = match conn {
             DbConn::Pg(pg) => {
                 let waiting = Combined(self).get_result::<bool>(pg)?;
                 for write in self.further_notifications.iter().chain(&self.ledger) {
@@ -363,22 +362,19 @@ impl<'a> DecisionWrites<'a> {
                 waiting
             }
             DbConn::Sqlite(sqlite) => {
-                let all = [
-                    &self.payment,
-                    &self.order,
-                    &self.first_notification,
-                    &self.event,
-                ]
-                .into_iter()
-                .chain(&self.further_notifications)
-                .chain(&self.ledger);
-                for write in all.filter(|write| write.made) {
+                let before = [&self.payment, &self.order, &self.first_notification];
+                for write in before.into_iter().filter(|write| write.made) {
                     Single(write).execute(sqlite)?;
                 }
-                true
+                let waiting = EventWrite(self).get_result::<bool>(sqlite)?;
+                let after = self.further_notifications.iter().chain(&self.ledger);
+                for write in after.filter(|write| write.made) {
+                    Single(write).execute(sqlite)?;
+                }
+                waiting
             }
         };
-        Ok(may_have_waiting)
+        Ok(waiting)
     }
 }
 
@@ -504,6 +500,47 @@ fn push_write<'b, DB: BindsWrites>(
     Ok(())
 }
 
+/// ` RETURNING EXISTS (...)` after the event's write: whether any event of
+/// the payment waits for it to complete. The subquery reads the table as
+/// the statement found it; the event being written is never one that
+/// waits when the answer is used (it confirms the payment).
+fn push_waiting_question<'b, DB: BindsWrites>(
+    out: &mut AstPass<'_, 'b, DB>,
+    payment_id: &'b Value<'_>,
+) -> QueryResult<()> {
+    out.push_sql(" RETURNING EXISTS (SELECT 1 FROM webhook_events WHERE ");
+    out.push_sql(webhook_events::payment_id::NAME);
+    out.push_sql(" = ");
+    DB::push_value(out, payment_id)?;
+    out.push_sql(" AND ");
+    out.push_sql(AWAITING_CONDITION);
+    out.push_sql(")");
+    Ok(())
+}
+
+/// SQLite: the event's write on its own, returning whether any event of
+/// the payment waits for it to complete.
+struct EventWrite<'d, 'a>(&'d DecisionWrites<'a>);
+
+impl<DB: BindsWrites> QueryFragment<DB> for EventWrite<'_, '_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        push_write(&mut out, &self.0.event, false)?;
+        push_waiting_question(&mut out, &self.0.payment_id)
+    }
+}
+
+impl Query for EventWrite<'_, '_> {
+    type SqlType = Bool;
+}
+
+impl<C> RunQueryDsl<C> for EventWrite<'_, '_> {}
+
+impl QueryId for EventWrite<'_, '_> {
+    type QueryId = ();
+    // Its text never varies, but it is keyed by text like `Single`.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
 /// The write as a statement of its own. A write not made is not run, so
 /// no condition on `made` is rendered.
 struct Single<'w, 'a>(&'w Write<'a>);
@@ -543,14 +580,7 @@ impl QueryFragment<Pg> for Combined<'_, '_> {
         // The event row exists (recorded or locked by this transaction)
         // and its write is always made, so exactly one row comes back.
         push_write(&mut out, &writes.event, true)?;
-        out.push_sql(" RETURNING EXISTS (SELECT 1 FROM webhook_events WHERE ");
-        out.push_sql(webhook_events::payment_id::NAME);
-        out.push_sql(" = ");
-        Pg::push_value(&mut out, &writes.payment_id)?;
-        out.push_sql(" AND ");
-        out.push_sql(AWAITING_CONDITION);
-        out.push_sql(")");
-        Ok(())
+        push_waiting_question(&mut out, &writes.payment_id)
     }
 }
 
