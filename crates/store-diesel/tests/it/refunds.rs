@@ -4,8 +4,11 @@
 //! reports that write nothing; refunds and disputes that come before the
 //! success they follow, applied in the transaction that confirms it (alone,
 //! through the group-commit queue, in one batch, and through
-//! mark-pending); the stored report that replays and audits read back; and
-//! two stores (two processes) delivering the same refund reports at once.
+//! mark-pending); the stored report that replays and audits read back;
+//! two stores (two processes) delivering the same refund reports at once;
+//! and pseudo-random scripts of successes, refunds, disputes and
+//! mark-pendings that must end as they do on the domain's in-memory
+//! reference store.
 
 use std::sync::Arc;
 
@@ -1164,4 +1167,305 @@ async fn a_success_racing_a_redelivery_of_its_waiting_refund_applies_the_refund_
         },
     )
     .await;
+}
+
+/// A small deterministic generator (xorshift64*), so that a failing script
+/// can be replayed from its seed.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number below `bound`.
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        let index = self.below(u64::try_from(items.len()).expect("few items"));
+        &items[usize::try_from(index).expect("fits")]
+    }
+}
+
+/// One step of a script: the shop marks a payment pending, or a gateway
+/// delivers one of the script's events (again, at times).
+enum Step {
+    MarkPending { payment: usize, external_id: String },
+    Deliver { event: usize },
+}
+
+/// Payments (order index, amount), the events a gateway may send, and the
+/// steps.
+struct Script {
+    payments: Vec<(usize, i64)>,
+    transaction_ids: Vec<String>,
+    events: Vec<GatewayEvent>,
+    steps: Vec<Step>,
+}
+
+/// The orders of every script: a split order of 150.00 paid by two
+/// payments, and an order of 150.00 paid by one.
+const ORDER_TOTALS: [i64; 2] = [15000, 15000];
+const EXTERNAL_IDS: [&str; 3] = ["pi_r0", "pi_r1", "pi_r2"];
+/// Each refund id has one amount, as at a real gateway.
+const REFUNDS: [(&str, i64); 4] = [
+    ("re_0", 3000),
+    ("re_1", 5000),
+    ("re_2", 7000),
+    ("re_3", 1000),
+];
+
+fn refund_script(seed: u64) -> Script {
+    let mut dice = Dice(seed);
+    let payments = vec![(0, 10000), (0, 5000), (1, 15000)];
+    let transaction_ids: Vec<String> = (0..payments.len())
+        .map(|n| format!("TXN-RR-{seed}-{n}"))
+        .collect();
+    let events = (0..24)
+        .map(|n| {
+            let references = if dice.below(4) == 0 {
+                by_external_id(dice.pick::<&str>(&EXTERNAL_IDS))
+            } else {
+                by_transaction_id(dice.pick::<String>(&transaction_ids))
+            };
+            let second = i64::try_from(dice.below(60)).expect("small");
+            let mut event = match dice.below(10) {
+                0..=2 => succeeded("", references, None),
+                3..=7 => {
+                    let refunds = (0..dice.below(3))
+                        .map(|_| {
+                            let (id, minor) = *dice.pick(&REFUNDS);
+                            refund(id, minor, *dice.pick(&RefundStatus::ALL))
+                        })
+                        .collect::<Vec<_>>();
+                    let total = (refunds.is_empty() || dice.below(3) == 0)
+                        .then(|| usd(i64::try_from(dice.below(17)).expect("small") * 1000));
+                    refund_event("", references, refunds, total, second)
+                }
+                _ => {
+                    let id = *dice.pick(&["dp_0", "dp_1"]);
+                    dispute_event(references, id, *dice.pick(&DisputeStatus::ALL))
+                }
+            };
+            event.event_id = format!("evt_rr_{n}");
+            event
+        })
+        .collect::<Vec<_>>();
+    let steps = (0..90)
+        .map(|_| {
+            if dice.below(100) < 12 {
+                Step::MarkPending {
+                    payment: usize::try_from(dice.below(3)).expect("fits"),
+                    external_id: (*dice.pick(&EXTERNAL_IDS)).to_owned(),
+                }
+            } else {
+                Step::Deliver {
+                    event: usize::try_from(dice.below(24)).expect("fits"),
+                }
+            }
+        })
+        .collect();
+    Script {
+        payments,
+        transaction_ids,
+        events,
+        steps,
+    }
+}
+
+/// Everything a store shows after a script: its answers, orders, payments,
+/// each payment's refunds, the outbox and the events' outcomes.
+#[derive(Debug, PartialEq, Eq)]
+struct Run {
+    answers: Vec<String>,
+    orders: Vec<payhook_domain::Order>,
+    payments: Vec<Payment>,
+    refunds: Vec<Vec<Refund>>,
+    outbox: Vec<(String, String)>,
+    events: Vec<(String, String, Option<i64>)>,
+}
+
+/// Creates the script's orders and payments on `store`, runs its steps, and
+/// returns every answer (as text: `StoreError` has no `PartialEq`) and the
+/// payments as they end.
+async fn run_script(store: &dyn Store, script: &Script) -> (Vec<String>, Vec<Payment>) {
+    let mut orders = Vec::new();
+    for total in ORDER_TOTALS {
+        let order = store
+            .create_order(
+                payhook_domain::NewOrder {
+                    client_id: "c".into(),
+                    total: usd(total),
+                },
+                at(0),
+            )
+            .await
+            .expect("create order");
+        orders.push(order.id);
+    }
+    let mut payments = Vec::new();
+    for ((order, amount), transaction_id) in script.payments.iter().zip(&script.transaction_ids) {
+        let payment = store
+            .create_payment(
+                NewPayment {
+                    order_id: orders[*order],
+                    transaction_id: transaction_id.clone(),
+                    payment_method: "stripe".into(),
+                    amount: usd(*amount),
+                },
+                at(0),
+            )
+            .await
+            .expect("create payment");
+        payments.push(payment);
+    }
+    let mut answers = Vec::new();
+    for (n, step) in script.steps.iter().enumerate() {
+        let now = at(100 + i64::try_from(n).expect("few steps"));
+        let answer = match step {
+            Step::MarkPending {
+                payment,
+                external_id,
+            } => store
+                .mark_pending(
+                    payments[*payment].id,
+                    external_id.clone(),
+                    AmountPolicy::Warn,
+                    now,
+                )
+                .await
+                .map(|payment| format!("{payment:?}")),
+            Step::Deliver { event } => store
+                .apply_event(arriving(script.events[*event].clone(), now))
+                .await
+                .map(|applied| format!("{applied:?}")),
+        };
+        answers.push(match answer {
+            Ok(text) => text,
+            Err(error @ (StoreError::Unavailable(_) | StoreError::Backend(_))) => {
+                panic!("the store failed: {error:?}")
+            }
+            Err(refused) => format!("refused: {refused:?}"),
+        });
+    }
+    let mut finals = Vec::new();
+    for payment in payments {
+        finals.push(store.payment(payment.id).await.expect("payment"));
+    }
+    (answers, finals)
+}
+
+/// Runs `script` on `store` and reads back all but the outbox, which each
+/// kind of store shows its own way.
+async fn run_on(store: &dyn Store, script: &Script) -> Run {
+    let (answers, payments) = run_script(store, script).await;
+    let mut orders = Vec::new();
+    let mut refunds = Vec::new();
+    for payment in &payments {
+        refunds.push(store.refunds(payment.id).await.expect("refunds"));
+        if !orders
+            .iter()
+            .any(|o: &payhook_domain::Order| o.id == payment.order_id)
+        {
+            orders.push(store.order(payment.order_id).await.expect("order"));
+        }
+    }
+    let events = store
+        .webhook_events(EventFilter {
+            limit: EventFilter::MAX_LIMIT,
+            ..EventFilter::default()
+        })
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| {
+            (
+                e.event.event_id,
+                e.outcome.as_str().to_owned(),
+                e.payment_id.map(|id| id.0),
+            )
+        })
+        .collect();
+    Run {
+        answers,
+        orders,
+        payments,
+        refunds,
+        outbox: Vec::new(),
+        events,
+    }
+}
+
+/// Runs the script of `seed` on the in-memory reference store and on each
+/// backend (a fresh database each, so that ids line up), and compares
+/// everything they show.
+async fn compare_refunds_with_reference(seed: u64) {
+    let script = &refund_script(seed);
+    let reference = payhook_domain::testing::InMemoryStore::new();
+    let mut expected = run_on(&reference, script).await;
+    expected.outbox = reference
+        .outbox()
+        .into_iter()
+        .map(|n| (n.kind.as_str().to_owned(), n.payload))
+        .collect();
+    let outcomes: std::collections::BTreeSet<&str> =
+        expected.events.iter().map(|e| e.1.as_str()).collect();
+    eprintln!("seed {seed}: {outcomes:?}");
+    for needed in [
+        "confirmed",
+        "refund_recorded",
+        "refund_rejected",
+        "dispute_recorded",
+    ] {
+        assert!(
+            outcomes.contains(needed),
+            "seed {seed} never gives {needed}: {outcomes:?}"
+        );
+    }
+    assert!(
+        expected
+            .answers
+            .iter()
+            .any(|a| a.contains("AwaitingCompletion")),
+        "seed {seed} never keeps an event for later"
+    );
+    let expected = &expected;
+    for_each_backend(
+        StoreOptions::default(),
+        |Backend { name, store, .. }| async move {
+            let mut actual = run_on(&store, script).await;
+            actual.outbox = store
+                .outbox()
+                .await
+                .expect("outbox")
+                .into_iter()
+                .map(|row| (row.kind, row.payload))
+                .collect();
+            for (n, (got, want)) in actual.answers.iter().zip(&expected.answers).enumerate() {
+                assert_eq!(got, want, "{name} seed {seed} step {n}");
+            }
+            assert_eq!(&actual, expected, "{name} seed {seed}");
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_and_disputes_answer_like_the_reference_store_seed_1() {
+    compare_refunds_with_reference(0x9E37_79B9_7F4A_7C15).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_and_disputes_answer_like_the_reference_store_seed_2() {
+    compare_refunds_with_reference(2024).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_and_disputes_answer_like_the_reference_store_seed_3() {
+    compare_refunds_with_reference(31_337).await;
 }
