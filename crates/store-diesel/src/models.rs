@@ -40,7 +40,7 @@ pub(crate) fn naive(at: DateTime<Utc>) -> NaiveDateTime {
     stored_precision(at).naive_utc()
 }
 
-pub(crate) fn utc(at: NaiveDateTime) -> DateTime<Utc> {
+fn utc(at: NaiveDateTime) -> DateTime<Utc> {
     DateTime::from_naive_utc_and_offset(at, Utc)
 }
 
