@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use payhook_domain::{
     decide, AmountMismatch, AmountPolicy, Currency, Decision, EventKind, GatewayEvent, Money,
     NotificationKind, OrderId, OrderState, OrderStatus, Outcome, Payment, PaymentId, PaymentStatus,
-    References,
+    References, RefundLedger,
 };
 
 /// A gateway reference a payment may already carry from an earlier event.
@@ -34,13 +34,16 @@ pub fn check(event: &GatewayEvent) {
 
     let created_at = DateTime::from_timestamp(1_700_000_000, 0).expect("a valid time");
     let now = DateTime::from_timestamp(1_700_000_060, 0).expect("a valid time");
+    // Refund reports are checked against an empty ledger: the ledger's
+    // own rules have their property tests in the domain.
+    let ledger = RefundLedger::default();
     for amount in amounts(event.amount) {
         for status in PaymentStatus::ALL {
             for prior_reference in [None, Some(PRIOR_REFERENCE.to_owned())] {
                 let payment = payment(event, amount, status, prior_reference, created_at);
                 for order in orders(&payment) {
                     for policy in [AmountPolicy::Warn, AmountPolicy::Reject] {
-                        let decision = decide(&payment, &order, event, policy, now);
+                        let decision = decide(&payment, &order, &ledger, event, policy, now);
                         check_decision(&payment, &order, event, policy, now, &decision);
                     }
                 }
@@ -50,7 +53,8 @@ pub fn check(event: &GatewayEvent) {
 }
 
 /// The orders `payment` may belong to: unpaid and covered by it, unpaid
-/// and larger than it (a split payment), and already paid by another one.
+/// and larger than it (a split payment), already paid by another one, and
+/// refunded (its one earlier payment went back).
 fn orders(payment: &Payment) -> Vec<OrderState> {
     let amount = payment.amount;
     let larger = Money::from_minor(amount.minor().saturating_mul(2).max(1), amount.currency());
@@ -58,7 +62,16 @@ fn orders(payment: &Payment) -> Vec<OrderState> {
     paid.status = OrderStatus::Paid;
     paid.paid_amount = amount;
     paid.paid_by = vec![PaymentId(6)];
-    vec![OrderState::unpaid(amount), OrderState::unpaid(larger), paid]
+    paid.paid_by_refunded = false;
+    let mut refunded = paid.clone();
+    refunded.status = OrderStatus::Refunded;
+    refunded.paid_by_refunded = true;
+    vec![
+        OrderState::unpaid(amount),
+        OrderState::unpaid(larger),
+        paid,
+        refunded,
+    ]
 }
 
 /// The amounts payments are created for: the event's own (a match), one
@@ -110,6 +123,8 @@ fn payment(
         external_id: external_id.clone(),
         gateway_reference,
         amount_mismatch: None,
+        refunded_amount: Money::zero(amount.currency()),
+        dispute: None,
         created_at,
         updated_at: created_at,
     }
@@ -144,6 +159,7 @@ fn expected_outcome(
         EventKind::Canceled => Outcome::Canceled,
         EventKind::Pending if completed => Outcome::AlreadyCompleted,
         EventKind::Pending => Outcome::Pending,
+        EventKind::Refund | EventKind::Dispute if !completed => Outcome::AwaitingCompletion,
         _ => return None,
     })
 }
@@ -175,10 +191,16 @@ fn check_decision(
     assert_eq!(after.amount, before.amount);
     assert_eq!(after.external_id, before.external_id);
     assert_eq!(after.created_at, before.created_at);
-    // Only a confirmation touches the order.
+    // Only a confirmation and a refund touch the order.
+    if decision.order.is_some() {
+        assert!(matches!(
+            decision.outcome,
+            Outcome::Confirmed | Outcome::RefundRecorded
+        ));
+    }
     assert_eq!(
-        decision.order.is_some(),
-        decision.outcome == Outcome::Confirmed
+        decision.outcome == Outcome::Confirmed,
+        decision.order.is_some() && event.kind == EventKind::Succeeded
     );
 
     match decision.outcome {
@@ -208,9 +230,13 @@ fn check_decision(
                     kinds.push(NotificationKind::OrderPaid);
                 }
                 OrderStatus::Pending => assert_eq!(update.status, OrderStatus::Pending),
-                OrderStatus::Paid | OrderStatus::Refunded => {
-                    assert_eq!(update.status, order.status);
+                OrderStatus::Paid => {
+                    assert_eq!(update.status, OrderStatus::Paid);
                     kinds.push(NotificationKind::OrderOverpaid);
+                }
+                OrderStatus::Refunded => {
+                    assert_eq!(update.status, OrderStatus::Paid);
+                    kinds.push(NotificationKind::OrderPaid);
                 }
             }
             if received.is_some() {
@@ -240,6 +266,49 @@ fn check_decision(
             assert_eq!(after.amount_mismatch, before.amount_mismatch);
             check_notifications(decision, &[notification]);
             check_reference(before, event, after);
+        }
+        Outcome::RefundRecorded => {
+            assert_eq!(event.kind, EventKind::Refund);
+            assert!(before.status.has_completed());
+            let received = before.amount_received();
+            let refunded = after.refunded_amount.minor();
+            assert!((0..=received.minor()).contains(&refunded));
+            let status = match refunded {
+                0 => PaymentStatus::Completed,
+                r if r < received.minor() => PaymentStatus::PartiallyRefunded,
+                _ => PaymentStatus::Refunded,
+            };
+            assert_eq!(after.status, status);
+            for notification in &decision.notifications {
+                assert!(matches!(
+                    notification.kind,
+                    NotificationKind::PaymentRefunded
+                        | NotificationKind::PaymentRefundFailed
+                        | NotificationKind::OrderRefunded
+                ));
+            }
+        }
+        Outcome::DisputeRecorded => {
+            assert_eq!(event.kind, EventKind::Dispute);
+            assert!(before.status.has_completed());
+            assert_eq!(after.status, before.status, "a dispute moves no status");
+            assert!(after.dispute.is_some());
+            assert!(!decision.notifications.is_empty());
+            for notification in &decision.notifications {
+                assert!(matches!(
+                    notification.kind,
+                    NotificationKind::PaymentDisputed | NotificationKind::PaymentDisputeClosed
+                ));
+            }
+        }
+        // A refused refund, an unchanged dispute and an early one change
+        // no status and tell nobody.
+        Outcome::RefundRejected | Outcome::DisputeUnchanged | Outcome::AwaitingCompletion => {
+            assert_eq!(after.status, before.status);
+            assert_eq!(after.refunded_amount, before.refunded_amount);
+            assert_eq!(after.dispute, before.dispute);
+            assert!(decision.notifications.is_empty());
+            assert!(decision.refunds.is_none());
         }
         // A refused amount and an event payhook does not act on leave
         // everything as it was, the reference included.
@@ -271,7 +340,10 @@ fn check_decision(
     }
     assert_eq!(
         decision.outcome.is_final(),
-        decision.outcome != Outcome::AmountRejected
+        !matches!(
+            decision.outcome,
+            Outcome::AmountRejected | Outcome::RefundRejected | Outcome::AwaitingCompletion
+        )
     );
 }
 
