@@ -96,13 +96,10 @@ fn mixed_load(scratch: &Scratch) {
         );
         assert_eq!(api.as_planned, PAYMENTS);
         let mut database = Database::connect(&scratch.url).expect("connect");
-        let ours = |table_condition: &str| {
-            format!(
-                "{table_condition} BETWEEN {} AND {}",
-                prepared.first().unwrap().payment_id,
-                prepared.last().unwrap().payment_id
-            )
-        };
+        // Created concurrently: the ids are the run's, in no order.
+        let low = prepared.iter().map(|p| p.payment_id).min().unwrap();
+        let high = prepared.iter().map(|p| p.payment_id).max().unwrap();
+        let ours = |column: &str| format!("{column} BETWEEN {low} AND {high}");
         let refunded: i64 = refunds.iter().map(|p| p.plan.refunded_minor()).sum();
         for (sql, expected) in [
             (
