@@ -1204,7 +1204,7 @@ mod tests {
     }
 
     /// Every fixture, each shaped like a real Stripe event.
-    const FIXTURES: [&str; 12] = [
+    const FIXTURES: [&str; 22] = [
         include_str!("../tests/fixtures/payment_intent.succeeded.json"),
         include_str!("../tests/fixtures/payment_intent.payment_failed.json"),
         include_str!("../tests/fixtures/payment_intent.canceled.json"),
@@ -1217,6 +1217,16 @@ mod tests {
         include_str!("../tests/fixtures/checkout.session.async_payment_failed.json"),
         include_str!("../tests/fixtures/checkout.session.expired.json"),
         include_str!("../tests/fixtures/customer.created.json"),
+        include_str!("../tests/fixtures/charge.refunded.json"),
+        include_str!("../tests/fixtures/refund.created.json"),
+        include_str!("../tests/fixtures/refund.updated.json"),
+        include_str!("../tests/fixtures/refund.failed.json"),
+        include_str!("../tests/fixtures/charge.refund.updated.json"),
+        include_str!("../tests/fixtures/charge.dispute.created.json"),
+        include_str!("../tests/fixtures/charge.dispute.updated.json"),
+        include_str!("../tests/fixtures/charge.dispute.closed.json"),
+        include_str!("../tests/fixtures/charge.dispute.funds_withdrawn.json"),
+        include_str!("../tests/fixtures/charge.dispute.funds_reinstated.json"),
     ];
 
     #[test]
@@ -1238,6 +1248,13 @@ mod tests {
             r#"{"id":"cs_1","amount_total":1500,"currency":"usd","payment_status":"paid","payment_intent":"pi_1","client_reference_id":"TXN-1"}"#,
             r#"{"id":"cs_1","amount_total":null,"currency":null,"payment_status":"unpaid","payment_intent":{"id":"pi_1"},"metadata":{"transaction_id":"TXN-1"}}"#,
             r#"{"id":"cs_1","amount_total":1,"currency":"usd","payment_status":"later","payment_intent":[],"client_reference_id":7}"#,
+            r#"{"id":"ch_1","amount":100,"amount_refunded":40,"currency":"usd","payment_intent":"pi_1","refunds":{"object":"list","data":[{"id":"re_1","amount":40,"currency":"usd","status":"succeeded"}]}}"#,
+            r#"{"id":"ch_1","amount_refunded":40,"currency":"usd","refunds":{"data":[{"id":"re_1","id":"re_2"}]}}"#,
+            r#"{"id":"ch_1","amount_refunded":40,"currency":"usd","refunds":{"data":{"id":"re_1"}}}"#,
+            r#"{"id":"re_1","amount":40,"currency":"usd","status":"requires_action","payment_intent":"pi_1","metadata":{"transaction_id":"TXN-1"}}"#,
+            r#"{"id":"re_1","amount":40,"currency":"jpy","status":"refunded"}"#,
+            r#"{"id":"dp_1","amount":100,"currency":"usd","status":"warning_closed","reason":"general","payment_intent":"pi_1","metadata":{"transaction_id":7}}"#,
+            r#"{"id":"dp_1","amount":100,"currency":"usd","status":"charge_refunded","reason":5}"#,
         ];
         let mut bodies: Vec<String> = FIXTURES.iter().map(|&fixture| fixture.to_owned()).collect();
         for object in objects {
@@ -1247,10 +1264,16 @@ mod tests {
                 "payment_intent.canceled",
                 "checkout.session.completed",
                 "checkout.session.expired",
+                "charge.refunded",
+                "refund.updated",
+                "charge.dispute.closed",
                 "invoice.paid",
             ] {
                 bodies.push(format!(
                     r#"{{"id":"evt_1","data":{{"object":{object}}},"type":"{event_type}"}}"#
+                ));
+                bodies.push(format!(
+                    r#"{{"id":"evt_1","created":1700000000,"data":{{"object":{object}}},"type":"{event_type}"}}"#
                 ));
             }
         }
@@ -1418,5 +1441,95 @@ mod tests {
                 source: MoneyError::TooPrecise { .. }
             })
         ));
+    }
+
+    #[test]
+    fn a_charges_refund_list_may_be_absent_null_or_empty() {
+        let with = |refunds: &str| {
+            let object = format!(
+                r#"{{"id":"ch_1","amount_refunded":40,"currency":"usd","payment_intent":"pi_1"{refunds}}}"#
+            );
+            let body = format!(
+                r#"{{"id":"evt_1","created":1700000000,"type":"charge.refunded","data":{{"object":{object}}}}}"#
+            );
+            match parse(body.as_bytes())?.report {
+                Some(Report::Refund(report)) => Ok(report.refunds),
+                other => panic!("{refunds}: {other:?}"),
+            }
+        };
+        for none in [
+            "",
+            r#","refunds":null"#,
+            r#","refunds":{"object":"list"}"#,
+            r#","refunds":{"data":null}"#,
+            r#","refunds":{"object":"list","data":[],"has_more":false}"#,
+        ] {
+            assert_eq!(with(none), Ok(Vec::new()), "{none}");
+        }
+        for (refunds, field) in [
+            (r#","refunds":[]"#, "data.object.refunds"),
+            (r#","refunds":{"data":{}}"#, "data.object.refunds.data"),
+            (r#","refunds":{"data":"re_1"}"#, "data.object.refunds.data"),
+            (
+                r#","refunds":{"data":["re_1"]}"#,
+                "data.object.refunds.data[]",
+            ),
+            (
+                r#","refunds":{"data":[{"id":"re_1","amount":1,"currency":"usd","status":"succeeded","status":"failed"}]}"#,
+                "data.object.refunds.data[]",
+            ),
+        ] {
+            match with(refunds) {
+                Err(ParseError::InvalidField { field: got, .. }) => {
+                    assert_eq!(got, field, "{refunds}")
+                }
+                other => panic!("{refunds}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_refund_report_is_dated_by_the_events_created() {
+        let with = |created: &str| {
+            let body = format!(
+                r#"{{"id":"evt_1"{created},"type":"refund.created","data":{{"object":{{"id":"re_1","amount":40,"currency":"usd","status":"succeeded"}}}}}}"#
+            );
+            parse(body.as_bytes()).map(|event| match event.report {
+                Some(Report::Refund(report)) => report.reported_at,
+                other => panic!("{created}: {other:?}"),
+            })
+        };
+        assert_eq!(
+            with(r#","created":1700000000"#),
+            Ok(DateTime::from_timestamp(1_700_000_000, 0).unwrap())
+        );
+        assert_eq!(with(""), Err(ParseError::MissingField("created")));
+        assert_eq!(
+            with(r#","created":null"#),
+            Err(ParseError::MissingField("created"))
+        );
+        for wrong in ["1.5", "\"1700000000\"", "1e9", "{}"] {
+            assert_eq!(
+                with(&format!(r#","created":{wrong}"#)),
+                Err(invalid("created", "expected unix seconds")),
+                "{wrong}"
+            );
+        }
+        assert_eq!(
+            with(r#","created":9223372036854775807"#),
+            Err(invalid("created", "out of range"))
+        );
+    }
+
+    #[test]
+    fn only_refunds_need_the_events_created() {
+        // A dispute carries no time of its own, and a payment event never did.
+        let dispute = r#"{"id":"dp_1","amount":100,"currency":"usd","status":"won"}"#;
+        assert_eq!(
+            parse_object(dispute, "charge.dispute.closed").unwrap().kind,
+            EventKind::Dispute
+        );
+        let body = r#"{"id":"evt_1","created":"soon","type":"charge.failed","data":{"object":{"id":"ch_1","amount":1,"currency":"usd"}}}"#;
+        assert_eq!(parse(body.as_bytes()).unwrap().kind, EventKind::Failed);
     }
 }
