@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use payhook_domain::{
     decide, AmountMismatch, AmountPolicy, Currency, Decision, EventKind, GatewayEvent, Money,
     NotificationKind, OrderId, OrderState, OrderStatus, Outcome, Payment, PaymentId, PaymentStatus,
-    References,
+    References, RefundLedger,
 };
 
 /// A gateway reference a payment may already carry from an earlier event.
@@ -34,13 +34,16 @@ pub fn check(event: &GatewayEvent) {
 
     let created_at = DateTime::from_timestamp(1_700_000_000, 0).expect("a valid time");
     let now = DateTime::from_timestamp(1_700_000_060, 0).expect("a valid time");
+    // Refund reports are checked against an empty ledger: the ledger's
+    // own rules have their property tests in the domain.
+    let ledger = RefundLedger::default();
     for amount in amounts(event.amount) {
         for status in PaymentStatus::ALL {
             for prior_reference in [None, Some(PRIOR_REFERENCE.to_owned())] {
                 let payment = payment(event, amount, status, prior_reference, created_at);
                 for order in orders(&payment) {
                     for policy in [AmountPolicy::Warn, AmountPolicy::Reject] {
-                        let decision = decide(&payment, &order, event, policy, now);
+                        let decision = decide(&payment, &order, &ledger, event, policy, now);
                         check_decision(&payment, &order, event, policy, now, &decision);
                     }
                 }
@@ -110,6 +113,8 @@ fn payment(
         external_id: external_id.clone(),
         gateway_reference,
         amount_mismatch: None,
+        refunded_amount: Money::zero(amount.currency()),
+        dispute: None,
         created_at,
         updated_at: created_at,
     }
@@ -144,6 +149,7 @@ fn expected_outcome(
         EventKind::Canceled => Outcome::Canceled,
         EventKind::Pending if completed => Outcome::AlreadyCompleted,
         EventKind::Pending => Outcome::Pending,
+        EventKind::Refund | EventKind::Dispute if !completed => Outcome::AwaitingCompletion,
         _ => return None,
     })
 }
@@ -175,10 +181,16 @@ fn check_decision(
     assert_eq!(after.amount, before.amount);
     assert_eq!(after.external_id, before.external_id);
     assert_eq!(after.created_at, before.created_at);
-    // Only a confirmation touches the order.
+    // Only a confirmation and a refund touch the order.
+    if decision.order.is_some() {
+        assert!(matches!(
+            decision.outcome,
+            Outcome::Confirmed | Outcome::RefundRecorded
+        ));
+    }
     assert_eq!(
-        decision.order.is_some(),
-        decision.outcome == Outcome::Confirmed
+        decision.outcome == Outcome::Confirmed,
+        decision.order.is_some() && event.kind == EventKind::Succeeded
     );
 
     match decision.outcome {
@@ -241,6 +253,49 @@ fn check_decision(
             check_notifications(decision, &[notification]);
             check_reference(before, event, after);
         }
+        Outcome::RefundRecorded => {
+            assert_eq!(event.kind, EventKind::Refund);
+            assert!(before.status.has_completed());
+            let received = before.amount_received();
+            let refunded = after.refunded_amount.minor();
+            assert!((0..=received.minor()).contains(&refunded));
+            let status = match refunded {
+                0 => PaymentStatus::Completed,
+                r if r < received.minor() => PaymentStatus::PartiallyRefunded,
+                _ => PaymentStatus::Refunded,
+            };
+            assert_eq!(after.status, status);
+            for notification in &decision.notifications {
+                assert!(matches!(
+                    notification.kind,
+                    NotificationKind::PaymentRefunded
+                        | NotificationKind::PaymentRefundFailed
+                        | NotificationKind::OrderRefunded
+                ));
+            }
+        }
+        Outcome::DisputeRecorded => {
+            assert_eq!(event.kind, EventKind::Dispute);
+            assert!(before.status.has_completed());
+            assert_eq!(after.status, before.status, "a dispute moves no status");
+            assert!(after.dispute.is_some());
+            assert!(!decision.notifications.is_empty());
+            for notification in &decision.notifications {
+                assert!(matches!(
+                    notification.kind,
+                    NotificationKind::PaymentDisputed | NotificationKind::PaymentDisputeClosed
+                ));
+            }
+        }
+        // A refused refund, an unchanged dispute and an early one change
+        // no status and tell nobody.
+        Outcome::RefundRejected | Outcome::DisputeUnchanged | Outcome::AwaitingCompletion => {
+            assert_eq!(after.status, before.status);
+            assert_eq!(after.refunded_amount, before.refunded_amount);
+            assert_eq!(after.dispute, before.dispute);
+            assert!(decision.notifications.is_empty());
+            assert!(decision.refunds.is_none());
+        }
         // A refused amount and an event payhook does not act on leave
         // everything as it was, the reference included.
         Outcome::AmountRejected | Outcome::Ignored => {
@@ -271,7 +326,10 @@ fn check_decision(
     }
     assert_eq!(
         decision.outcome.is_final(),
-        decision.outcome != Outcome::AmountRejected
+        !matches!(
+            decision.outcome,
+            Outcome::AmountRejected | Outcome::RefundRejected | Outcome::AwaitingCompletion
+        )
     );
 }
 

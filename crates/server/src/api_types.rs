@@ -1,12 +1,18 @@
 //! The bodies the routes share and their OpenAPI schemas: the error answer,
 //! the webhook answer, the health answer, the decimal amount a request may
-//! carry, the names a query filters by, and the error responses that many
-//! operations declare alike (declared once here, listed by each
-//! `#[utoipa::path]`).
+//! carry, the status names an answer shows and a query filters by, and the
+//! error responses that many operations declare alike (declared once here,
+//! listed by each `#[utoipa::path]`).
+//!
+//! The name enums repeat the domain's names for the document; the tests at
+//! the end hold each to the domain's list, so a status or an outcome added
+//! there fails them until it is documented here.
 //!
 //! Types a single route answers with live beside that route. Nothing here
 //! handles a request.
 
+use payhook_domain::ports::EventOutcome;
+use payhook_domain::Outcome;
 use serde::Serialize;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
@@ -95,6 +101,53 @@ pub enum GatewaySegment {
     Paypal,
 }
 
+/// A payment's `status`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatusName {
+    /// Created by the shop; no gateway has it yet.
+    Created,
+    /// The shop sent the customer to the gateway and recorded its id.
+    PendingExternal,
+    /// The gateway confirmed the money.
+    Completed,
+    /// The gateway reported a failure; a later success still completes it.
+    Failed,
+    /// The checkout expired or the payment was canceled at the gateway; a
+    /// later success still completes it.
+    Canceled,
+    /// Completed, and part of the money went back to the customer.
+    PartiallyRefunded,
+    /// Completed, and all of the money went back to the customer.
+    Refunded,
+}
+
+/// An order's `status`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatusName {
+    /// Its completed payments do not cover its total yet (`paid_amount` <
+    /// `total`); it takes new payments.
+    Pending,
+    /// Its completed payments cover its total; it takes no new payment.
+    Paid,
+    /// Every completed payment of it was refunded in full; it takes no new
+    /// payment.
+    Refunded,
+}
+
+/// The outcomes an event can be stored with, as `outcome` filters them:
+/// `unmatched` and every decision but [`Outcome::Ignored`], which an event
+/// type payhook does not handle gets before anything is stored.
+pub fn stored_outcome_names() -> impl Iterator<Item = &'static str> {
+    std::iter::once(EventOutcome::Unmatched.as_str()).chain(
+        Outcome::ALL
+            .into_iter()
+            .filter(|outcome| *outcome != Outcome::Ignored)
+            .map(Outcome::as_str),
+    )
+}
+
 /// The stored outcome of a webhook event, as `outcome` filters it.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -121,6 +174,19 @@ pub enum EventOutcomeName {
     LateCancelIgnored,
     /// The amount differed and the policy is `reject`.
     AmountRejected,
+    /// A refund report was applied to the payment's refund ledger.
+    RefundRecorded,
+    /// A refund in another currency, or above the amount received: nothing
+    /// changed.
+    RefundRejected,
+    /// A dispute report changed the payment's dispute.
+    DisputeRecorded,
+    /// A repeated dispute report, or a late one for a decided dispute:
+    /// recorded, not applied.
+    DisputeUnchanged,
+    /// A refund or dispute for a payment that has not completed: kept and
+    /// applied when it completes.
+    AwaitingCompletion,
 }
 
 /// A notification's delivery status, as `status` filters it.
@@ -165,4 +231,66 @@ pub enum ManagementErrors {
         description = "The management API is disabled (no PAYHOOK_API_TOKEN) or the database is unavailable"
     )]
     Unavailable(ErrorBody),
+}
+
+#[cfg(test)]
+mod tests {
+    use payhook_domain::{OrderStatus, PaymentStatus};
+    use serde_json::Value;
+
+    use super::*;
+
+    /// The `enum` values of `T`'s schema, in order.
+    fn documented<T: PartialSchema>() -> Vec<String> {
+        let schema = serde_json::to_value(T::schema()).expect("a schema serialises");
+        schema["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("an enum schema: {schema}"))
+            .iter()
+            .map(|name| name.as_str().expect("a name").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_payment_status_is_documented() {
+        let names: Vec<&str> = PaymentStatus::ALL.map(PaymentStatus::as_str).to_vec();
+        assert_eq!(documented::<PaymentStatusName>(), names);
+    }
+
+    #[test]
+    fn every_order_status_is_documented() {
+        let names: Vec<&str> = OrderStatus::ALL.map(OrderStatus::as_str).to_vec();
+        assert_eq!(documented::<OrderStatusName>(), names);
+    }
+
+    #[test]
+    fn the_outcome_filter_documents_every_stored_outcome() {
+        let names: Vec<&str> = stored_outcome_names().collect();
+        assert_eq!(documented::<EventOutcomeName>(), names);
+        // Every documented name is one the filter accepts.
+        for name in &names {
+            assert!(EventOutcome::parse(name).is_some(), "{name}");
+        }
+        // And nothing the domain decides is left out but `ignored`.
+        for outcome in Outcome::ALL {
+            assert_eq!(
+                names.contains(&outcome.as_str()),
+                outcome != Outcome::Ignored,
+                "{outcome:?}"
+            );
+        }
+        assert_eq!(names.first(), Some(&"unmatched"));
+    }
+
+    #[test]
+    fn the_schemas_are_string_enums() {
+        for schema in [
+            PaymentStatusName::schema(),
+            OrderStatusName::schema(),
+            EventOutcomeName::schema(),
+        ] {
+            let schema = serde_json::to_value(schema).expect("a schema serialises");
+            assert_eq!(schema["type"], Value::from("string"), "{schema}");
+        }
+    }
 }

@@ -44,10 +44,15 @@ struct OrderBody {
     total: String,
     #[schema(value_type = String, example = "USD")]
     currency: &'static str,
-    #[schema(value_type = String, example = "pending")]
+    /// `pending` until `paid_amount` reaches `total`, then `paid`;
+    /// `refunded` once every completed payment of it is refunded in full.
+    #[schema(value_type = crate::api_types::OrderStatusName)]
     status: &'static str,
-    /// The sum of its completed payments, a decimal string in `currency`:
-    /// the order is `paid` once it reaches `total`.
+    /// The sum of its completed payments' amounts, a decimal string in
+    /// `currency` (`0.00` until one completes). Several payments may share
+    /// an order (split payments): the order is `paid` once this reaches
+    /// `total`, and may exceed it when a payment completes after that.
+    #[schema(example = "75.00")]
     paid_amount: String,
     created_at: String,
     updated_at: String,
@@ -84,7 +89,7 @@ struct PaymentBody {
     order_id: OrderId,
     transaction_id: String,
     payment_method: String,
-    #[schema(value_type = String, example = "created")]
+    #[schema(value_type = crate::api_types::PaymentStatusName)]
     status: &'static str,
     /// A decimal string such as `150.00`.
     amount: String,
@@ -203,7 +208,9 @@ pub struct CreatePayment {
     currency: String,
 }
 
-/// `POST /api/v1/order-payments/`: 201 with the new payment and its `TXN-` id.
+/// `POST /api/v1/order-payments/`: 201 with the new payment and its `TXN-` id;
+/// 400 when its currency is not its order's, 409 when the order is already
+/// `paid` or `refunded` (it takes no new payment). Nothing is written then.
 #[utoipa::path(
     post,
     path = "/api/v1/order-payments/",
@@ -212,8 +219,8 @@ pub struct CreatePayment {
     request_body = CreatePayment,
     responses(
         (status = 201, description = "The new payment, status `created`", body = PaymentBody),
-        (status = 400, description = "Malformed JSON, unknown field, invalid amount or currency, a payment_method that names no gateway (the message lists them), a text with NUL (U+0000), or no such order", body = crate::api_types::ErrorBody),
-        (status = 409, description = "The order cannot take this payment", body = crate::api_types::ErrorBody),
+        (status = 400, description = "Malformed JSON, unknown field, invalid amount or currency, a currency other than the order's (the message names both), a payment_method that names no gateway (the message lists them), a text with NUL (U+0000), or no such order; nothing is written", body = crate::api_types::ErrorBody),
+        (status = 409, description = "The order is already `paid` or `refunded` and takes no new payment; nothing is written", body = crate::api_types::ErrorBody),
         Unauthorized,
         ManagementErrors,
     ),
@@ -265,8 +272,9 @@ pub struct ExternalPending {
 }
 
 /// `POST /api/v1/order-payments/{id}/external-pending/`: 200 with the payment
-/// in `pending_external`; 409 when it is already completed or the external
-/// id belongs to another payment of the gateway.
+/// in `pending_external`; 409 when it has already completed (`completed`,
+/// `partially_refunded` or `refunded`) or the external id belongs to another
+/// payment of the gateway.
 #[utoipa::path(
     post,
     path = "/api/v1/order-payments/{id}/external-pending/",
@@ -278,7 +286,7 @@ pub struct ExternalPending {
         (status = 200, description = "The payment, status `pending_external`", body = PaymentBody),
         (status = 400, description = "Malformed JSON, unknown field, or an external_id empty, too long or with NUL (U+0000)", body = crate::api_types::ErrorBody),
         (status = 404, description = "No payment has this id", body = crate::api_types::ErrorBody),
-        (status = 409, description = "The payment is completed, or the external id belongs to another payment", body = crate::api_types::ErrorBody),
+        (status = 409, description = "The payment has completed (`completed`, `partially_refunded` or `refunded`), or the external id belongs to another payment", body = crate::api_types::ErrorBody),
         Unauthorized,
         ManagementErrors,
     ),

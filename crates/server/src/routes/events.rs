@@ -15,7 +15,7 @@ use payhook_domain::PaymentId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api_types::{ManagementErrors, Unauthorized};
+use crate::api_types::{stored_outcome_names, ManagementErrors, Unauthorized};
 use crate::auth::Authorized;
 use crate::error::ApiError;
 use crate::routes::webhooks::respond;
@@ -168,11 +168,8 @@ impl ListQuery {
             .outcome
             .map(|name| {
                 EventOutcome::parse(&name).ok_or_else(|| {
-                    invalid(
-                        "outcome",
-                        "unmatched, confirmed, failed, already_completed, already_failed, \
-                         late_failure_ignored or amount_rejected",
-                    )
+                    let names: Vec<&str> = stored_outcome_names().collect();
+                    invalid("outcome", &format!("one of {}", names.join(", ")))
                 })
             })
             .transpose()?;

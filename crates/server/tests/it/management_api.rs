@@ -1,11 +1,17 @@
 //! The shop's management API: the bearer token, exact amounts, refused
-//! input, missing resources and conflicting state changes.
+//! input, missing resources and conflicting state changes; an order's
+//! `paid_amount` under split payments, and the payments an order refuses
+//! (another currency, an order already paid). The lifecycle tests run on
+//! SQLite and, when configured, on PostgreSQL.
 
 use awc::http::header::WWW_AUTHENTICATE;
 use awc::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{confirmed, intent_succeeded, spawn_app, spawn_app_without};
+use crate::helpers::{
+    apps_with_every_gateway, confirmed, generic_body, intent_succeeded, spawn_app,
+    spawn_app_without, TestApp,
+};
 
 fn order(total: Value, currency: &str) -> Value {
     json!({"client_id": "c-1", "total": total, "currency": currency})
@@ -254,4 +260,206 @@ async fn an_external_id_belongs_to_one_payment_of_a_gateway() {
     // The owner may repeat its own id: marking pending again is a no-op.
     let again = app.external_pending(&first["id"], "pi_shared").await;
     assert_eq!(again.assert_status(StatusCode::OK), &first);
+}
+
+/// Creates an order of `total` USD, asserting the answer.
+async fn usd_order(app: &TestApp, total: &str) -> Value {
+    let created = app.create_order(&order(json!(total), "USD")).await;
+    created.assert_status(StatusCode::CREATED).clone()
+}
+
+/// Creates a generic payment of `amount` USD for `order` and marks it
+/// pending under `external_id`, asserting both answers.
+async fn generic_payment(app: &TestApp, order: &Value, amount: &str, external_id: &str) -> Value {
+    let created = app
+        .create_payment(&json!({
+            "order_id": order["id"],
+            "payment_method": "generic",
+            "amount": amount,
+            "currency": "USD",
+        }))
+        .await;
+    let payment = created.assert_status(StatusCode::CREATED);
+    let pending = app.external_pending(&payment["id"], external_id).await;
+    pending.assert_status(StatusCode::OK).clone()
+}
+
+/// The generic gateway reports `external_id` completed for `amount` USD;
+/// asserts the answer confirms `payment`.
+async fn generic_completes(app: &TestApp, payment: &Value, external_id: &str, amount: &str) {
+    let body = generic_body(Some(external_id), None, "completed", amount);
+    let answer = app.send_generic(&body, &format!("msg_{external_id}")).await;
+    assert_eq!(
+        answer.assert_status(StatusCode::OK),
+        &confirmed(payment),
+        "{}",
+        app.backend
+    );
+}
+
+/// The order as `GET /api/v1/orders/{id}/` shows it.
+async fn current_order(app: &TestApp, order: &Value) -> Value {
+    let answer = app.get_order(&order["id"]).await;
+    answer.assert_status(StatusCode::OK).clone()
+}
+
+#[actix_rt::test]
+async fn a_new_order_has_a_paid_amount_of_zero_in_its_currency() {
+    for app in apps_with_every_gateway("new_order_paid_amount") {
+        for (total, currency, nothing) in [
+            ("150.00", "USD", "0.00"),
+            ("1500", "JPY", "0"),
+            ("1.5", "KWD", "0.000"),
+        ] {
+            let created = app.create_order(&order(json!(total), currency)).await;
+            let created = created.assert_status(StatusCode::CREATED).clone();
+            assert_eq!(
+                created["paid_amount"], nothing,
+                "{}: {created}",
+                app.backend
+            );
+            assert_eq!(
+                current_order(&app, &created).await,
+                created,
+                "{}",
+                app.backend
+            );
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_payment_for_a_paid_order_is_a_conflict_and_writes_nothing() {
+    for app in apps_with_every_gateway("payment_for_paid_order") {
+        let payment = app.pending_payment("pi_paid_order").await;
+        let confirmation = app
+            .send_stripe_event(&intent_succeeded("evt_paid_order", "pi_paid_order"))
+            .await;
+        assert_eq!(
+            confirmation.assert_status(StatusCode::OK),
+            &confirmed(&payment)
+        );
+        let paid = app.get_order(&payment["order_id"]).await;
+        let paid = paid.assert_status(StatusCode::OK).clone();
+        assert_eq!(paid["status"], "paid", "{}", app.backend);
+        let outbox = app.outbox_kinds().await;
+
+        let answer = app
+            .create_payment(&json!({
+                "order_id": payment["order_id"],
+                "payment_method": "stripe",
+                "amount": "150.00",
+                "currency": "USD",
+            }))
+            .await;
+
+        let message = answer.assert_error(StatusCode::CONFLICT);
+        assert!(message.contains("paid"), "{}: {message}", app.backend);
+        let next_id = payment["id"].as_i64().expect("a payment id") + 1;
+        app.get_payment(next_id)
+            .await
+            .assert_error(StatusCode::NOT_FOUND);
+        assert_eq!(
+            app.get_order(&payment["order_id"]).await.body,
+            paid,
+            "{}",
+            app.backend
+        );
+        assert_eq!(app.outbox_kinds().await, outbox, "{}", app.backend);
+    }
+}
+
+#[actix_rt::test]
+async fn a_payment_in_another_currency_than_its_order_is_refused_naming_both() {
+    for app in apps_with_every_gateway("payment_other_currency") {
+        let order = usd_order(&app, "150.00").await;
+
+        let answer = app
+            .create_payment(&json!({
+                "order_id": order["id"],
+                "payment_method": "stripe",
+                "amount": "150.00",
+                "currency": "EUR",
+            }))
+            .await;
+
+        let message = answer.assert_error(StatusCode::BAD_REQUEST);
+        assert!(
+            message.contains("USD") && message.contains("EUR"),
+            "{}: {message}",
+            app.backend
+        );
+        app.get_payment(1).await.assert_error(StatusCode::NOT_FOUND);
+        assert_eq!(current_order(&app, &order).await, order, "{}", app.backend);
+        // The same payment in the order's currency is taken.
+        let answer = app
+            .create_payment(&json!({
+                "order_id": order["id"],
+                "payment_method": "stripe",
+                "amount": "150.00",
+                "currency": "usd",
+            }))
+            .await;
+        assert_eq!(answer.assert_status(StatusCode::CREATED)["currency"], "USD");
+    }
+}
+
+#[actix_rt::test]
+async fn two_half_payments_pay_an_order_once_both_completed() {
+    for app in apps_with_every_gateway("split_payment") {
+        let order = usd_order(&app, "150.00").await;
+        let first = generic_payment(&app, &order, "75.00", "ext_split_1").await;
+        let second = generic_payment(&app, &order, "75.00", "ext_split_2").await;
+
+        generic_completes(&app, &first, "ext_split_1", "75.00").await;
+
+        let half = current_order(&app, &order).await;
+        assert_eq!(half["status"], "pending", "{}: {half}", app.backend);
+        assert_eq!(half["paid_amount"], "75.00", "{}: {half}", app.backend);
+        assert_eq!(half["total"], "150.00", "{}: {half}", app.backend);
+        assert_eq!(app.payment(&first).await["status"], "completed");
+        assert_eq!(app.payment(&second).await["status"], "pending_external");
+        assert!(
+            app.outbox_kinds().await.is_empty(),
+            "{}: no notification while the order is not covered",
+            app.backend
+        );
+
+        generic_completes(&app, &second, "ext_split_2", "75.00").await;
+
+        let whole = current_order(&app, &order).await;
+        assert_eq!(whole["status"], "paid", "{}: {whole}", app.backend);
+        assert_eq!(whole["paid_amount"], "150.00", "{}: {whole}", app.backend);
+        assert_eq!(app.payment(&second).await["status"], "completed");
+        assert_eq!(app.outbox_kinds().await, ["order.paid"], "{}", app.backend);
+        // Told by the payment that covered the total.
+        let rows = app.store.outbox().await.expect("the outbox reads");
+        assert_eq!(
+            Some(rows[0].payment_id),
+            second["id"].as_i64(),
+            "{}",
+            app.backend
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn a_payment_of_part_of_the_total_completes_and_leaves_the_order_pending() {
+    for app in apps_with_every_gateway("partial_payment") {
+        let order = usd_order(&app, "150.00").await;
+        let payment = generic_payment(&app, &order, "1.00", "ext_one_dollar").await;
+
+        generic_completes(&app, &payment, "ext_one_dollar", "1.00").await;
+
+        let completed = app.payment(&payment).await;
+        assert_eq!(completed["status"], "completed", "{}", app.backend);
+        assert_eq!(completed["amount_mismatch"], Value::Null, "{}", app.backend);
+        let after = current_order(&app, &order).await;
+        assert_eq!(after["status"], "pending", "{}: {after}", app.backend);
+        assert_eq!(after["paid_amount"], "1.00", "{}: {after}", app.backend);
+        assert!(app.outbox_kinds().await.is_empty(), "{}", app.backend);
+        // Still pending, so it still takes a payment for the rest.
+        let rest = generic_payment(&app, &order, "149.00", "ext_the_rest").await;
+        assert_eq!(rest["status"], "pending_external", "{}", app.backend);
+    }
 }

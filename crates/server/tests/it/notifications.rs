@@ -2,7 +2,8 @@
 //! 127.0.0.1 that verifies every Standard Webhooks signature itself (ring
 //! HMAC and base64, not the server's code) and records what it received:
 //! delivery after a confirmation, retries after 500s, dead rows listed and
-//! re-queued, order kept within an order, no loss across `kill -9` (before
+//! re-queued, order kept within an order (the lifecycle's `payment.canceled`
+//! and `order.overpaid` too), no loss across `kill -9` (before
 //! delivery, and after the shop took a callback whose answer the server
 //! never heard), and two processes on one PostgreSQL delivering each row
 //! once.
@@ -20,7 +21,10 @@ use base64::Engine as _;
 use ring::hmac;
 use serde_json::{json, Value};
 
-use crate::helpers::{intent_failed, intent_succeeded, spawn_app_with, TestApp, API_TOKEN};
+use crate::helpers::{
+    generic_body, intent_failed, intent_succeeded, spawn_app_with, spawn_apps_with, TestApp,
+    API_TOKEN, GENERIC_SECRET,
+};
 use crate::processes::{client, deliver, event_body, pending_payments, PostgresDb, Server};
 
 /// The shop's secret in the tests.
@@ -405,6 +409,125 @@ async fn the_notifications_of_one_order_arrive_in_order_even_with_retries() {
         .map(|r| r.body["notification_id"].as_i64().unwrap_or_default())
         .collect();
     assert!(all.windows(2).all(|w| w[0] <= w[1]), "{all:?}");
+    receiver.stop().await;
+}
+
+/// Creates a generic payment of 150.00 USD for `order_id`, marked pending
+/// under `external_id`.
+async fn generic_payment(app: &TestApp, order_id: &Value, external_id: &str) -> Value {
+    let created = app
+        .create_payment(&json!({
+            "order_id": order_id,
+            "payment_method": "generic",
+            "amount": "150.00",
+            "currency": "USD",
+        }))
+        .await;
+    let payment = created.assert_status(StatusCode::CREATED);
+    let pending = app.external_pending(&payment["id"], external_id).await;
+    pending.assert_status(StatusCode::OK).clone()
+}
+
+/// The generic gateway reports `status` for `external_id`; asserts `message`.
+async fn generic_reports(app: &TestApp, external_id: &str, status: &str, message: &str) {
+    let body = generic_body(Some(external_id), None, status, "\"150.00\"");
+    let answer = app
+        .send_generic(&body, &format!("msg_{status}_{external_id}"))
+        .await;
+    let answer = answer.assert_status(StatusCode::OK);
+    assert_eq!(answer["message"], message, "{}: {answer}", app.backend);
+}
+
+#[actix_rt::test]
+async fn a_cancel_and_an_overpaid_order_reach_the_shop_signed_and_in_order() {
+    let receiver = Receiver::start(0);
+    let mut vars = fast(&receiver.url, "12");
+    vars.push(("WEBHOOK_SECRET".into(), GENERIC_SECRET.into()));
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // One receiver for both backends, one after the other: an app writes
+    // no row until this test sends its events.
+    for app in spawn_apps_with("notify_lifecycle", &vars) {
+        let backend = app.backend;
+        let before = receiver.receipts().len();
+        // Nothing is delivered until the three rows exist: the first calls
+        // are answered 500, and come before the later rows are written.
+        receiver.inbox.failures_left.store(2, Ordering::SeqCst);
+        let order = app
+            .create_order(&json!({"client_id": "c-1", "total": "150.00", "currency": "USD"}))
+            .await;
+        let order_id = order.assert_status(StatusCode::CREATED)["id"].clone();
+        let canceled = generic_payment(&app, &order_id, "ext_notify_cancel").await;
+        let first = generic_payment(&app, &order_id, "ext_notify_first").await;
+        let second = generic_payment(&app, &order_id, "ext_notify_second").await;
+
+        generic_reports(&app, "ext_notify_cancel", "canceled", "Payment canceled").await;
+        generic_reports(&app, "ext_notify_first", "completed", "Payment confirmed").await;
+        generic_reports(&app, "ext_notify_second", "completed", "Payment confirmed").await;
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let receipts = loop {
+            let receipts = receiver.receipts().split_off(before);
+            if receipts.iter().filter(|r| r.answered == 200).count() >= 3 {
+                break receipts;
+            }
+            assert!(Instant::now() < deadline, "{backend}: {receipts:?}");
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        };
+        all_delivered(&app, 3).await;
+        let delivered: Vec<&Receipt> = receipts.iter().filter(|r| r.answered == 200).collect();
+        let kinds: Vec<&str> = delivered
+            .iter()
+            .map(|r| r.body["type"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["payment.canceled", "order.paid", "order.overpaid"],
+            "{backend}"
+        );
+        assert!(
+            delivered.iter().all(|r| r.body["order_id"] == order_id),
+            "{backend}"
+        );
+        for receipt in &delivered {
+            let id = receipt.body["notification_id"].as_i64().expect("an id");
+            assert_eq!(receipt.webhook_id, format!("msg_payhook_{id}"), "{backend}");
+        }
+
+        let cancel = &delivered[0].body;
+        assert_eq!(cancel["payment_id"], canceled["id"], "{backend}");
+        assert_eq!(
+            cancel["transaction_id"], canceled["transaction_id"],
+            "{backend}"
+        );
+        assert_eq!(cancel["payment_status"], "canceled", "{backend}");
+        assert_eq!(cancel["amount"], "150.00", "{backend}");
+        assert_eq!(cancel["currency"], "USD", "{backend}");
+        assert!(cancel["occurred_at"].is_string(), "{backend}");
+
+        assert_eq!(delivered[1].body["payment_id"], first["id"], "{backend}");
+        let overpaid = &delivered[2].body;
+        assert_eq!(overpaid["payment_id"], second["id"], "{backend}");
+        assert_eq!(overpaid["payment_status"], "completed", "{backend}");
+        assert_eq!(
+            overpaid["payment_ids"],
+            json!([first["id"], second["id"]]),
+            "{backend}"
+        );
+        assert_eq!(overpaid["order_status"], "paid", "{backend}");
+        assert_eq!(overpaid["order_total"], "150.00", "{backend}");
+        assert_eq!(overpaid["paid_amount"], "300.00", "{backend}");
+
+        // Every receipt of this order, the refused ones included, in id
+        // order: no later row went out while an earlier one was pending.
+        let ids: Vec<i64> = receipts
+            .iter()
+            .map(|r| r.body["notification_id"].as_i64().unwrap_or_default())
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] <= w[1]), "{backend}: {ids:?}");
+        let answers: Vec<u16> = receipts.iter().map(|r| r.answered).collect();
+        assert_eq!(answers, [500, 500, 200, 200, 200], "{backend}");
+        assert_eq!(receiver.inbox.bad_signatures.load(Ordering::SeqCst), 0);
+    }
     receiver.stop().await;
 }
 

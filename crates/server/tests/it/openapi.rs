@@ -116,3 +116,115 @@ async fn an_invalid_query_is_answered_with_the_json_error() {
     );
     assert_eq!(body["status"], "error", "{body}");
 }
+
+/// The schema `reference` (`#/components/schemas/<name>`) points at.
+fn resolve<'a>(document: &'a Value, reference: &Value) -> &'a Value {
+    let name = reference["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        .unwrap_or_else(|| panic!("a component reference: {reference}"));
+    &document["components"]["schemas"][name]
+}
+
+/// The `enum` of a property, following a `$ref` when there is one.
+fn property_enum(document: &Value, schema: &str, property: &str) -> Vec<String> {
+    let property = &document["components"]["schemas"][schema]["properties"][property];
+    let target = if property.get("$ref").is_some() {
+        resolve(document, property)
+    } else {
+        property
+    };
+    target["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("an enum for {schema}: {target}"))
+        .iter()
+        .map(|v| v.as_str().expect("a name").to_owned())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn payment_and_order_statuses_are_enums_of_every_status() {
+    let app = spawn_app();
+    let document = document(&app).await;
+
+    assert_eq!(
+        property_enum(&document, "PaymentBody", "status"),
+        [
+            "created",
+            "pending_external",
+            "completed",
+            "failed",
+            "canceled",
+            "partially_refunded",
+            "refunded",
+        ]
+    );
+    assert_eq!(
+        property_enum(&document, "OrderBody", "status"),
+        ["pending", "paid", "refunded"]
+    );
+    let order = &document["components"]["schemas"]["OrderBody"];
+    assert!(
+        order["required"]
+            .as_array()
+            .is_some_and(|r| r.contains(&Value::from("paid_amount"))),
+        "{order}"
+    );
+    let paid_amount = &order["properties"]["paid_amount"];
+    assert_eq!(paid_amount["type"], "string", "{paid_amount}");
+    assert!(
+        paid_amount["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("completed payments")),
+        "{paid_amount}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_payment_creation_documents_the_currency_and_closed_order_refusals() {
+    let app = spawn_app();
+    let document = document(&app).await;
+    let responses = &document["paths"]["/api/v1/order-payments/"]["post"]["responses"];
+
+    let bad_request = responses["400"]["description"].as_str().unwrap_or_default();
+    assert!(
+        bad_request.contains("currency other than the order's"),
+        "{bad_request}"
+    );
+    let conflict = responses["409"]["description"].as_str().unwrap_or_default();
+    assert!(
+        conflict.contains("paid") && conflict.contains("refunded"),
+        "{conflict}"
+    );
+}
+
+#[actix_rt::test]
+async fn the_outcome_filter_lists_the_lifecycle_outcomes() {
+    let app = spawn_app();
+    let document = document(&app).await;
+    let parameters = document["paths"]["/api/v1/webhook-events/"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let outcome = parameters
+        .iter()
+        .find(|p| p["name"] == "outcome")
+        .expect("an outcome parameter");
+    let names = outcome["schema"]["enum"].as_array().expect("an enum");
+    for name in [
+        "unmatched",
+        "confirmed",
+        "canceled",
+        "pending",
+        "already_canceled",
+        "late_cancel_ignored",
+    ] {
+        assert!(names.contains(&Value::from(name)), "{name} in {names:?}");
+    }
+    // A bad value is answered with the same list.
+    let answer = app.list_events("outcome=processed").await;
+    let message = answer.assert_error(StatusCode::BAD_REQUEST);
+    for name in names {
+        let name = name.as_str().expect("a name");
+        assert!(message.contains(name), "{name} in {message}");
+    }
+}

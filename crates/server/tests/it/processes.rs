@@ -49,12 +49,16 @@ impl PostgresDb {
             );
             return None;
         };
+        // The process id and a count within the process make the name
+        // unique among concurrent tests (time and the test name's length
+        // alone collide for two same-length names in one second); the time
+        // keeps a re-run from meeting a database a killed run left behind.
+        static CREATED: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
-            "payhook_p_{}_{}",
+            "payhook_p_{}_{}_{}",
             std::process::id(),
-            Instant::now().elapsed().as_nanos()
-                ^ u128::from(now().unsigned_abs())
-                ^ (test.len() as u128) << 40
+            CREATED.fetch_add(1, Ordering::Relaxed),
+            now().unsigned_abs()
         );
         let mut admin = diesel::PgConnection::establish(&admin_url).expect("connect to PostgreSQL");
         admin
