@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The PostgreSQL ceiling for payhook: pgbench runs payhook's per-event
 # transaction (the SQL work of a first delivery that confirms a payment:
-# insert the event, lock and update the payment, update the order, insert the
-# outbox row) at payhook's concurrency, one event per transaction, on a
-# scratch database created here from migrations/postgres and dropped on exit.
+# insert the event, lock and update the payment, write the order's status and
+# paid sum, insert the outbox row) at payhook's concurrency, one event per
+# transaction, on a scratch database created here from migrations/postgres
+# and dropped on exit.
 #
 #   bench/pg-ceiling.sh [-u ADMIN_URL] [-n EVENTS] [-c CLIENTS] [-j THREADS] [-m MODE]
 #
@@ -32,7 +33,7 @@ while getopts "u:n:c:j:m:h" opt; do
     n) EVENTS=$OPTARG ;;
     c) CLIENTS=$OPTARG ;;
     j) THREADS=$OPTARG ;;
-    *) sed -n '2,20p' "$0"; exit 2 ;;
+    *) sed -n '2,21p' "$0"; exit 2 ;;
   esac
 done
 [[ $EVENTS =~ ^[0-9]+$ && $EVENTS -ge 1 && $EVENTS -le 1000000 ]] || { echo "-n: 1..1000000" >&2; exit 2; }
@@ -86,7 +87,9 @@ PAYLOAD=$(tr -d '\n' < "$ROOT/crates/adapters-stripe/tests/fixtures/payment_inte
 # One event, a statement per step, as payhook's store sent them before the
 # work of the performance issue: the event row first in a savepoint (its
 # unique index decides duplicates), the payment found by external id and
-# re-read FOR UPDATE, the order's status FOR UPDATE, then the writes.
+# re-read FOR UPDATE, the order's status, total and paid sum FOR UPDATE, then
+# the writes (the order's status and paid sum as absolute values, as the store
+# writes them on the locked row).
 # (payhook now does this work in three statements; this script keeps the
 # plain transaction as the baseline, and -m one is the strongest one.)
 cat > "$WORK/event.sql" <<'SQL'
@@ -97,9 +100,10 @@ INSERT INTO webhook_events (gateway, event_id, event_type, kind, outcome, ref_tr
 RELEASE SAVEPOINT diesel_savepoint_1;
 SELECT * FROM payments WHERE external_id = 'pi_bench_' || :k ORDER BY (payment_method = 'stripe') DESC, id LIMIT 1 \gset
 SELECT * FROM payments WHERE id = :id FOR UPDATE;
-SELECT status FROM orders WHERE id = :order_id FOR UPDATE;
+SELECT status AS order_status, total_minor AS order_total, paid_minor AS order_paid FROM orders WHERE id = :order_id FOR UPDATE \gset
+\set paid :order_paid + :amount_minor
 UPDATE payments SET status = 'completed', external_id = 'pi_bench_' || :k, gateway_reference = 'pi_bench_' || :k, mismatch_expected_minor = NULL, mismatch_expected_currency = NULL, mismatch_received_minor = NULL, mismatch_received_currency = NULL, updated_at = now() WHERE id = :id;
-UPDATE orders SET status = 'paid', updated_at = now() WHERE id = :order_id AND status = 'pending';
+UPDATE orders SET status = CASE WHEN :paid >= :order_total THEN 'paid' ELSE :order_status END, paid_minor = :paid, updated_at = now() WHERE id = :order_id;
 INSERT INTO outbox (kind, order_id, payment_id, payload, status, attempts, next_attempt_at, created_at) VALUES ('order.paid', :order_id, :id, '{"type":"order.paid","order_id":' || :order_id || ',"payment_id":' || :id || ',"transaction_id":"' || :transaction_id || '","payment_status":"completed","amount":"150.00","currency":"USD","occurred_at":"' || now() || '"}', 'pending', 0, now(), now());
 UPDATE webhook_events SET outcome = 'confirmed', payment_id = :id WHERE id = :event_row;
 COMMIT;
@@ -110,7 +114,7 @@ SQL
 # event row is written with its outcome at once, since a CTE's insert is not
 # visible to the rest of its statement.
 cat > "$WORK/one.sql" <<'SQL'
-WITH k AS (SELECT nextval('payhook_bench_event') AS k), pay AS (SELECT p.id, p.order_id, p.transaction_id, k.k FROM payments p JOIN orders o ON o.id = p.order_id, k WHERE p.external_id = 'pi_bench_' || k.k FOR UPDATE OF p, o), ev AS (INSERT INTO webhook_events (gateway, event_id, event_type, kind, outcome, payment_id, ref_transaction_id, ref_external_id, ref_gateway_reference, amount_minor, currency, payload, attempts, received_at, processed_at) SELECT 'stripe', 'evt_bench_' || pay.k, 'payment_intent.succeeded', 'succeeded', 'confirmed', pay.id, NULL, 'pi_bench_' || pay.k, 'pi_bench_' || pay.k, 15000, 'USD', convert_to(:payload, 'UTF8'), 1, now(), now() FROM pay ON CONFLICT (gateway, event_id) DO NOTHING RETURNING id), upd AS (UPDATE payments SET status = 'completed', gateway_reference = 'pi_bench_' || pay.k, mismatch_expected_minor = NULL, mismatch_expected_currency = NULL, mismatch_received_minor = NULL, mismatch_received_currency = NULL, updated_at = now() FROM pay WHERE payments.id = pay.id), paid AS (UPDATE orders SET status = 'paid', updated_at = now() FROM pay WHERE orders.id = pay.order_id AND orders.status = 'pending') INSERT INTO outbox (kind, order_id, payment_id, payload, status, attempts, next_attempt_at, created_at) SELECT 'order.paid', pay.order_id, pay.id, '{"type":"order.paid","order_id":' || pay.order_id || ',"payment_id":' || pay.id || ',"transaction_id":"' || pay.transaction_id || '","payment_status":"completed","amount":"150.00","currency":"USD","occurred_at":"' || now() || '"}', 'pending', 0, now(), now() FROM pay;
+WITH k AS (SELECT nextval('payhook_bench_event') AS k), pay AS (SELECT p.id, p.order_id, p.transaction_id, p.amount_minor, o.total_minor, o.paid_minor, k.k FROM payments p JOIN orders o ON o.id = p.order_id, k WHERE p.external_id = 'pi_bench_' || k.k FOR UPDATE OF p, o), ev AS (INSERT INTO webhook_events (gateway, event_id, event_type, kind, outcome, payment_id, ref_transaction_id, ref_external_id, ref_gateway_reference, amount_minor, currency, payload, attempts, received_at, processed_at) SELECT 'stripe', 'evt_bench_' || pay.k, 'payment_intent.succeeded', 'succeeded', 'confirmed', pay.id, NULL, 'pi_bench_' || pay.k, 'pi_bench_' || pay.k, 15000, 'USD', convert_to(:payload, 'UTF8'), 1, now(), now() FROM pay ON CONFLICT (gateway, event_id) DO NOTHING RETURNING id), upd AS (UPDATE payments SET status = 'completed', gateway_reference = 'pi_bench_' || pay.k, mismatch_expected_minor = NULL, mismatch_expected_currency = NULL, mismatch_received_minor = NULL, mismatch_received_currency = NULL, updated_at = now() FROM pay WHERE payments.id = pay.id), paid AS (UPDATE orders SET status = CASE WHEN pay.paid_minor + pay.amount_minor >= pay.total_minor THEN 'paid' ELSE orders.status END, paid_minor = pay.paid_minor + pay.amount_minor, updated_at = now() FROM pay WHERE orders.id = pay.order_id) INSERT INTO outbox (kind, order_id, payment_id, payload, status, attempts, next_attempt_at, created_at) SELECT 'order.paid', pay.order_id, pay.id, '{"type":"order.paid","order_id":' || pay.order_id || ',"payment_id":' || pay.id || ',"transaction_id":"' || pay.transaction_id || '","payment_status":"completed","amount":"150.00","currency":"USD","occurred_at":"' || now() || '"}', 'pending', 0, now(), now() FROM pay;
 SQL
 SCRIPT=$WORK/event.sql
 [[ $MODE == one ]] && SCRIPT=$WORK/one.sql
@@ -122,10 +126,10 @@ echo "pg-ceiling: $TOTAL events ($PER_CLIENT per client), $CLIENTS clients, $THR
 TPS=$(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\).*/\1/p' "$WORK/report.txt")
 LATENCY=$(sed -nE 's/^latency average = ([0-9.]+) ms.*/\1/p' "$WORK/report.txt")
 ROWS=$(psql -qtA "$DB_URL" -c "SELECT count(*) FROM outbox")
-PAID=$(psql -qtA "$DB_URL" -c "SELECT count(*) FROM orders WHERE status = 'paid'")
+PAID=$(psql -qtA "$DB_URL" -c "SELECT count(*) FROM orders WHERE status = 'paid' AND paid_minor = total_minor")
 OK=true
 [[ $ROWS == "$TOTAL" && $PAID == "$TOTAL" && -n $TPS ]] || OK=false
-echo "outbox rows: $ROWS, orders paid: $PAID (expected $TOTAL each)"
+echo "outbox rows: $ROWS, orders paid in full: $PAID (expected $TOTAL each)"
 EVENTS_ROWS=$(psql -qtA "$DB_URL" -c "SELECT count(*) FROM webhook_events WHERE outcome = 'confirmed' AND payment_id IS NOT NULL")
 [[ $EVENTS_ROWS == "$TOTAL" ]] || OK=false
 echo "events confirmed: $EVENTS_ROWS (expected $TOTAL)"

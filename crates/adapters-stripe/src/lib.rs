@@ -13,7 +13,7 @@
 //! | `payment_intent.payment_failed` | `Failed` | `o.amount` | the same |
 //! | `payment_intent.canceled` | `Canceled` | `o.amount` | the same |
 //! | `payment_intent.processing`, `payment_intent.requires_action` | `Pending` | `o.amount` | the same |
-//! | `charge.succeeded` (captured) | `Succeeded` | `o.amount` | `o.metadata.transaction_id`, `o.payment_intent`, `o.id` |
+//! | `charge.succeeded` (captured) | `Succeeded` | `o.amount` | `o.metadata.transaction_id`, `o.payment_intent`, `o.payment_intent` (or `o.id` without one) |
 //! | `charge.failed` | `Failed` | `o.amount` | the same |
 //! | `checkout.session.completed` | `o.payment_status` `paid` or `no_payment_required`: `Succeeded`; `unpaid`: `Pending` | `o.amount_total`, none when null | `o.metadata.transaction_id` or else `o.client_reference_id`, the session id `o.id`, `o.payment_intent` |
 //! | `checkout.session.async_payment_succeeded` | `Succeeded` | the same | the same |

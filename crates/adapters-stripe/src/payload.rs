@@ -403,12 +403,17 @@ fn read_payment<'a, M: Level<'a, Metadata<'a>>>(
     };
     let amount = read_amount(received, amount, currency)?;
 
+    // The PaymentIntent id is the reference every later event of the
+    // payment carries (charges, refunds, disputes), and the one a
+    // Checkout Session event records on the payment; a charge made
+    // without one (the legacy Charges API) is known by its own id.
+    let gateway_reference = payment_intent_id.clone().or(own_id);
     Ok(Some(Reading {
         kind,
         references: References {
             transaction_id,
             external_id: payment_intent_id,
-            gateway_reference: own_id,
+            gateway_reference,
         },
         amount: Some(amount),
         report: None,

@@ -6,7 +6,8 @@
 //! left a Stripe payment confirmed by `payment_intent.succeeded` and
 //! notified to the shop:
 //!
-//! - order `i + 1`: `client_id` `pre-<i>`, status `paid`;
+//! - order `i + 1`: `client_id` `pre-<i>`, status `paid`, paid sum
+//!   (`paid_minor`) its amount: its one payment covered it;
 //! - payment `i + 1`: `transaction_id` `tx_pre_<i>`, method `stripe`,
 //!   status `completed`, external id and gateway reference `pi_pre_<i>`;
 //! - one `webhook_events` row: `stripe` / `evt_pre_<i>`,
@@ -139,8 +140,9 @@ pub fn insert_sql(dialect: Dialect, count: u64, times: &Times) -> String {
         r#"'{{"amount":"' || {amount_text} || '","currency":"USD","occurred_at":"{occurred_at}","order_id":' || (i + 1) || ',"payment_id":' || (i + 1) || ',"payment_status":"completed","transaction_id":"tx_pre_' || i || '","type":"order.paid"}}'"#
     );
     let mut sql = format!(
-        "{with}INSERT INTO orders (id, client_id, total_minor, currency, status, created_at, updated_at) \
-         SELECT i + 1, 'pre-' || i, amt, 'USD', 'paid', {at}, {at} FROM {from};\n\
+        "{with}INSERT INTO orders (id, client_id, total_minor, currency, status, paid_minor, \
+         created_at, updated_at) \
+         SELECT i + 1, 'pre-' || i, amt, 'USD', 'paid', amt, {at}, {at} FROM {from};\n\
          {with}INSERT INTO payments (id, order_id, transaction_id, payment_method, amount_minor, currency, \
          status, external_id, gateway_reference, created_at, updated_at) \
          SELECT i + 1, i + 1, 'tx_pre_' || i, 'stripe', amt, 'USD', 'completed', 'pi_pre_' || i, \

@@ -157,6 +157,12 @@ fn preload_and_check(scratch: &Scratch) {
             "SELECT COUNT(*) AS n FROM orders WHERE status = 'paid' AND currency = 'USD'",
             COUNT,
         ),
+        // Paid by its one payment, as the store sums it.
+        (
+            "SELECT COUNT(*) AS n FROM orders o JOIN payments p ON p.order_id = o.id \
+             WHERE o.paid_minor = p.amount_minor AND o.paid_minor = o.total_minor",
+            COUNT,
+        ),
         (
             "SELECT COUNT(*) AS n FROM payments p JOIN orders o ON o.id = p.order_id \
              WHERE p.status = 'completed' AND p.payment_method = 'stripe' \

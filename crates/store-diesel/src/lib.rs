@@ -80,7 +80,8 @@
 //!     kind: EventKind::Succeeded,
 //!     references: References { external_id: Some("pi_123".into()), ..References::default() },
 //!     amount: Some(Money::from_minor(15000, usd)),
-//!, report: None, };
+//!     report: None,
+//! };
 //! let outcome = webhooks.apply(event, b"{\"id\":\"evt_1\"}".to_vec()).await?;
 //! assert!(matches!(outcome, WebhookOutcome::Decided { outcome: Outcome::Confirmed, .. }));
 //!
@@ -242,8 +243,49 @@ impl DieselStore {
     }
 
     /// Applies the embedded migrations of this backend that have not run yet
-    /// and returns their versions.
+    /// and returns their versions. Each migration is one transaction: one
+    /// that fails leaves the database as the migrations before it left it,
+    /// and `migrate` may be called again.
     pub fn migrate(&self) -> Result<Vec<String>, OpenError> {
+        self.migrate_with(|conn, migrations| {
+            conn.run_pending_migrations(migrations)
+                .map(|versions| versions.iter().map(ToString::to_string).collect())
+        })
+    }
+
+    /// Applies the embedded migrations of this backend that have not run
+    /// yet, up to and including `version`, and returns their versions: a
+    /// database left at an earlier schema, for testing a later migration on
+    /// the rows it holds. Each runs as [`DieselStore::migrate`] runs it (in
+    /// a transaction unless its `metadata.toml` says otherwise). For tests
+    /// (the `testing` feature); fails when `version` is not pending.
+    #[cfg(feature = "testing")]
+    pub fn migrate_to(&self, version: &str) -> Result<Vec<String>, OpenError> {
+        self.migrate_with(|conn, migrations| {
+            // Sorted by version, like `run_pending_migrations` runs them.
+            let pending = conn.pending_migrations(migrations)?;
+            let Some(last) = pending
+                .iter()
+                .position(|migration| migration.name().version().to_string() == version)
+            else {
+                return Err(format!("migration {version} is not pending").into());
+            };
+            pending[..=last]
+                .iter()
+                .map(|migration| {
+                    conn.run_migration(migration.as_ref())
+                        .map(|applied| applied.to_string())
+                })
+                .collect()
+        })
+    }
+
+    /// Runs `run` with this backend's embedded migrations on one pooled
+    /// connection, one process at a time on PostgreSQL.
+    fn migrate_with(
+        &self,
+        run: impl FnOnce(&mut DbConn, EmbeddedMigrations) -> diesel::migration::Result<Vec<String>>,
+    ) -> Result<Vec<String>, OpenError> {
         let mut pooled = self.pool.get().map_err(OpenError::Connect)?;
         let conn = &mut pooled.db;
         let migrations = match conn {
@@ -257,10 +299,18 @@ impl DieselStore {
             conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
                 .map_err(|e| OpenError::Migrate(e.to_string()))?;
         }
-        let done = conn
-            .run_pending_migrations(migrations)
-            .map(|versions| versions.iter().map(ToString::to_string).collect())
-            .map_err(|e| OpenError::Migrate(e.to_string()));
+        let done = run(conn, migrations).map_err(|e| OpenError::Migrate(e.to_string()));
+        if let (Err(_), DbConn::Sqlite(sqlite)) = (&done, &mut *conn) {
+            // A migration that runs outside diesel's transaction (its
+            // `metadata.toml` says so) opens one of its own and turns foreign
+            // keys off. Stopped midway, it leaves both so on this pooled
+            // connection, which would hold the write lock and refuse the
+            // next BEGIN. With no transaction open, ROLLBACK fails harmlessly.
+            let _ = sqlite.batch_execute("ROLLBACK");
+            sqlite
+                .batch_execute("PRAGMA foreign_keys = ON")
+                .map_err(|e| OpenError::Migrate(e.to_string()))?;
+        }
         if locked {
             conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
                 .map_err(|e| OpenError::Migrate(e.to_string()))?;
@@ -296,6 +346,19 @@ impl DieselStore {
     #[cfg(feature = "testing")]
     pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         self.run(ops::inspect::outbox).await
+    }
+
+    /// Applies `batch` as one group-commit batch: in one transaction, as a
+    /// writer thread applies what it finds queued, and answers in `batch`
+    /// order. It bypasses the queue so that a test, not the timing, decides
+    /// which events share a transaction. For tests (the `testing` feature).
+    #[cfg(feature = "testing")]
+    pub async fn apply_batch(
+        &self,
+        batch: Vec<EventToApply>,
+    ) -> Result<Vec<Result<Applied, StoreError>>, StoreError> {
+        self.run(move |conn| Ok(ops::apply_events(conn, &batch)))
+            .await
     }
 
     /// The recorded gateway events, oldest first. For tests (the `testing`
@@ -457,6 +520,29 @@ mod tests {
         let store = DieselStore::open(&url, &StoreOptions::default()).unwrap();
         store.migrate().unwrap();
         store
+    }
+
+    /// The versions whose migration runs outside a transaction, per
+    /// backend, as `embed_migrations!` read them from `metadata.toml`.
+    fn outside_a_transaction(migrations: &EmbeddedMigrations) -> Vec<String> {
+        use diesel::migration::MigrationSource;
+        MigrationSource::<diesel::sqlite::Sqlite>::migrations(migrations)
+            .unwrap()
+            .iter()
+            .filter(|migration| !migration.metadata().run_in_transaction())
+            .map(|migration| migration.name().version().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn only_the_sqlite_table_rebuild_runs_outside_a_transaction() {
+        // It turns foreign keys off, a no-op inside a transaction, and opens
+        // its own; `tests/it/migrations.rs` shows the rebuild keeps the rows.
+        assert_eq!(
+            outside_a_transaction(&SQLITE_MIGRATIONS),
+            ["20261204000003"]
+        );
+        assert!(outside_a_transaction(&POSTGRES_MIGRATIONS).is_empty());
     }
 
     #[test]

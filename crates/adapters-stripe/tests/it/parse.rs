@@ -83,7 +83,9 @@ fn charge_succeeded() {
             references: References {
                 transaction_id: Some("TXN-8F3A2C91D4".into()),
                 external_id: Some("pi_3PqR8sLkdIwHu7ix1Fg4Hj5K".into()),
-                gateway_reference: Some("ch_3PqR8sLkdIwHu7ix1Lm6Np7Q".into()),
+                // The PaymentIntent, which a Checkout Session records on
+                // the payment, not the charge's own id.
+                gateway_reference: Some("pi_3PqR8sLkdIwHu7ix1Fg4Hj5K".into()),
             },
             amount: money(15000, "USD"),
             report: None,
@@ -103,7 +105,7 @@ fn charge_failed() {
             references: References {
                 transaction_id: None,
                 external_id: Some("pi_3PqT5uLkdIwHu7ix2Kl7Mn8O".into()),
-                gateway_reference: Some("ch_3PqT5uLkdIwHu7ix2Fg5Hi6J".into()),
+                gateway_reference: Some("pi_3PqT5uLkdIwHu7ix2Kl7Mn8O".into()),
             },
             amount: money(2500, "GBP"),
             report: None,

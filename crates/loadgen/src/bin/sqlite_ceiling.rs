@@ -6,9 +6,10 @@
 //! foreign keys), seeds N pending payments, then applies N
 //! `payment_intent.succeeded` events one transaction each, with the
 //! statements payhook's store runs for one (`BEGIN IMMEDIATE`; insert the
-//! event in a savepoint; find the payment by external id; read the order;
-//! update the payment; mark the order paid; insert the outbox row; record
-//! the outcome; `COMMIT`), on one connection, since SQLite has one writer.
+//! event in a savepoint; find the payment by external id; read the order's
+//! status, total and paid sum; update the payment; write the order's
+//! status and paid sum; insert the outbox row; record the outcome;
+//! `COMMIT`), on one connection, since SQLite has one writer.
 //! With `synchronous=FULL` each commit is one fsync of the WAL: the result
 //! is the one-fsync-per-event ceiling payhook is measured against.
 //!
@@ -90,10 +91,15 @@ struct Id {
     id: i64,
 }
 
+/// The order's columns the store's decision reads.
 #[derive(QueryableByName)]
-struct Status {
+struct OrderState {
     #[diesel(sql_type = Text)]
     status: String,
+    #[diesel(sql_type = BigInt)]
+    total_minor: i64,
+    #[diesel(sql_type = BigInt)]
+    paid_minor: i64,
 }
 
 /// The whole payment row, read as the store reads it.
@@ -223,10 +229,19 @@ fn apply(conn: &mut SqliteConnection, index: usize, payload: &[u8]) -> QueryResu
         )
         .bind::<Text, _>(&payment_intent)
         .get_result(conn)?;
-        let order: Status = sql_query("SELECT status FROM orders WHERE id = ?")
-            .bind::<BigInt, _>(payment.order_id)
-            .get_result(conn)?;
+        let order: OrderState =
+            sql_query("SELECT status, total_minor, paid_minor FROM orders WHERE id = ?")
+                .bind::<BigInt, _>(payment.order_id)
+                .get_result(conn)?;
         debug_assert_eq!(order.status, "pending");
+        // The payment's amount counts towards the order, which is paid once
+        // the sum covers its total (here always: one payment per order).
+        let paid_minor = order.paid_minor + payment.amount_minor;
+        let order_status = if paid_minor >= order.total_minor {
+            "paid"
+        } else {
+            "pending"
+        };
         sql_query(
             "UPDATE payments SET status = 'completed', external_id = ?, gateway_reference = ?, \
              mismatch_expected_minor = NULL, mismatch_expected_currency = NULL, \
@@ -238,7 +253,9 @@ fn apply(conn: &mut SqliteConnection, index: usize, payload: &[u8]) -> QueryResu
         .bind::<Timestamp, _>(at)
         .bind::<BigInt, _>(payment.id)
         .execute(conn)?;
-        sql_query("UPDATE orders SET status = 'paid', updated_at = ? WHERE id = ? AND status = 'pending'")
+        sql_query("UPDATE orders SET status = ?, paid_minor = ?, updated_at = ? WHERE id = ?")
+            .bind::<Text, _>(order_status)
+            .bind::<BigInt, _>(paid_minor)
             .bind::<Timestamp, _>(at)
             .bind::<BigInt, _>(payment.order_id)
             .execute(conn)?;
@@ -330,6 +347,10 @@ fn run(options: &Options) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     let done = latencies.len();
     let outbox: Id = sql_query("SELECT COUNT(*) AS id FROM outbox").get_result(&mut conn)?;
+    let paid: Id = sql_query(
+        "SELECT COUNT(*) AS id FROM orders WHERE status = 'paid' AND paid_minor = total_minor",
+    )
+    .get_result(&mut conn)?;
     let rate = done as f64 / elapsed.as_secs_f64();
     let latency = LatencySummary::of(&mut latencies).context("no event applied")?;
     println!(
@@ -338,14 +359,17 @@ fn run(options: &Options) -> anyhow::Result<()> {
         path.display()
     );
     println!(
-        "{rate:.1} transactions/s over {:.3} s; per transaction ms: p50 {} p99 {} max {}; outbox rows {}",
+        "{rate:.1} transactions/s over {:.3} s; per transaction ms: p50 {} p99 {} max {}; outbox rows {}, orders paid {}",
         elapsed.as_secs_f64(),
         millis(latency.p50),
         millis(latency.p99),
         millis(latency.max),
-        outbox.id
+        outbox.id,
+        paid.id
     );
-    let ok = usize::try_from(outbox.id).is_ok_and(|rows| rows == done);
+    let ok = [outbox.id, paid.id]
+        .into_iter()
+        .all(|rows| usize::try_from(rows).is_ok_and(|rows| rows == done));
     println!(
         "RESULT events={done} synchronous={} seconds={:.3} rate={rate:.1} p50_ms={} p99_ms={} ok={ok}",
         options.synchronous.pragma().to_lowercase(),
@@ -354,7 +378,11 @@ fn run(options: &Options) -> anyhow::Result<()> {
         millis(latency.p99),
     );
     if !ok {
-        bail!("expected {done} outbox rows, found {}", outbox.id);
+        bail!(
+            "expected {done} outbox rows and paid orders, found {} and {}",
+            outbox.id,
+            paid.id
+        );
     }
     Ok(())
 }

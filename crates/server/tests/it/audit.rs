@@ -9,8 +9,8 @@ use payhook_domain::{AmountPolicy, Currency, EventKind, GatewayEvent, Money, Ref
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    charge_succeeded, confirmed, generic_body, intent_succeeded, spawn_app, spawn_app_with_generic,
-    TestApp,
+    charge_succeeded, confirmed, event, generic_body, intent_succeeded, spawn_app,
+    spawn_app_with_generic, TestApp,
 };
 
 /// The fields of a listed event, and nothing more (no body).
@@ -237,7 +237,7 @@ async fn an_event_is_read_back_with_its_body_and_references() {
     assert_eq!(detail["event_type"], "charge.succeeded");
     assert_eq!(detail["ref_transaction_id"], Value::Null);
     assert_eq!(detail["ref_external_id"], "pi_detail");
-    assert_eq!(detail["ref_gateway_reference"], "ch_detail");
+    assert_eq!(detail["ref_gateway_reference"], "pi_detail");
     assert_eq!(detail["amount"], "150.00");
     assert_eq!(detail["currency"], "USD");
 }
@@ -417,9 +417,11 @@ async fn a_webhook_before_external_pending_is_applied_when_the_shop_records_the_
 #[actix_rt::test]
 async fn replaying_an_unmatched_event_looks_the_payment_up_again() {
     let app = spawn_app();
-    let payment = app.pending_payment("pi_known").await;
-    // A charge of an intent the shop never recorded: nobody matches.
-    let early = charge_succeeded("evt_charge_early", "ch_shared", "pi_unrecorded");
+    // The shop redirected to Stripe Checkout: it knows the session only.
+    let payment = app.pending_payment("cs_known").await;
+    // A charge of the session's PaymentIntent, before any session event:
+    // nobody knows `pi_of_session` yet.
+    let early = charge_succeeded("evt_charge_early", "ch_1", "pi_of_session");
     app.send_stripe_event(&early)
         .await
         .assert_error(StatusCode::NOT_FOUND);
@@ -430,10 +432,17 @@ async fn replaying_an_unmatched_event_looks_the_payment_up_again() {
     answer.assert_error(StatusCode::NOT_FOUND);
     assert_eq!(item(&app, "evt_charge_early").await["outcome"], "unmatched");
 
-    // Another event teaches the payment the charge id `ch_shared`.
-    let answer = app
-        .send_stripe_event(&charge_succeeded("evt_charge", "ch_shared", "pi_known"))
-        .await;
+    // The session's event confirms and teaches the payment its intent.
+    let mut session = event("checkout.session.completed", "evt_session");
+    let object = &mut session["data"]["object"];
+    object["id"] = json!("cs_known");
+    object["payment_intent"] = json!("pi_of_session");
+    object["payment_status"] = json!("paid");
+    object["amount_total"] = json!(15000);
+    object["currency"] = json!("usd");
+    object["client_reference_id"] = Value::Null;
+    object["metadata"] = json!({});
+    let answer = app.send_stripe_event(&session).await;
     assert_eq!(answer.assert_status(StatusCode::OK), &confirmed(&payment));
 
     let answer = app.replay_event(&unmatched["id"]).await;

@@ -499,7 +499,7 @@ pub fn fixture(name: &str) -> Value {
 
 /// The fixture `name` as event `event_id`, for 150.00 USD, without the
 /// shop's transaction id in its metadata (so the lookup goes by ids).
-fn event(name: &str, event_id: &str) -> Value {
+pub fn event(name: &str, event_id: &str) -> Value {
     let mut event = fixture(name);
     event["id"] = json!(event_id);
     let object = &mut event["data"]["object"];

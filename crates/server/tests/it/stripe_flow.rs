@@ -107,7 +107,8 @@ async fn charge_succeeded_finds_the_payment_by_its_payment_intent() {
     assert_eq!(answer.assert_status(StatusCode::OK), &confirmed(&payment));
     let completed = app.payment(&payment).await;
     assert_eq!(completed["status"], "completed");
-    assert_eq!(completed["gateway_reference"], "ch_1");
+    // The PaymentIntent, the reference later refunds and disputes carry.
+    assert_eq!(completed["gateway_reference"], "pi_charged");
     assert_eq!(app.outbox_kinds().await, ["order.paid"]);
 }
 

@@ -1,16 +1,21 @@
 //! Exactly once under concurrency: the same delivery arriving many times at
 //! once, from tasks sharing a pool and from threads with pools of their own
-//! (as two server processes would), and a success racing a failure.
+//! (as two server processes would), a success racing a failure, and two
+//! payments of one order completing at once in two processes (the overpaid
+//! race: one `order.paid`, one `order.overpaid`).
 
 use std::sync::Arc;
 
 use payhook_domain::ports::{Applied, EventToApply, Store, StoreError};
-use payhook_domain::{AmountPolicy, NewPayment, OrderStatus, Outcome, PaymentStatus};
+use payhook_domain::{
+    AmountPolicy, NewPayment, OrderId, OrderStatus, Outcome, Payment, PaymentId, PaymentStatus,
+};
 use payhook_store_diesel::{DieselStore, StoreOptions};
 
 use crate::support::{
     at, by_external_id, by_transaction_id, created_payment, failed, for_each_backend, fresh_id,
-    fresh_transaction_id, outbox_kinds, pending_payment, succeeded, usd, warn, Backend,
+    fresh_transaction_id, order, outbox_kinds, outbox_of_order, payment_for, pending_payment,
+    succeeded, usd, warn, Backend,
 };
 
 fn options() -> StoreOptions {
@@ -307,6 +312,162 @@ async fn two_payments_of_one_order_completing_at_once_pay_it_once() {
     .await;
 }
 
+/// Checks one order after both of its payments, each covering its total,
+/// completed: paid by the sum, one `order.paid` for whichever came first and
+/// one `order.overpaid` for the other naming both. Returns the payment that
+/// paid it.
+async fn assert_paid_then_overpaid(
+    store: &DieselStore,
+    context: &str,
+    order_id: OrderId,
+    payments: [&Payment; 2],
+) -> PaymentId {
+    for payment in payments {
+        assert_eq!(
+            store.payment(payment.id).await.expect("read").status,
+            PaymentStatus::Completed,
+            "{context}"
+        );
+    }
+    let order = store.order(order_id).await.expect("order");
+    assert_eq!(
+        (order.status, order.paid_amount),
+        (OrderStatus::Paid, usd(30000)),
+        "{context}"
+    );
+    let rows = outbox_of_order(store, order_id).await;
+    let kinds: Vec<&str> = rows.iter().map(|row| row.kind.as_str()).collect();
+    assert_eq!(kinds, ["order.paid", "order.overpaid"], "{context}");
+    let (paid_by, overpaid_by) = (rows[0].payment_id, rows[1].payment_id);
+    let mut both = [paid_by, overpaid_by];
+    both.sort_unstable();
+    assert_eq!(both, payments.map(|p| p.id.0), "{context}: {rows:?}");
+    let body: serde_json::Value = serde_json::from_str(&rows[1].payload).expect("JSON");
+    assert_eq!(
+        body["payment_ids"],
+        serde_json::json!([paid_by, overpaid_by]),
+        "{context}: the overpaid row names the payment that paid first"
+    );
+    assert_eq!(body["paid_amount"], "300.00", "{context}");
+    PaymentId(paid_by)
+}
+
+/// An order of 150.00 with two pending Stripe payments of 150.00, and the
+/// success event of each (by external id).
+async fn order_paid_twice(store: &DieselStore) -> (OrderId, [Payment; 2], [EventToApply; 2]) {
+    let shop_order = order(store, usd(15000)).await;
+    let mut payments = Vec::new();
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        let external_id = fresh_id("pi");
+        let created = payment_for(store, shop_order.id, usd(15000)).await;
+        let pending = store
+            .mark_pending(created.id, external_id.clone(), AmountPolicy::Warn, at(2))
+            .await
+            .expect("mark pending");
+        events.push(warn(succeeded(
+            &fresh_id("evt"),
+            by_external_id(&external_id),
+            Some(usd(15000)),
+        )));
+        payments.push(pending);
+    }
+    let payments: [Payment; 2] = payments.try_into().expect("two payments");
+    let events: [EventToApply; 2] = events.try_into().expect("two events");
+    (shop_order.id, payments, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_payments_of_one_order_completing_in_two_processes_overpay_it_once() {
+    for_each_backend(options(), |Backend { name, url, store }| async move {
+        // Two pools on one database, as two server processes have, each
+        // with its own group-commit writer.
+        let other = DieselStore::open(&url, &options()).expect("open a second pool");
+        let mut first_won = 0;
+        for round in 0..20 {
+            let (order_id, payments, events) = order_paid_twice(&store).await;
+            let deliveries = [
+                (store.clone(), events[0].clone()),
+                (other.clone(), events[1].clone()),
+            ];
+            let answers = tokio::task::spawn_blocking(move || {
+                let barrier = Arc::new(std::sync::Barrier::new(deliveries.len()));
+                let threads: Vec<_> = deliveries
+                    .into_iter()
+                    .map(|(store, event)| {
+                        let barrier = Arc::clone(&barrier);
+                        std::thread::spawn(move || {
+                            let runtime = tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .expect("runtime");
+                            barrier.wait();
+                            runtime.block_on(store.apply_event(event))
+                        })
+                    })
+                    .collect();
+                threads
+                    .into_iter()
+                    .map(|thread| thread.join().expect("thread panicked"))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .expect("blocking task");
+            for answer in &answers {
+                assert!(
+                    matches!(
+                        answer,
+                        Ok(Applied::Decided {
+                            outcome: Outcome::Confirmed,
+                            ..
+                        })
+                    ),
+                    "{name} round {round}: {answers:?}"
+                );
+            }
+            let context = format!("{name} round {round}");
+            let paid_by =
+                assert_paid_then_overpaid(&store, &context, order_id, [&payments[0], &payments[1]])
+                    .await;
+            if paid_by == payments[0].id {
+                first_won += 1;
+            }
+        }
+        eprintln!("{name}: the first process paid the order in {first_won} of 20 rounds");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_payments_of_one_order_completing_in_one_batch_overpay_it_once() {
+    for_each_backend(options(), |Backend { name, store, .. }| async move {
+        let (order_id, payments, events) = order_paid_twice(&store).await;
+        let answers = store
+            .apply_batch(events.to_vec())
+            .await
+            .expect("apply the batch");
+        for answer in &answers {
+            assert!(
+                matches!(
+                    answer,
+                    Ok(Applied::Decided {
+                        outcome: Outcome::Confirmed,
+                        ..
+                    })
+                ),
+                "{name}: {answers:?}"
+            );
+        }
+        let paid_by =
+            assert_paid_then_overpaid(&store, name, order_id, [&payments[0], &payments[1]]).await;
+        assert_eq!(
+            paid_by, payments[0].id,
+            "{name}: the batch applies in order"
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_payments_claiming_one_external_id_at_once_get_a_named_refusal() {
     for_each_backend(options(), |Backend { name, store, .. }| async move {
@@ -408,7 +569,7 @@ async fn redeliveries_of_an_open_event_arriving_at_once_apply_it_once() {
             .await
             .expect("apply unmatched");
         assert_eq!(first, Applied::Unmatched, "{name}");
-        let shop_order = crate::support::order(&store, usd(15000)).await;
+        let shop_order = order(&store, usd(15000)).await;
         let payment = store
             .create_payment(
                 NewPayment {

@@ -9,6 +9,7 @@ mod apply;
 mod audit;
 mod concurrency;
 mod crud;
+mod lifecycle;
 mod migrations;
 mod open;
 mod outbox;

@@ -14,8 +14,8 @@ use diesel::pg::PgConnection;
 use diesel::{Connection, RunQueryDsl};
 use payhook_domain::ports::{EventToApply, Store};
 use payhook_domain::{
-    AmountPolicy, Currency, EventKind, GatewayEvent, Money, NewOrder, NewPayment, Order, Payment,
-    References,
+    AmountPolicy, Currency, EventKind, GatewayEvent, Money, NewOrder, NewPayment, Order, OrderId,
+    Payment, References,
 };
 use payhook_store_diesel::{DieselStore, OutboxEntry, StoreOptions};
 use tempfile::TempDir;
@@ -243,6 +243,22 @@ pub async fn created_payment(store: &DieselStore, method: &str, amount: Money) -
         .expect("create payment")
 }
 
+/// Another payment in `created`, of the Stripe gateway, for the order `order_id`.
+pub async fn payment_for(store: &DieselStore, order_id: OrderId, amount: Money) -> Payment {
+    store
+        .create_payment(
+            NewPayment {
+                order_id,
+                transaction_id: fresh_transaction_id(),
+                payment_method: "stripe".into(),
+                amount,
+            },
+            at(1),
+        )
+        .await
+        .expect("create payment")
+}
+
 /// A payment in `pending_external` under `external_id`, for a new order.
 pub async fn pending_payment(
     store: &DieselStore,
@@ -291,6 +307,8 @@ pub fn stripe_event(
     let event_type = match kind {
         EventKind::Succeeded => "payment_intent.succeeded",
         EventKind::Failed => "payment_intent.payment_failed",
+        EventKind::Canceled => "payment_intent.canceled",
+        EventKind::Pending => "payment_intent.processing",
         EventKind::NotHandled => "customer.created",
         // `EventKind` is non-exhaustive; a kind added later is some other type.
         _ => "customer.created",
@@ -344,6 +362,17 @@ pub async fn outbox_of(store: &DieselStore, payment: &Payment) -> Vec<OutboxEntr
         .expect("read outbox")
         .into_iter()
         .filter(|row| row.payment_id == payment.id.0)
+        .collect()
+}
+
+/// The outbox rows of one order, oldest first.
+pub async fn outbox_of_order(store: &DieselStore, order_id: OrderId) -> Vec<OutboxEntry> {
+    store
+        .outbox()
+        .await
+        .expect("read outbox")
+        .into_iter()
+        .filter(|row| row.order_id == order_id.0)
         .collect()
 }
 
