@@ -466,4 +466,65 @@ mod tests {
         assert_eq!(full["data"]["object"]["refunded"], true);
         assert_eq!(full["data"]["previous_attributes"]["refunded"], false);
     }
+
+    /// The members of the JSON object `value`, sorted.
+    fn members(value: &serde_json::Value) -> Vec<&str> {
+        let mut names: Vec<&str> = value
+            .as_object()
+            .map(|object| object.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn refund_bodies_have_the_members_of_the_adapters_fixtures() {
+        // The Stripe adapter's fixtures are the reference for real shapes;
+        // the bodies here must not lose or invent a member of them.
+        let fixture = |name: &str| -> serde_json::Value {
+            let path = format!(
+                "{}/../adapters-stripe/tests/fixtures/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            serde_json::from_slice(&text).unwrap()
+        };
+        for (name, body) in [
+            ("refund.created", refund_created(&spec(4_500))),
+            ("charge.refunded", charge_refunded(&spec(4_500))),
+        ] {
+            let ours: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let theirs = fixture(name);
+            assert_eq!(members(&ours), members(&theirs), "{name}");
+            assert_eq!(
+                members(&ours["data"]),
+                members(&theirs["data"]),
+                "{name}: data"
+            );
+            let (object, reference) = (&ours["data"]["object"], &theirs["data"]["object"]);
+            assert_eq!(members(object), members(reference), "{name}: data.object");
+            if name == "charge.refunded" {
+                assert_eq!(members(&object["refunds"]), members(&reference["refunds"]));
+                assert_eq!(
+                    members(&object["refunds"]["data"][0]),
+                    members(&reference["refunds"]["data"][0])
+                );
+                assert_eq!(
+                    members(&object["payment_method_details"]["card"]),
+                    members(&reference["payment_method_details"]["card"])
+                );
+            }
+        }
+        let ours: serde_json::Value =
+            serde_json::from_slice(&payment_intent_succeeded(&EventSpec {
+                event_id: "evt_load_abc_17",
+                payment_intent: "pi_load_abc_17",
+                amount_minor: 15_000,
+                order_id: 42,
+                created: 1_700_000_000,
+            }))
+            .unwrap();
+        let theirs = fixture("payment_intent.succeeded");
+        assert_eq!(members(&ours), members(&theirs));
+    }
 }
