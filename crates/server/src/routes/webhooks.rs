@@ -110,11 +110,35 @@ async fn collect(
     Ok((web::Bytes::from(body), budget))
 }
 
-fn answer(status: &str, message: &str, payment: Option<&PaymentRef>) -> HttpResponse {
+/// What a 200 answer shows of the payment beyond its ids: a refund's
+/// answer its status and refunded amount, a dispute's its status and the
+/// dispute's. Every other answer keeps the first wave's shape.
+#[derive(Clone, Copy)]
+enum Shows {
+    Ids,
+    Refunds,
+    Dispute,
+}
+
+fn answer(status: &str, message: &str, payment: Option<&PaymentRef>, shows: Shows) -> HttpResponse {
     let mut body = json!({"status": status, "message": message});
     if let Some(payment) = payment {
         body["payment_id"] = json!(payment.id);
         body["transaction_id"] = json!(payment.transaction_id);
+        match shows {
+            Shows::Ids => {}
+            Shows::Refunds => {
+                body["payment_status"] = json!(payment.status.as_str());
+                body["refunded_amount"] = json!(payment.refunded_amount.amount_string());
+            }
+            Shows::Dispute => {
+                body["payment_status"] = json!(payment.status.as_str());
+                // A dispute's outcome always leaves the payment with one.
+                if let Some(status) = payment.dispute_status {
+                    body["dispute_status"] = json!(status.as_str());
+                }
+            }
+        }
     }
     HttpResponse::Ok().json(body)
 }
@@ -123,20 +147,22 @@ fn answer(status: &str, message: &str, payment: Option<&PaymentRef>) -> HttpResp
 pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpResponse, ApiError>) {
     match outcome {
         WebhookOutcome::Decided { outcome, payment } => {
-            let message = match outcome {
-                Outcome::Confirmed => "Payment confirmed",
-                Outcome::Failed => "Payment failed",
-                Outcome::Canceled => "Payment canceled",
-                Outcome::Pending => "Payment pending",
-                Outcome::AlreadyCompleted => "Payment already completed",
-                Outcome::AlreadyFailed => "Payment already failed",
-                Outcome::AlreadyCanceled => "Payment already canceled",
-                Outcome::LateFailureIgnored => {
-                    "Payment already completed; the failure event was recorded, not applied"
-                }
-                Outcome::LateCancelIgnored => {
-                    "Payment already completed; the cancel event was recorded, not applied"
-                }
+            let (message, shows) = match outcome {
+                Outcome::Confirmed => ("Payment confirmed", Shows::Ids),
+                Outcome::Failed => ("Payment failed", Shows::Ids),
+                Outcome::Canceled => ("Payment canceled", Shows::Ids),
+                Outcome::Pending => ("Payment pending", Shows::Ids),
+                Outcome::AlreadyCompleted => ("Payment already completed", Shows::Ids),
+                Outcome::AlreadyFailed => ("Payment already failed", Shows::Ids),
+                Outcome::AlreadyCanceled => ("Payment already canceled", Shows::Ids),
+                Outcome::LateFailureIgnored => (
+                    "Payment already completed; the failure event was recorded, not applied",
+                    Shows::Ids,
+                ),
+                Outcome::LateCancelIgnored => (
+                    "Payment already completed; the cancel event was recorded, not applied",
+                    Shows::Ids,
+                ),
                 Outcome::AmountRejected => {
                     let refusal = ApiError::BadRequest(
                         "amount mismatch: the event's amount differs from the payment's; \
@@ -145,11 +171,12 @@ pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpRes
                     );
                     return (outcome.as_str(), Err(refusal));
                 }
-                Outcome::RefundRecorded => "Refund recorded",
-                Outcome::DisputeRecorded => "Dispute recorded",
-                Outcome::DisputeUnchanged => {
-                    "Dispute already decided or unchanged; the event was recorded, not applied"
-                }
+                Outcome::RefundRecorded => ("Refund recorded", Shows::Refunds),
+                Outcome::DisputeRecorded => ("Dispute recorded", Shows::Dispute),
+                Outcome::DisputeUnchanged => (
+                    "Dispute already decided or unchanged; the event was recorded, not applied",
+                    Shows::Dispute,
+                ),
                 Outcome::RefundRejected => {
                     let refusal = ApiError::BadRequest(
                         "refund refused: its currency differs from the payment's, or it would \
@@ -169,11 +196,11 @@ pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpRes
                 // The service answers an unhandled event type as
                 // `WebhookOutcome::Ignored` before any decision; a decision
                 // that ignores one is recorded and acknowledged alike.
-                Outcome::Ignored => "Event recorded",
+                Outcome::Ignored => ("Event recorded", Shows::Ids),
             };
             (
                 outcome.as_str(),
-                Ok(answer("success", message, Some(payment))),
+                Ok(answer("success", message, Some(payment), shows)),
             )
         }
         WebhookOutcome::Duplicate { payment } => (
@@ -182,6 +209,7 @@ pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpRes
                 "success",
                 "Webhook already processed",
                 payment.as_ref(),
+                Shows::Ids,
             )),
         ),
         WebhookOutcome::Ignored { event_type } => (
@@ -190,6 +218,7 @@ pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpRes
                 "ignored",
                 &format!("Event type {event_type} is not handled"),
                 None,
+                Shows::Ids,
             )),
         ),
         WebhookOutcome::Unmatched { .. } => (
@@ -249,11 +278,18 @@ fn is_json(request: &HttpRequest) -> bool {
         description = "The gateway's event, verified on its raw bytes before any parsing",
     ),
     responses(
-        (status = 200, description = "Applied, already processed, or an event type that is not handled (`ignored`)",
+        (status = 200, description = "Applied, already processed, or an event type that is not handled (`ignored`). \
+                                      A refund's answer adds `payment_status` and `refunded_amount`, a dispute's \
+                                      `payment_status` and `dispute_status`",
          body = crate::api_types::WebhookAnswer),
         (status = 400, description = "Missing or invalid signature, stale timestamp, malformed JSON, \
-                                      a payload lacking what the event needs, or an amount refused", body = crate::api_types::ErrorBody),
+                                      a payload lacking what the event needs, an amount refused, or a refund refused \
+                                      (another currency than the payment's, or above the amount received; nothing changed)",
+         body = crate::api_types::ErrorBody),
         (status = 404, description = "No such gateway, or no payment matches (the event is kept)", body = crate::api_types::ErrorBody),
+        (status = 409, description = "A refund or dispute for a payment that has not completed yet: the event is kept \
+                                      and applied when the payment completes (a re-delivery tries again)",
+         body = crate::api_types::ErrorBody),
         (status = 408, description = "The whole body did not arrive within PAYHOOK_BODY_TIMEOUT_MS; the connection is closed",
          body = crate::api_types::ErrorBody),
         (status = 413, description = "The body is over PAYHOOK_MAX_BODY_BYTES", body = crate::api_types::ErrorBody),
