@@ -472,3 +472,139 @@ async fn apply(
         Err(error) => Err(Rejection::new(name, error)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::to_bytes;
+    use actix_web::http::StatusCode;
+    use actix_web::ResponseError;
+    use payhook_domain::{Currency, DisputeStatus, Money, PaymentId, PaymentStatus};
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn usd(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::parse("USD").expect("USD"))
+    }
+
+    fn payment(status: PaymentStatus, refunded: i64, dispute: Option<DisputeStatus>) -> PaymentRef {
+        PaymentRef {
+            id: PaymentId(7),
+            transaction_id: "TXN-7".into(),
+            amount_mismatch: false,
+            status,
+            refunded_amount: usd(refunded),
+            dispute_status: dispute,
+        }
+    }
+
+    /// The status and JSON body `respond` answers `outcome` with, and the
+    /// name it logs.
+    async fn answered(outcome: Outcome, payment: PaymentRef) -> (&'static str, StatusCode, Value) {
+        let (name, answer) = respond(&WebhookOutcome::Decided { outcome, payment });
+        let response = match answer {
+            Ok(response) => response,
+            Err(error) => error.error_response(),
+        };
+        let status = response.status();
+        let bytes = to_bytes(response.into_body()).await.expect("a body");
+        (name, status, serde_json::from_slice(&bytes).expect("JSON"))
+    }
+
+    #[actix_web::test]
+    async fn a_refund_answer_shows_the_status_and_the_refunded_amount() {
+        let (name, status, body) = answered(
+            Outcome::RefundRecorded,
+            payment(PaymentStatus::PartiallyRefunded, 5000, None),
+        )
+        .await;
+        assert_eq!((name, status), ("refund_recorded", StatusCode::OK));
+        assert_eq!(
+            body,
+            json!({
+                "status": "success",
+                "message": "Refund recorded",
+                "payment_id": 7,
+                "transaction_id": "TXN-7",
+                "payment_status": "partially_refunded",
+                "refunded_amount": "50.00",
+            })
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_dispute_answer_shows_the_dispute_status() {
+        let disputed = payment(PaymentStatus::Completed, 0, Some(DisputeStatus::Open));
+        let (name, status, body) = answered(Outcome::DisputeRecorded, disputed).await;
+        assert_eq!((name, status), ("dispute_recorded", StatusCode::OK));
+        assert_eq!(
+            body,
+            json!({
+                "status": "success",
+                "message": "Dispute recorded",
+                "payment_id": 7,
+                "transaction_id": "TXN-7",
+                "payment_status": "completed",
+                "dispute_status": "open",
+            })
+        );
+
+        let decided = payment(PaymentStatus::Refunded, 15000, Some(DisputeStatus::Won));
+        let (name, status, body) = answered(Outcome::DisputeUnchanged, decided).await;
+        assert_eq!((name, status), ("dispute_unchanged", StatusCode::OK));
+        assert_eq!(body["status"], "success");
+        let message = body["message"].as_str().expect("a message");
+        assert!(message.contains("not applied"), "{message}");
+        assert_eq!(body["dispute_status"], "won");
+        assert_eq!(body["payment_status"], "refunded");
+        assert!(body.get("refunded_amount").is_none(), "{body}");
+    }
+
+    #[actix_web::test]
+    async fn an_early_refund_is_a_conflict_and_a_refused_one_a_bad_request() {
+        let pending = payment(PaymentStatus::PendingExternal, 0, None);
+        let (name, status, body) = answered(Outcome::AwaitingCompletion, pending.clone()).await;
+        assert_eq!(
+            (name, status),
+            ("awaiting_completion", StatusCode::CONFLICT)
+        );
+        assert_eq!(body["status"], "error");
+        let message = body["message"].as_str().expect("a message");
+        assert!(message.contains("not completed"), "{message}");
+        assert!(body.get("payment_id").is_none(), "{body}");
+
+        let completed = payment(PaymentStatus::Completed, 0, None);
+        let (name, status, body) = answered(Outcome::RefundRejected, completed).await;
+        assert_eq!((name, status), ("refund_rejected", StatusCode::BAD_REQUEST));
+        assert_eq!(body["status"], "error");
+        let message = body["message"].as_str().expect("a message");
+        assert!(message.contains("nothing changed"), "{message}");
+    }
+
+    #[actix_web::test]
+    async fn other_answers_keep_the_first_wave_shape() {
+        // A confirmation of a payment that carries a dispute and refunds
+        // still answers its ids alone.
+        let refunded = payment(PaymentStatus::Completed, 100, Some(DisputeStatus::Open));
+        for outcome in [
+            Outcome::Confirmed,
+            Outcome::AlreadyCompleted,
+            Outcome::LateFailureIgnored,
+        ] {
+            let (_, status, body) = answered(outcome, refunded.clone()).await;
+            assert_eq!(status, StatusCode::OK);
+            let mut fields: Vec<&str> = body
+                .as_object()
+                .expect("an object")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            fields.sort_unstable();
+            assert_eq!(
+                fields,
+                ["message", "payment_id", "status", "transaction_id"],
+                "{outcome:?}"
+            );
+        }
+    }
+}
