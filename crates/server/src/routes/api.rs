@@ -167,6 +167,7 @@ struct PaymentBody {
     /// reported, each with its latest status.
     refunds: Vec<RefundBody>,
     /// The current dispute; `null` when there is none.
+    #[schema(required = true)]
     dispute: Option<DisputeBody>,
     created_at: String,
     updated_at: String,

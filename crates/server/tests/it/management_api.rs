@@ -1,8 +1,9 @@
 //! The shop's management API: the bearer token, exact amounts, refused
 //! input, missing resources and conflicting state changes; an order's
 //! `paid_amount` under split payments, and the payments an order refuses
-//! (another currency, an order already paid). The lifecycle tests run on
-//! SQLite and, when configured, on PostgreSQL.
+//! (another currency, an order already paid); a payment's refund and
+//! dispute fields before any refund, and the audit list's `kind` filter.
+//! The lifecycle tests run on SQLite and, when configured, on PostgreSQL.
 
 use awc::http::header::WWW_AUTHENTICATE;
 use awc::http::StatusCode;
@@ -461,5 +462,66 @@ async fn a_payment_of_part_of_the_total_completes_and_leaves_the_order_pending()
         // Still pending, so it still takes a payment for the rest.
         let rest = generic_payment(&app, &order, "149.00", "ext_the_rest").await;
         assert_eq!(rest["status"], "pending_external", "{}", app.backend);
+    }
+}
+
+#[actix_rt::test]
+async fn a_new_payment_shows_nothing_refunded_no_refunds_and_no_dispute() {
+    for app in apps_with_every_gateway("new_payment_refund_fields") {
+        for (total, currency, nothing) in [("150.00", "USD", "0.00"), ("1500", "JPY", "0")] {
+            let created = app.new_payment_for("generic", total, currency).await;
+            let backend = app.backend;
+            assert_eq!(created["refunded_amount"], nothing, "{backend}: {created}");
+            assert_eq!(created["refunds"], json!([]), "{backend}: {created}");
+            // Present and null, not absent.
+            assert_eq!(created.get("dispute"), Some(&Value::Null), "{backend}");
+
+            let read = app.payment(&created).await;
+            assert_eq!(read, created, "{backend}");
+
+            let pending = app
+                .external_pending(&created["id"], &format!("ext_fresh_{currency}"))
+                .await;
+            let pending = pending.assert_status(StatusCode::OK);
+            assert_eq!(pending["refunded_amount"], nothing, "{backend}: {pending}");
+            assert_eq!(pending["refunds"], json!([]), "{backend}: {pending}");
+            assert_eq!(pending.get("dispute"), Some(&Value::Null), "{backend}");
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_completed_payment_still_shows_nothing_refunded() {
+    for app in apps_with_every_gateway("completed_payment_refund_fields") {
+        let order = usd_order(&app, "150.00").await;
+        let payment = generic_payment(&app, &order, "150.00", "ext_no_refund").await;
+        generic_completes(&app, &payment, "ext_no_refund", "150.00").await;
+
+        let completed = app.payment(&payment).await;
+        let backend = app.backend;
+        assert_eq!(completed["status"], "completed", "{backend}");
+        assert_eq!(completed["refunded_amount"], "0.00", "{backend}");
+        assert_eq!(completed["refunds"], json!([]), "{backend}");
+        assert_eq!(completed["dispute"], Value::Null, "{backend}");
+    }
+}
+
+#[actix_rt::test]
+async fn an_unknown_kind_is_refused_naming_the_accepted_ones() {
+    let app = spawn_app();
+    for kind in ["refunded", "REFUND", "not_handled", "", "%00"] {
+        let answer = app.list_events(&format!("kind={kind}")).await;
+        let message = answer.assert_error(StatusCode::BAD_REQUEST);
+        assert!(message.contains("kind"), "{kind}: {message}");
+        for accepted in [
+            "succeeded",
+            "failed",
+            "canceled",
+            "pending",
+            "refund",
+            "dispute",
+        ] {
+            assert!(message.contains(accepted), "{kind}: {message}");
+        }
     }
 }
