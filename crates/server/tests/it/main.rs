@@ -24,6 +24,7 @@ mod operations;
 mod paypal_flow;
 mod paypal_lifecycle;
 mod processes;
+mod refund_answers;
 mod response_headers;
 mod slow_uploads;
 mod stripe_flow;
