@@ -53,7 +53,8 @@ pub fn check(event: &GatewayEvent) {
 }
 
 /// The orders `payment` may belong to: unpaid and covered by it, unpaid
-/// and larger than it (a split payment), and already paid by another one.
+/// and larger than it (a split payment), already paid by another one, and
+/// refunded (its one earlier payment went back).
 fn orders(payment: &Payment) -> Vec<OrderState> {
     let amount = payment.amount;
     let larger = Money::from_minor(amount.minor().saturating_mul(2).max(1), amount.currency());
@@ -61,7 +62,16 @@ fn orders(payment: &Payment) -> Vec<OrderState> {
     paid.status = OrderStatus::Paid;
     paid.paid_amount = amount;
     paid.paid_by = vec![PaymentId(6)];
-    vec![OrderState::unpaid(amount), OrderState::unpaid(larger), paid]
+    paid.paid_by_refunded = false;
+    let mut refunded = paid.clone();
+    refunded.status = OrderStatus::Refunded;
+    refunded.paid_by_refunded = true;
+    vec![
+        OrderState::unpaid(amount),
+        OrderState::unpaid(larger),
+        paid,
+        refunded,
+    ]
 }
 
 /// The amounts payments are created for: the event's own (a match), one
@@ -220,9 +230,13 @@ fn check_decision(
                     kinds.push(NotificationKind::OrderPaid);
                 }
                 OrderStatus::Pending => assert_eq!(update.status, OrderStatus::Pending),
-                OrderStatus::Paid | OrderStatus::Refunded => {
-                    assert_eq!(update.status, order.status);
+                OrderStatus::Paid => {
+                    assert_eq!(update.status, OrderStatus::Paid);
                     kinds.push(NotificationKind::OrderOverpaid);
+                }
+                OrderStatus::Refunded => {
+                    assert_eq!(update.status, OrderStatus::Paid);
+                    kinds.push(NotificationKind::OrderPaid);
                 }
             }
             if received.is_some() {

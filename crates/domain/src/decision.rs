@@ -379,7 +379,7 @@ impl Decision {
 ///
 /// | kind | payment is | effect |
 /// |---|---|---|
-/// | succeeded | created, pending_external, failed, canceled | completed; the order's `paid_amount` grows and it becomes paid once that covers its total (`order.paid`); an order already paid stays so (`order.overpaid`) |
+/// | succeeded | created, pending_external, failed, canceled | completed; the order's `paid_amount` grows and it becomes paid once that covers its total (`order.paid`); an order already paid stays so (`order.overpaid`); a refunded order is paid again (`order.paid`) |
 /// | succeeded | completed, partially_refunded, refunded | "already completed" |
 /// | failed | created, pending_external | failed (`payment.failed`) |
 /// | canceled | created, pending_external, failed | canceled (`payment.canceled`) |
@@ -526,21 +526,35 @@ fn confirm(
     let update = OrderUpdate {
         status: match order.status {
             OrderStatus::Pending if covered => OrderStatus::Paid,
+            // Every earlier payment went back to the customer (a payment
+            // created before that, completing late): this one pays the
+            // order again, nothing is paid twice.
+            OrderStatus::Refunded => OrderStatus::Paid,
             status => status,
         },
         paid_amount,
     };
     let mut notifications = Vec::new();
     match order.status {
-        OrderStatus::Pending if covered => notifications.push(Notification::for_payment(
-            NotificationKind::OrderPaid,
+        OrderStatus::Pending if covered => {}
+        OrderStatus::Refunded => {}
+        OrderStatus::Pending => {}
+        OrderStatus::Paid => notifications.push(Notification::order_overpaid(
             &next,
+            &update,
+            &order.paid_by,
+            &order.total,
             now,
         )),
-        OrderStatus::Pending => {}
-        OrderStatus::Paid | OrderStatus::Refunded => notifications.push(
-            Notification::order_overpaid(&next, &update, &order.paid_by, &order.total, now),
-        ),
+    }
+    if update.status == OrderStatus::Paid && order.status != OrderStatus::Paid {
+        let mut paid = Notification::for_payment(NotificationKind::OrderPaid, &next, now);
+        // A split order's payment is one part of it: the shop sees the sum.
+        paid.add_fields(json!({
+            "order_total": order.total.amount_string(),
+            "paid_amount": paid_amount.amount_string(),
+        }));
+        notifications.push(paid);
     }
     if mismatch.is_some() {
         notifications.push(Notification::for_payment(

@@ -2,7 +2,9 @@
 -- Payments may also be canceled or refunded, orders refunded; an order
 -- keeps the sum of its completed payments (paid_minor). SQLite cannot alter
 -- a CHECK constraint, so orders and payments are rebuilt (the documented
--- twelve-step way: foreign keys off, new table, copy, drop, rename, check).
+-- twelve-step way: foreign keys off, new table, copy, drop, rename). The
+-- rows are copied with their ids, so every reference stays valid; the
+-- store's migration test runs `PRAGMA foreign_key_check` afterwards.
 PRAGMA foreign_keys = OFF;
 BEGIN;
 

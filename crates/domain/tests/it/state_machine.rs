@@ -851,9 +851,54 @@ fn order_paid_payload_carries_the_payment() {
             "payment_status": "completed",
             "amount": "150.00",
             "currency": "USD",
+            "order_total": "150.00",
+            "paid_amount": "150.00",
             "occurred_at": "2023-11-14T22:13:20.000Z",
         })
     );
+}
+
+#[test]
+fn the_last_part_of_a_split_order_tells_the_paid_sum() {
+    // Payment 2 paid 75.00 of the 150.00 order; this one pays 75.00 more.
+    let mut before = payment(PendingExternal);
+    before.amount = money(7500, "USD");
+    let order = order_state(money(15000, "USD"), &[(PaymentId(2), money(7500, "USD"))]);
+    let decision = decide(
+        &before,
+        &order,
+        &RefundLedger::default(),
+        &event(Succeeded, None),
+        AmountPolicy::Warn,
+        at(0),
+    );
+    assert_eq!(kinds(&decision), [OrderPaid]);
+    let body = payload(&decision.notifications[0]);
+    assert_eq!(body["amount"], "75.00");
+    assert_eq!(body["paid_amount"], "150.00");
+    assert_eq!(body["order_total"], "150.00");
+}
+
+#[test]
+fn a_payment_completing_for_a_refunded_order_pays_it_again() {
+    let mut order = order_state(money(15000, "USD"), &[(PaymentId(2), money(15000, "USD"))]);
+    order.status = OrderStatus::Refunded;
+    order.paid_by_refunded = true;
+    let decision = decide(
+        &payment(PendingExternal),
+        &order,
+        &RefundLedger::default(),
+        &event(Succeeded, None),
+        AmountPolicy::Warn,
+        at(0),
+    );
+    assert_eq!(decision.outcome, Outcome::Confirmed);
+    assert_eq!(
+        decision.order.map(|o| o.status),
+        Some(OrderStatus::Paid),
+        "not refunded any more, and not overpaid: the first money went back"
+    );
+    assert_eq!(kinds(&decision), [OrderPaid]);
 }
 
 #[test]
