@@ -87,6 +87,11 @@ for name, transmission_id in [
     ("PAYMENT.CAPTURE.DECLINED", "e1b4f7c0-cb7f-11f0-a5d3-8091a2b3c4d5"),
     ("PAYMENT.CAPTURE.PENDING", "f2c5a8d0-cb7f-11f0-96e4-a1b2c3d4e5f6"),
     ("PAYMENT.AUTHORIZATION.CREATED", "03d6b9e0-cb80-11f0-87f5-b2c3d4e5f607"),
+    ("PAYMENT.CAPTURE.REFUNDED", "14e7caf0-cb80-11f0-9806-c3d4e5f60718"),
+    ("PAYMENT.CAPTURE.REVERSED", "25f8db00-cb80-11f0-a917-d4e5f6071829"),
+    ("CUSTOMER.DISPUTE.CREATED", "3609ec10-cb80-11f0-ba28-e5f60718293a"),
+    ("CUSTOMER.DISPUTE.UPDATED", "471afd20-cb80-11f0-8b39-f60718293a4b"),
+    ("CUSTOMER.DISPUTE.RESOLVED", "582c0e30-cb80-11f0-9c4a-0718293a4b5c"),
 ]:
     body = fixture("adapters-paypal", f"{name}.json")
     message = f"{transmission_id}|{SENT_AT}|{WEBHOOK_ID}|{zlib.crc32(body)}".encode()
@@ -129,6 +134,18 @@ write("generic", "payment.failed.x-webhook-signature", [
 # No headers at all: verify refuses it, parse takes the event id from the
 # body's digest.
 write("generic", "payment.completed.unsigned", [], completed)
+
+# A refund under Standard Webhooks, signed with the raw secret.
+refunded = fixture("adapters-generic", "payment.refunded.json")
+refund_msg_id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4X"
+tag = hmac.new(RAW_SECRET, f"{refund_msg_id}.{GENERIC_T}.".encode() + refunded,
+               hashlib.sha256).digest()
+write("generic", "payment.refunded.standard-webhooks", [
+    ("Content-Type", "application/json"),
+    ("webhook-id", refund_msg_id),
+    ("webhook-timestamp", str(GENERIC_T)),
+    ("webhook-signature", f"v1,{base64.b64encode(tag).decode()}"),
+], refunded)
 
 
 # --- Parse-only targets: every JSON fixture, unsigned.

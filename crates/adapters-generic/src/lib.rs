@@ -16,11 +16,27 @@
 //! | `failed` | `Failed` | `payment.failed` |
 //! | `pending` | `Pending` (the gateway is still working on it) | `payment.pending` |
 //! | `canceled` | `Canceled` (the payment will not happen) | `payment.canceled` |
+//! | `refunded` | `Refund`: one refund, `refund_id`, of `amount`, succeeded | `payment.refunded` |
 //!
-//! Every status needs the same fields (a reference, `amount`, `currency`).
-//! Any other status (`refunded` included, for now) is an error, not
-//! `NotHandled`, since the generic gateway has no event types of its own
-//! to ignore. Names are exact and lower-case, American `canceled` only.
+//! Every status needs the same fields (a reference, `amount`, `currency`);
+//! `refunded` also needs `refund_id`, the gateway's id of that refund, and
+//! its `amount` is that refund's, not the payment's:
+//!
+//! ```json
+//! {"payment_id": "ext_123", "transaction_id": "TXN-123456", "status": "refunded",
+//!  "refund_id": "rf_789", "amount": "50.00", "currency": "USD"}
+//! ```
+//!
+//! A refund is reported once it is done, one at a time, with no running
+//! total: a second report of the same `refund_id` (under a new event id)
+//! counts once. Every generic refund is dated at the Unix epoch: the time
+//! only orders the reports of one refund, which all say "succeeded", and
+//! no header dates the refund itself (`webhook-timestamp` changes with
+//! every delivery attempt).
+//!
+//! Any other status is an error, not `NotHandled`, since the generic
+//! gateway has no event types of its own to ignore. Names are exact and
+//! lower-case, American `canceled` only.
 //!
 //! [`GenericAdapter`] implements [`GatewayAdapter`] and accepts two
 //! signature schemes, chosen by which header the call carries:
@@ -50,8 +66,8 @@
 //! clock (the caller passes `now`) or the environment (the server hands it
 //! the secrets, or asks for [`GenericAdapter::unsigned`] explicitly), does
 //! not remember event ids (recognising a second delivery is the store's
-//! job), and does not read `metadata` or any field besides the five above
-//! and `event_id`.
+//! job), and does not read `metadata` or any field besides the five above,
+//! `event_id` and, for a refund, `refund_id`.
 //!
 //! [Standard Webhooks]: https://www.standardwebhooks.com/
 //! [`EventKind`]: payhook_domain::EventKind
@@ -241,10 +257,11 @@ impl GatewayAdapter for GenericAdapter {
     ///
     /// Errors: `Malformed` when the body is not one JSON object (the message
     /// never quotes the body); `MissingField` when `status`, `amount` or
-    /// `currency` is absent or `null`, or when neither `payment_id` nor
-    /// `transaction_id` is a non-empty string; `InvalidField` when a field
+    /// `currency` is absent or `null`, when neither `payment_id` nor
+    /// `transaction_id` is a non-empty string, or when a `refunded` call
+    /// has no `refund_id`; `InvalidField` when a field
     /// has the wrong type, `status` is not one of `completed`, `failed`,
-    /// `pending` or `canceled`, the
+    /// `pending`, `canceled` or `refunded`, a `refund_id` is empty, the
     /// amount is negative, or the event id is not 1 to
     /// [`MAX_EVENT_ID_BYTES`] visible ASCII characters (the field is then
     /// `webhook-id` under Standard Webhooks, else `event_id`);

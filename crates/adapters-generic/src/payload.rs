@@ -1,15 +1,19 @@
 //! The generic payload (`{"payment_id","transaction_id","status","amount",
-//! "currency","metadata"}`, and optionally `"event_id"`) read into a
-//! [`GatewayEvent`].
+//! "currency","metadata"}`, and optionally `"event_id"`; `"refund_id"` for a
+//! refund) read into a [`GatewayEvent`].
 //!
-//! Only the six fields payhook uses are deserialised, each as a borrowed raw
+//! Only the fields payhook uses are deserialised, each as a borrowed raw
 //! JSON value that is then read on its own, so that an error names the exact
 //! field and never quotes the body. `metadata` and any other field are not
 //! looked at: a verified confirmation must not fail over data payhook does
 //! not use.
 
+use chrono::{DateTime, Utc};
 use payhook_domain::ports::{Headers, ParseError};
-use payhook_domain::{AmountText, Currency, EventKind, GatewayEvent, References};
+use payhook_domain::{
+    AmountText, Currency, EventKind, GatewayEvent, Money, References, Refund, RefundReport,
+    RefundStatus, Report,
+};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -34,6 +38,10 @@ struct Payload<'a> {
     /// only by `event_id`, and only when the call is not Standard Webhooks.
     #[serde(borrow)]
     event_id: Option<&'a RawValue>,
+    /// The gateway's id of the refund; read only when `status` is
+    /// `refunded`.
+    #[serde(borrow)]
+    refund_id: Option<&'a RawValue>,
 }
 
 /// What `status` means. Exact, lower-case names only: a gateway that sends
@@ -45,6 +53,7 @@ fn classify(status: &str) -> Option<EventKind> {
         "failed" => Some(EventKind::Failed),
         "pending" => Some(EventKind::Pending),
         "canceled" => Some(EventKind::Canceled),
+        "refunded" => Some(EventKind::Refund),
         _ => None,
     }
 }
@@ -62,8 +71,12 @@ pub(crate) fn parse<H: Headers + ?Sized>(
     }
 
     let status = text(payload.status, "status")?.ok_or(ParseError::MissingField("status"))?;
-    let kind = classify(&status)
-        .ok_or_else(|| invalid("status", "expected completed, failed, pending or canceled"))?;
+    let kind = classify(&status).ok_or_else(|| {
+        invalid(
+            "status",
+            "expected completed, failed, pending, canceled or refunded",
+        )
+    })?;
 
     let references = References {
         transaction_id: non_empty(text(payload.transaction_id, "transaction_id")?),
@@ -95,6 +108,11 @@ pub(crate) fn parse<H: Headers + ?Sized>(
         return Err(invalid("amount", "must not be negative"));
     }
 
+    let report = match kind {
+        EventKind::Refund => Some(refund_report(payload.refund_id, amount)?),
+        _ => None,
+    };
+
     let event_id = event_id::event_id(headers, payload.event_id, body)?;
 
     Ok(GatewayEvent {
@@ -104,9 +122,43 @@ pub(crate) fn parse<H: Headers + ?Sized>(
         kind,
         references,
         amount: Some(amount),
-        report: None,
+        report,
     })
 }
+
+/// A `refunded` call: the one refund `refund_id` of `amount`, succeeded.
+///
+/// The generic gateway reports refunds one by one and only once they are
+/// done: there is no running total and no later failure. The ledger counts
+/// a refund id once however often it comes, under whatever event id.
+fn refund_report(refund_id: Option<&RawValue>, amount: Money) -> Result<Report, ParseError> {
+    let refund_id = text(refund_id, "refund_id")?.ok_or(ParseError::MissingField("refund_id"))?;
+    if refund_id.is_empty() {
+        return Err(invalid("refund_id", "must not be empty"));
+    }
+    Ok(Report::Refund(RefundReport {
+        refunds: vec![Refund {
+            refund_id: refund_id.into_owned(),
+            amount,
+            status: RefundStatus::Succeeded,
+        }],
+        running_total: None,
+        reported_at: REFUNDS_REPORTED_AT,
+    }))
+}
+
+/// When a generic refund is reported: always the Unix epoch.
+///
+/// The time barely matters here. The ledger uses it to order the reports of
+/// one refund id (the latest status wins) and running totals; a generic
+/// refund is only ever reported as succeeded and never as a total, so the
+/// order of its reports changes nothing. The payload carries no time, and
+/// the Standard Webhooks `webhook-timestamp` dates the delivery attempt, not
+/// the refund: every retry is signed again with a new one, so reading it
+/// would make two deliveries of one event parse differently, which the
+/// adapter conformance suite forbids. The clock is not read either: the
+/// adapter is a pure function of the request.
+const REFUNDS_REPORTED_AT: DateTime<Utc> = DateTime::UNIX_EPOCH;
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,24 @@
 //! | `PAYMENT.CAPTURE.DENIED`, `PAYMENT.CAPTURE.DECLINED` | capture | `Failed` | as above | as above |
 //! | `PAYMENT.CAPTURE.PENDING` | capture | `Pending` | as above | as above |
 //! | `CHECKOUT.ORDER.APPROVED` | checkout order | `Pending` | `purchase_units[0].custom_id` (else `invoice_id`), the order `id` as external id; no gateway reference (there is no capture yet) | `purchase_units[0].amount` when present |
+//! | `PAYMENT.CAPTURE.REFUNDED` | refund | `Refund` | the refund's own `custom_id`, then the capture id (the last segment of the `links[]` entry with `rel` `up` whose path ends in `/captures/<id>`) as gateway reference | `amount` (this refund), required |
+//! | `PAYMENT.CAPTURE.REVERSED` | refund | `Dispute` | as `PAYMENT.CAPTURE.REFUNDED` | `amount`, required |
+//! | `CUSTOMER.DISPUTE.CREATED`, `.UPDATED`, `.RESOLVED` | dispute | `Dispute` | `disputed_transactions[0].custom` (else `invoice_number`), then its `seller_transaction_id` (the capture id) as gateway reference | `dispute_amount`, required |
 //! | anything else | not read | `NotHandled` | none | none |
+//!
+//! Refunds and disputes also carry a [`Report`]:
+//!
+//! | PayPal event type | report |
+//! |---|---|
+//! | `PAYMENT.CAPTURE.REFUNDED` | one refund: id `id`, `amount`, `status` (`COMPLETED` succeeded, `PENDING` pending, `FAILED` failed, `CANCELLED` canceled); running total `seller_payable_breakdown.total_refunded_amount` when present; reported at the event's `create_time`, else the refund's `update_time`, else its `create_time` |
+//! | `PAYMENT.CAPTURE.REVERSED` | a dispute `lost` (PayPal took the money back): id `id` (the reversal's), `amount`, reason `status_details.reason` when present |
+//! | `CUSTOMER.DISPUTE.CREATED`, `.UPDATED` | a dispute `open`: `dispute_id`, `dispute_amount`, `reason` |
+//! | `CUSTOMER.DISPUTE.RESOLVED` | the same, with `dispute_outcome.outcome_code` `RESOLVED_SELLER_FAVOUR` won, `RESOLVED_BUYER_FAVOUR` lost, any other (or none) closed |
+//!
+//! A refund names its capture only through its `up` link, and carries the
+//! capture's `custom_id` only when the shop passed it again when refunding;
+//! the capture id that `PAYMENT.CAPTURE.COMPLETED` recorded is what finds
+//! the payment of a refund made from PayPal's dashboard.
 //!
 //! What it deliberately does not do: no IO and no state. It never fetches
 //! the certificate named in `PAYPAL-CERT-URL` (the URL is only checked to be
@@ -29,9 +46,12 @@
 //! not checked.
 //!
 //! [`EventKind`]: payhook_domain::EventKind
+//! [`Report`]: payhook_domain::Report
 
 mod certificate;
+mod dispute;
 mod payload;
+mod refund;
 mod signature;
 
 use std::fmt;

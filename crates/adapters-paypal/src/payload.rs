@@ -2,7 +2,7 @@
 //! (`{"id":"WH-...","event_type":"...","resource":{...}}`) read into a
 //! [`GatewayEvent`].
 //!
-//! The handled types carry one of two resources:
+//! The handled types carry one of four resources:
 //!
 //! - `PAYMENT.CAPTURE.*` carry a v2 capture: its `id` is the capture id,
 //!   `custom_id` (or else `invoice_id`) carries payhook's transaction id when
@@ -24,7 +24,7 @@
 //! ignored event must not fail because of one of them.
 
 use payhook_domain::ports::ParseError;
-use payhook_domain::{Currency, EventKind, GatewayEvent, Money, References};
+use payhook_domain::{Currency, EventKind, GatewayEvent, Money, References, Report};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -39,6 +39,10 @@ struct Envelope<'a> {
     event_type: Option<&'a RawValue>,
     #[serde(borrow)]
     resource: Option<&'a RawValue>,
+    /// When PayPal created the event; read only for refunds, whose reports
+    /// are ordered by it.
+    #[serde(borrow)]
+    create_time: Option<&'a RawValue>,
 }
 
 /// The fields payhook reads from a capture.
@@ -96,13 +100,24 @@ struct RelatedIds<'a> {
     order_id: Option<&'a RawValue>,
 }
 
-/// The resource a handled event type carries.
+/// The resource a handled event type carries, and how it is read.
 #[derive(Clone, Copy)]
 enum Resource {
     /// A v2 capture (`resource_type` `capture`).
     Capture,
     /// A v2 checkout order (`resource_type` `checkout-order`).
     CheckoutOrder,
+    /// A v2 refund (`resource_type` `refund`), read as a refund report.
+    Refund,
+    /// A v2 refund that PayPal made by reversing the capture, read as a
+    /// lost dispute.
+    Reversal,
+    /// A v1 dispute (`resource_type` `dispute`); `resolved` for
+    /// `CUSTOMER.DISPUTE.RESOLVED`, whose outcome decides the status.
+    Dispute {
+        /// The event says the dispute is over.
+        resolved: bool,
+    },
 }
 
 /// The handled event types; `None` for all others. Names match exactly, as
@@ -118,16 +133,24 @@ fn classify(event_type: &str) -> Option<(EventKind, Resource)> {
         }
         "PAYMENT.CAPTURE.PENDING" => (EventKind::Pending, Resource::Capture),
         "CHECKOUT.ORDER.APPROVED" => (EventKind::Pending, Resource::CheckoutOrder),
+        "PAYMENT.CAPTURE.REFUNDED" => (EventKind::Refund, Resource::Refund),
+        // PayPal took the money back itself (a chargeback it settled, a
+        // bank return): for the shop that is a dispute already lost.
+        "PAYMENT.CAPTURE.REVERSED" => (EventKind::Dispute, Resource::Reversal),
+        "CUSTOMER.DISPUTE.CREATED" | "CUSTOMER.DISPUTE.UPDATED" => {
+            (EventKind::Dispute, Resource::Dispute { resolved: false })
+        }
+        "CUSTOMER.DISPUTE.RESOLVED" => (EventKind::Dispute, Resource::Dispute { resolved: true }),
         _ => return None,
     })
 }
 
 /// The names of an amount's fields in error messages, by where the amount
 /// sits in the event.
-struct AmountFields {
-    amount: &'static str,
-    currency_code: &'static str,
-    value: &'static str,
+pub(crate) struct AmountFields {
+    pub(crate) amount: &'static str,
+    pub(crate) currency_code: &'static str,
+    pub(crate) value: &'static str,
 }
 
 const CAPTURE_AMOUNT: AmountFields = AmountFields {
@@ -143,9 +166,11 @@ const PURCHASE_UNIT_AMOUNT: AmountFields = AmountFields {
 };
 
 /// What a resource tells about the payment.
-struct Read {
-    references: References,
-    amount: Option<Money>,
+pub(crate) struct Read {
+    pub(crate) references: References,
+    pub(crate) amount: Option<Money>,
+    /// The refunds or the dispute, for those resources.
+    pub(crate) report: Option<Report>,
 }
 
 /// Reads a PayPal event body. See the module documentation for what is read.
@@ -181,6 +206,9 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
     let read = match resource {
         Resource::Capture => read_capture(raw)?,
         Resource::CheckoutOrder => read_checkout_order(raw)?,
+        Resource::Refund => crate::refund::read_refund(raw, envelope.create_time)?,
+        Resource::Reversal => crate::refund::read_reversal(raw)?,
+        Resource::Dispute { resolved } => crate::dispute::read_dispute(raw, resolved)?,
     };
 
     Ok(GatewayEvent {
@@ -190,7 +218,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, ParseError> {
         kind,
         references: read.references,
         amount: read.amount,
-        report: None,
+        report: read.report,
     })
 }
 
@@ -216,6 +244,7 @@ fn read_capture(raw: &RawValue) -> Result<Read, ParseError> {
             gateway_reference: capture_id,
         },
         amount: Some(amount),
+        report: None,
     })
 }
 
@@ -255,6 +284,7 @@ fn read_checkout_order(raw: &RawValue) -> Result<Read, ParseError> {
             gateway_reference: None,
         },
         amount,
+        report: None,
     })
 }
 
@@ -296,7 +326,7 @@ fn read_order_id(supplementary_data: Option<&RawValue>) -> Result<Option<String>
 /// An amount object (`raw`, present and not `null`): a currency code and a
 /// decimal string, read exactly in that currency's minor units. Errors name
 /// the fields as `fields` says.
-fn read_amount(raw: &RawValue, fields: &AmountFields) -> Result<Money, ParseError> {
+pub(crate) fn read_amount(raw: &RawValue, fields: &AmountFields) -> Result<Money, ParseError> {
     let amount: Amount<'_> = nested(raw, fields.amount)?;
 
     let code = text(amount.currency_code, fields.currency_code)?
@@ -319,7 +349,7 @@ fn read_amount(raw: &RawValue, fields: &AmountFields) -> Result<Money, ParseErro
 }
 
 /// The raw value unless it is absent or `null`.
-fn present(raw: Option<&RawValue>) -> Option<&RawValue> {
+pub(crate) fn present(raw: Option<&RawValue>) -> Option<&RawValue> {
     raw.filter(|raw| raw.get() != "null")
 }
 
@@ -509,8 +539,10 @@ mod tests {
 
     #[test]
     fn arrays_do_not_stand_in_for_objects() {
+        // One element per envelope field, in order: serde would fill the
+        // envelope from it.
         assert_eq!(
-            parse(br#"["WH-1", "PAYMENT.CAPTURE.COMPLETED", null]"#),
+            parse(br#"["WH-1", "PAYMENT.CAPTURE.COMPLETED", null, null]"#),
             Err(ParseError::Malformed("expected a JSON object".into()))
         );
     }

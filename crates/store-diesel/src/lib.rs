@@ -97,6 +97,7 @@ mod group;
 mod models;
 mod ops;
 mod outbox;
+mod report;
 mod schema;
 
 use std::sync::Arc;
@@ -440,9 +441,8 @@ impl Store for DieselStore {
         self.run(move |conn| ops::webhook_event(conn, id)).await
     }
 
-    async fn refunds(&self, _id: PaymentId) -> Result<Vec<Refund>, StoreError> {
-        // Placeholder until the refunds table exists (store work of issue 14).
-        Ok(Vec::new())
+    async fn refunds(&self, id: PaymentId) -> Result<Vec<Refund>, StoreError> {
+        self.run(move |conn| ops::refunds(conn, id)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

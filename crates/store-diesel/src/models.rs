@@ -6,11 +6,13 @@ use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use payhook_domain::ports::{EventOutcome, StoredEvent};
 use payhook_domain::{
-    AmountMismatch, Currency, EventKind, GatewayEvent, Money, NotificationKind, Order, OrderId,
-    OutboxMessage, OutboxStatus, Payment, PaymentId, References,
+    AmountMismatch, Currency, Dispute, DisputeStatus, EventKind, GatewayEvent, LedgerEntry, Money,
+    NotificationKind, Order, OrderId, OutboxMessage, OutboxStatus, Payment, PaymentId, References,
+    Refund, RefundStatus, RunningTotal,
 };
 
-use crate::schema::{orders, outbox, payments, webhook_events};
+use crate::report;
+use crate::schema::{orders, outbox, payments, refunds, webhook_events};
 
 /// A stored row that does not describe a valid domain value.
 #[derive(Debug, thiserror::Error)]
@@ -120,12 +122,62 @@ pub(crate) struct PaymentRow {
     pub mismatch_received_currency: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub refunded_minor: i64,
+    pub refund_total_minor: Option<i64>,
+    pub refund_total_at: Option<NaiveDateTime>,
+    pub dispute_id: Option<String>,
+    pub dispute_status: Option<String>,
+    pub dispute_amount_minor: Option<i64>,
+    pub dispute_currency: Option<String>,
+    pub dispute_reason: Option<String>,
+}
+
+impl PaymentRow {
+    /// The latest running total of refunds the gateway reported for this
+    /// payment: the half of its refund ledger that lives in its row.
+    pub(crate) fn running_total(&self) -> Result<Option<RunningTotal>, CorruptRow> {
+        match (self.refund_total_minor, self.refund_total_at) {
+            (Some(minor), Some(at)) => Ok(Some(RunningTotal {
+                amount: money("payments", self.id, minor, &self.currency)?,
+                reported_at: utc(at),
+            })),
+            (None, None) => Ok(None),
+            _ => Err(CorruptRow::new(
+                "payments",
+                self.id,
+                "a refund total without its time or back".into(),
+            )),
+        }
+    }
+
+    /// The payment's current dispute, from its `dispute_*` columns.
+    fn dispute(&mut self) -> Result<Option<Dispute>, CorruptRow> {
+        let id = self.id;
+        let corrupt = |reason: String| CorruptRow::new("payments", id, reason);
+        match (
+            self.dispute_id.take(),
+            self.dispute_status.as_deref(),
+            self.dispute_amount_minor,
+            self.dispute_currency.as_deref(),
+        ) {
+            (Some(dispute_id), Some(status), Some(minor), Some(code)) => Ok(Some(Dispute {
+                dispute_id,
+                status: DisputeStatus::parse(status)
+                    .ok_or_else(|| corrupt(format!("unknown dispute status {status:?}")))?,
+                amount: money("payments", id, minor, code)?,
+                reason: self.dispute_reason.take(),
+            })),
+            (None, None, None, None) => Ok(None),
+            _ => Err(corrupt("a dispute with some of its columns missing".into())),
+        }
+    }
 }
 
 impl TryFrom<PaymentRow> for Payment {
     type Error = CorruptRow;
-    fn try_from(row: PaymentRow) -> Result<Self, CorruptRow> {
+    fn try_from(mut row: PaymentRow) -> Result<Self, CorruptRow> {
         let id = row.id;
+        let dispute = row.dispute()?;
         let amount_mismatch = match (
             row.mismatch_expected_minor,
             row.mismatch_expected_currency.as_deref(),
@@ -155,9 +207,8 @@ impl TryFrom<PaymentRow> for Payment {
             external_id: row.external_id,
             gateway_reference: row.gateway_reference,
             amount_mismatch,
-            // Placeholder until the refund columns exist (store work of issue 14).
-            refunded_amount: money("payments", id, 0, &row.currency)?,
-            dispute: None,
+            refunded_amount: money("payments", id, row.refunded_minor, &row.currency)?,
+            dispute,
             created_at: utc(row.created_at),
             updated_at: utc(row.updated_at),
         })
@@ -205,6 +256,7 @@ pub(crate) struct EventRow {
     pub attempts: i32,
     pub received_at: NaiveDateTime,
     pub processed_at: NaiveDateTime,
+    pub report: Option<String>,
 }
 
 impl TryFrom<EventRow> for StoredEvent {
@@ -227,6 +279,12 @@ impl TryFrom<EventRow> for StoredEvent {
         };
         let attempts = u32::try_from(row.attempts)
             .map_err(|_| corrupt(format!("negative attempts {}", row.attempts)))?;
+        let report = row
+            .report
+            .as_deref()
+            .map(report::from_json)
+            .transpose()
+            .map_err(|reason| corrupt(format!("unreadable report: {reason}")))?;
         Ok(StoredEvent {
             id,
             event: GatewayEvent {
@@ -240,8 +298,7 @@ impl TryFrom<EventRow> for StoredEvent {
                     gateway_reference: row.ref_gateway_reference,
                 },
                 amount,
-                // Placeholder until the report column exists (store work of issue 14).
-                report: None,
+                report,
             },
             outcome,
             payment_id: row.payment_id.map(PaymentId),
@@ -271,6 +328,42 @@ pub(crate) struct NewEventRow<'a> {
     pub attempts: i32,
     pub received_at: NaiveDateTime,
     pub processed_at: NaiveDateTime,
+    pub report: Option<&'a str>,
+}
+
+/// One refund of a payment's ledger, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = refunds)]
+pub(crate) struct RefundRow {
+    pub id: i64,
+    pub refund_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: String,
+    pub status_at: NaiveDateTime,
+    pub succeeded_at: Option<NaiveDateTime>,
+}
+
+impl TryFrom<RefundRow> for LedgerEntry {
+    type Error = CorruptRow;
+    fn try_from(row: RefundRow) -> Result<Self, CorruptRow> {
+        let status = RefundStatus::parse(&row.status).ok_or_else(|| {
+            CorruptRow::new(
+                "refunds",
+                row.id,
+                format!("unknown status {:?}", row.status),
+            )
+        })?;
+        Ok(LedgerEntry {
+            refund: Refund {
+                amount: money("refunds", row.id, row.amount_minor, &row.currency)?,
+                refund_id: row.refund_id,
+                status,
+            },
+            status_at: utc(row.status_at),
+            succeeded_at: row.succeeded_at.map(utc),
+        })
+    }
 }
 
 #[derive(Insertable)]

@@ -32,6 +32,29 @@ diesel::table! {
         mismatch_received_currency -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        refunded_minor -> BigInt,
+        refund_total_minor -> Nullable<BigInt>,
+        refund_total_at -> Nullable<Timestamp>,
+        dispute_id -> Nullable<Text>,
+        dispute_status -> Nullable<Text>,
+        dispute_amount_minor -> Nullable<BigInt>,
+        dispute_currency -> Nullable<Text>,
+        dispute_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refunds (id) {
+        id -> BigInt,
+        payment_id -> BigInt,
+        refund_id -> Text,
+        amount_minor -> BigInt,
+        currency -> Text,
+        status -> Text,
+        status_at -> Timestamp,
+        succeeded_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
@@ -53,6 +76,7 @@ diesel::table! {
         attempts -> Integer,
         received_at -> Timestamp,
         processed_at -> Timestamp,
+        report -> Nullable<Text>,
     }
 }
 
@@ -75,4 +99,5 @@ diesel::table! {
 
 diesel::joinable!(payments -> orders (order_id));
 diesel::joinable!(outbox -> payments (payment_id));
-diesel::allow_tables_to_appear_in_same_query!(orders, payments, webhook_events, outbox);
+diesel::joinable!(refunds -> payments (payment_id));
+diesel::allow_tables_to_appear_in_same_query!(orders, payments, webhook_events, outbox, refunds);

@@ -14,8 +14,14 @@ use crate::support::{adapter, fixture, sign_simple, signed_standard, ID, SECRET}
 const OTHER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSx";
 
 /// The Standard Webhooks scheme: `webhook-id`, `webhook-timestamp`,
-/// `webhook-signature`.
-struct StandardWebhooks;
+/// `webhook-signature`; `valid_body` is the fixture of that name.
+struct StandardWebhooks {
+    valid_body: &'static str,
+}
+
+const STANDARD_WEBHOOKS: StandardWebhooks = StandardWebhooks {
+    valid_body: "payment.completed",
+};
 
 impl Conformance for StandardWebhooks {
     type Adapter = GenericAdapter;
@@ -39,12 +45,13 @@ impl Conformance for StandardWebhooks {
     }
 
     fn valid_body(&self) -> Vec<u8> {
-        fixture("payment.completed")
+        fixture(self.valid_body)
     }
 
     fn unhandled_body(&self) -> Option<Vec<u8>> {
         // The generic payload has no event types to ignore: any status but
-        // `completed`, `failed`, `pending` and `canceled` is an error.
+        // `completed`, `failed`, `pending`, `canceled` and `refunded` is an
+        // error.
         None
     }
 
@@ -118,15 +125,15 @@ impl Conformance for Unsigned {
     }
 
     fn sign(&self, body: &[u8], at: DateTime<Utc>, delivery: u32) -> HeaderList {
-        StandardWebhooks.sign(body, at, delivery)
+        STANDARD_WEBHOOKS.sign(body, at, delivery)
     }
 
     fn signature_headers(&self) -> Vec<&'static str> {
-        StandardWebhooks.signature_headers()
+        STANDARD_WEBHOOKS.signature_headers()
     }
 
     fn valid_body(&self) -> Vec<u8> {
-        StandardWebhooks.valid_body()
+        STANDARD_WEBHOOKS.valid_body()
     }
 
     fn unhandled_body(&self) -> Option<Vec<u8>> {
@@ -134,13 +141,20 @@ impl Conformance for Unsigned {
     }
 
     fn timestamp_tolerance(&self) -> Option<Duration> {
-        StandardWebhooks.timestamp_tolerance()
+        STANDARD_WEBHOOKS.timestamp_tolerance()
     }
 }
 
 #[test]
 fn the_standard_webhooks_scheme_passes_the_conformance_suite() {
-    payhook_adapter_testkit::run(&StandardWebhooks);
+    payhook_adapter_testkit::run(&STANDARD_WEBHOOKS);
+}
+
+#[test]
+fn the_standard_webhooks_scheme_passes_it_with_a_refund() {
+    payhook_adapter_testkit::run(&StandardWebhooks {
+        valid_body: "payment.refunded",
+    });
 }
 
 #[test]

@@ -9,5 +9,6 @@
 mod conformance;
 mod parse;
 mod properties;
+mod refunds;
 mod support;
 mod verify;

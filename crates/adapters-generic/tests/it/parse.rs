@@ -531,8 +531,10 @@ fn any_other_status_is_an_invalid_status() {
         "cancelled",
         "CANCELED",
         "canceled ",
-        // Refunds are a later addition to the generic payload.
-        "refunded",
+        "Refunded",
+        "REFUNDED",
+        "refund",
+        "partially_refunded",
     ] {
         let result = parse_changed(|payload| {
             payload.insert("status".into(), status.into());

@@ -3,7 +3,7 @@
 
 use payhook_adapters_generic::GenericAdapter;
 use payhook_domain::ports::{GatewayAdapter, VerifyError};
-use payhook_domain::{Currency, Money};
+use payhook_domain::{Currency, EventKind, Money, RefundStatus, Report};
 use proptest::prelude::*;
 
 use crate::support::{
@@ -64,31 +64,36 @@ fn payload_like() -> impl Strategy<Value = Vec<u8>> {
         Just("\"failed\"".to_owned()),
         Just("\"pending\"".to_owned()),
         Just("\"canceled\"".to_owned()),
+        Just("\"refunded\"".to_owned()),
         Just("\"USD\"".to_owned()),
         Just("{}".to_owned()),
         Just("[]".to_owned()),
     ];
-    let field = prop::option::of(json_value);
-    (
-        field.clone(),
-        field.clone(),
-        field.clone(),
-        field.clone(),
-        field,
-    )
-        .prop_map(|(payment_id, transaction_id, status, amount, currency)| {
-            let members: Vec<String> = [
-                ("payment_id", payment_id),
-                ("transaction_id", transaction_id),
-                ("status", status),
-                ("amount", amount),
-                ("currency", currency),
+    // Each field is, by turns, a value of the shape a gateway sends (so
+    // that whole calls parse often enough for the properties to say
+    // something), any value, or absent.
+    let fields: [(&str, &str); 6] = [
+        ("payment_id", r#""ext_1""#),
+        ("transaction_id", r#""TXN-1""#),
+        ("status", r#""refunded""#),
+        ("amount", r#""50.00""#),
+        ("currency", r#""USD""#),
+        ("refund_id", r#""rf_1""#),
+    ];
+    let members: Vec<_> = fields
+        .into_iter()
+        .map(|(name, shaped)| {
+            prop_oneof![
+                2 => Just(Some(format!("\"{name}\":{shaped}"))),
+                1 => json_value.clone().prop_map(move |value| Some(format!("\"{name}\":{value}"))),
+                1 => Just(None),
             ]
-            .into_iter()
-            .filter_map(|(name, value)| value.map(|value| format!("\"{name}\":{value}")))
-            .collect();
-            format!("{{{}}}", members.join(",")).into_bytes()
         })
+        .collect();
+    members.prop_map(|members| {
+        let members: Vec<String> = members.into_iter().flatten().collect();
+        format!("{{{}}}", members.join(",")).into_bytes()
+    })
 }
 
 proptest! {
@@ -167,7 +172,33 @@ proptest! {
         replay.extend(signed);
         let request = request(&replay, &body);
         prop_assert_eq!(adapter.verify(&request, at(NOW)), Ok(()));
-        prop_assert_eq!(adapter.parse(&request).unwrap().event_id, first.event_id);
+        let replayed = adapter.parse(&request).unwrap();
+        prop_assert_eq!(replayed.event_id, first.event_id);
+        // Nor another time: an unsigned webhook-timestamp does not date a
+        // refund.
+        prop_assert_eq!(replayed.report, first.report);
+    }
+
+    #[test]
+    fn a_refund_is_one_succeeded_refund_of_the_amount(
+        body in payload_like(),
+        headers in headers_like(),
+    ) {
+        if let Ok(event) = adapter(&[SECRET]).parse(&request(&headers, &body)) {
+            match (&event.kind, &event.report) {
+                (EventKind::Refund, Some(Report::Refund(report))) => {
+                    prop_assert_eq!(event.event_type.as_str(), "payment.refunded");
+                    prop_assert_eq!(report.refunds.len(), 1);
+                    let refund = &report.refunds[0];
+                    prop_assert!(!refund.refund_id.is_empty());
+                    prop_assert_eq!(Some(refund.amount), event.amount);
+                    prop_assert_eq!(refund.status, RefundStatus::Succeeded);
+                    prop_assert_eq!(report.running_total, None);
+                }
+                (EventKind::Refund, report) => prop_assert!(false, "a refund with {:?}", report),
+                (_, report) => prop_assert_eq!(report, &None),
+            }
+        }
     }
 
     #[test]

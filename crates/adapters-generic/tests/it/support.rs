@@ -22,11 +22,12 @@ pub const RAW_SECRET: &str = "a-shared-secret-for-the-generic-gateway";
 pub const ID: &str = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W";
 
 /// Every fixture, by file name without `.json`.
-pub const FIXTURES: [&str; 4] = [
+pub const FIXTURES: [&str; 5] = [
     "payment.completed",
     "payment.failed",
     "payment.pending",
     "payment.canceled",
+    "payment.refunded",
 ];
 
 /// Request headers as an HTTP stack would hand them over.

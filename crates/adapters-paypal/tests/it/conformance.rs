@@ -9,7 +9,15 @@ use payhook_adapters_paypal::{PaypalAdapter, DEFAULT_TOLERANCE};
 
 use crate::support::{adapter, event, sign, TestKey, CERT_URL, WEBHOOK_ID};
 
-struct Paypal;
+/// The suite with a correctly signed call of the event type `valid_type`
+/// (a fixture), so that refunds and disputes are held to it too.
+struct Paypal {
+    valid_type: &'static str,
+}
+
+const PAYPAL: Paypal = Paypal {
+    valid_type: "PAYMENT.CAPTURE.COMPLETED",
+};
 
 impl Conformance for Paypal {
     type Adapter = PaypalAdapter;
@@ -53,7 +61,7 @@ impl Conformance for Paypal {
     }
 
     fn valid_body(&self) -> Vec<u8> {
-        event("PAYMENT.CAPTURE.COMPLETED")
+        event(self.valid_type)
     }
 
     fn unhandled_body(&self) -> Option<Vec<u8>> {
@@ -67,5 +75,12 @@ impl Conformance for Paypal {
 
 #[test]
 fn the_paypal_adapter_passes_the_conformance_suite() {
-    payhook_adapter_testkit::run(&Paypal);
+    payhook_adapter_testkit::run(&PAYPAL);
+}
+
+#[test]
+fn the_paypal_adapter_passes_it_with_a_refund_and_with_a_dispute() {
+    for valid_type in ["PAYMENT.CAPTURE.REFUNDED", "CUSTOMER.DISPUTE.RESOLVED"] {
+        payhook_adapter_testkit::run(&Paypal { valid_type });
+    }
 }

@@ -7,6 +7,7 @@
 //! a bug in the adapter's message building cannot hide itself.
 
 mod conformance;
+mod money_back;
 mod parse;
 mod properties;
 mod support;

@@ -40,13 +40,19 @@ const CAPTURES: [&str; 4] = [
     "PAYMENT.CAPTURE.PENDING",
 ];
 
-/// Every handled type: the captures and the checkout order.
-const HANDLED: [&str; 5] = [
+/// Every handled type: the captures, the checkout order, the refunds and
+/// the disputes.
+const HANDLED: [&str; 10] = [
     "PAYMENT.CAPTURE.COMPLETED",
     "PAYMENT.CAPTURE.DENIED",
     "PAYMENT.CAPTURE.DECLINED",
     "PAYMENT.CAPTURE.PENDING",
     "CHECKOUT.ORDER.APPROVED",
+    "PAYMENT.CAPTURE.REFUNDED",
+    "PAYMENT.CAPTURE.REVERSED",
+    "CUSTOMER.DISPUTE.CREATED",
+    "CUSTOMER.DISPUTE.UPDATED",
+    "CUSTOMER.DISPUTE.RESOLVED",
 ];
 
 /// The first purchase unit of a checkout order fixture.
@@ -165,6 +171,11 @@ fn each_handled_type_has_its_kind() {
         ("PAYMENT.CAPTURE.DECLINED", EventKind::Failed),
         ("PAYMENT.CAPTURE.PENDING", EventKind::Pending),
         ("CHECKOUT.ORDER.APPROVED", EventKind::Pending),
+        ("PAYMENT.CAPTURE.REFUNDED", EventKind::Refund),
+        ("PAYMENT.CAPTURE.REVERSED", EventKind::Dispute),
+        ("CUSTOMER.DISPUTE.CREATED", EventKind::Dispute),
+        ("CUSTOMER.DISPUTE.UPDATED", EventKind::Dispute),
+        ("CUSTOMER.DISPUTE.RESOLVED", EventKind::Dispute),
     ];
     for (name, kind) in expected {
         let event = parse_fixture(name);
@@ -197,10 +208,12 @@ fn an_unhandled_type_is_not_handled_and_carries_no_references() {
 #[test]
 fn an_unhandled_type_needs_only_id_and_event_type() {
     for body in [
-        r#"{"id":"WH-1","event_type":"PAYMENT.CAPTURE.REFUNDED"}"#,
+        r#"{"id":"WH-1","event_type":"PAYMENT.SALE.REFUNDED"}"#,
         r#"{"id":"WH-1","event_type":"PAYMENT.AUTHORIZATION.VOIDED","resource":null}"#,
         r#"{"id":"WH-1","event_type":"CHECKOUT.ORDER.COMPLETED","resource":7}"#,
-        r#"{"id":"WH-1","event_type":"PAYMENT.CAPTURE.REVERSED","resource":{"amount":{"currency_code":"???","value":1.5}}}"#,
+        r#"{"id":"WH-1","event_type":"PAYMENT.SALE.REVERSED","resource":{"amount":{"currency_code":"???","value":1.5}}}"#,
+        r#"{"id":"WH-1","event_type":"CUSTOMER.DISPUTE.RESOLVED ","create_time":5,"resource":[]}"#,
+        r#"{"id":"WH-1","event_type":"RISK.DISPUTE.CREATED","resource":{"dispute_id":7}}"#,
     ] {
         let event = parse(body.as_bytes()).unwrap_or_else(|error| panic!("{body}: {error}"));
         assert_eq!(event.kind, EventKind::NotHandled, "{body}");
@@ -219,6 +232,10 @@ fn type_names_match_exactly() {
         "PAYMENT.CAPTURE.PENDING\n",
         "Checkout.Order.Approved",
         "CHECKOUT.ORDER.COMPLETED",
+        "payment.capture.refunded",
+        "PAYMENT.CAPTURE.REFUND",
+        "Customer.Dispute.Created",
+        "CUSTOMER.DISPUTE.CLOSED",
     ] {
         let result = parse_changed("PAYMENT.CAPTURE.COMPLETED", |json| {
             json["event_type"] = changed.into();

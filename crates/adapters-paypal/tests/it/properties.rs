@@ -2,6 +2,7 @@
 //! verifies.
 
 use payhook_domain::ports::{GatewayAdapter, VerifyError};
+use payhook_domain::{DisputeStatus, EventKind, Report};
 use proptest::prelude::*;
 
 use crate::support::{adapter, at, request, sent_at_plus, Call, TestKey, SENT_AT};
@@ -37,6 +38,17 @@ fn event_like() -> impl Strategy<Value = Vec<u8>> {
         ),
         Just(r#"[{"custom_id":7,"amount":null},{}]"#.to_owned()),
         Just(r#"[null]"#.to_owned()),
+        Just("\"2026-11-28T09:14:04.543Z\"".to_owned()),
+        Just("\"COMPLETED\"".to_owned()),
+        Just(r#"{"total_refunded_amount":{"currency_code":"USD","value":"80.00"}}"#.to_owned()),
+        Just(
+            r#"[{"rel":"up","href":"https://api.paypal.com/v2/payments/captures/CAP1"}]"#
+                .to_owned()
+        ),
+        Just(r#"[{"rel":"up","href":"/captures/"},{"rel":7}]"#.to_owned()),
+        Just(r#"{"outcome_code":"RESOLVED_BUYER_FAVOUR"}"#.to_owned()),
+        Just(r#"[{"seller_transaction_id":"CAP1","custom":"TXN-1"}]"#.to_owned()),
+        Just(r#"{"reason":"ECHECK"}"#.to_owned()),
     ];
     let event_type = prop_oneof![
         Just("PAYMENT.CAPTURE.COMPLETED"),
@@ -45,33 +57,81 @@ fn event_like() -> impl Strategy<Value = Vec<u8>> {
         Just("PAYMENT.CAPTURE.PENDING"),
         Just("CHECKOUT.ORDER.APPROVED"),
         Just("PAYMENT.AUTHORIZATION.CREATED"),
+        Just("PAYMENT.CAPTURE.REFUNDED"),
+        Just("PAYMENT.CAPTURE.REVERSED"),
+        Just("CUSTOMER.DISPUTE.CREATED"),
+        Just("CUSTOMER.DISPUTE.UPDATED"),
+        Just("CUSTOMER.DISPUTE.RESOLVED"),
     ];
-    // A capture's fields and a checkout order's, mixed: each type reads
-    // its own and must ignore the others.
-    let fields = [
-        "id",
-        "amount",
-        "custom_id",
-        "invoice_id",
-        "supplementary_data",
-        "purchase_units",
+    // The fields of a capture, a checkout order, a refund and a dispute,
+    // mixed: each type reads its own and must ignore the others. Each is,
+    // by turns, a value of the shape PayPal sends (so that whole events
+    // parse often enough for the properties to say something), any value,
+    // or absent.
+    let fields: [(&str, &str); 17] = [
+        ("id", r#""CAP1""#),
+        ("amount", r#"{"currency_code":"USD","value":"30.00"}"#),
+        ("custom_id", r#""TXN-1""#),
+        ("invoice_id", r#""INV-1""#),
+        (
+            "supplementary_data",
+            r#"{"related_ids":{"order_id":"5O1"}}"#,
+        ),
+        (
+            "purchase_units",
+            r#"[{"custom_id":"TXN-1","amount":{"currency_code":"USD","value":"1.00"}}]"#,
+        ),
+        ("status", r#""COMPLETED""#),
+        ("status_details", r#"{"reason":"ECHECK"}"#),
+        (
+            "seller_payable_breakdown",
+            r#"{"total_refunded_amount":{"currency_code":"USD","value":"80.00"}}"#,
+        ),
+        (
+            "links",
+            r#"[{"rel":"up","href":"https://api.paypal.com/v2/payments/captures/CAP1"}]"#,
+        ),
+        ("update_time", r#""2026-11-28T01:13:29-08:00""#),
+        ("create_time", r#""2026-11-28T01:13:29-08:00""#),
+        ("dispute_id", r#""PP-D-1""#),
+        (
+            "dispute_amount",
+            r#"{"currency_code":"USD","value":"150.00"}"#,
+        ),
+        ("reason", r#""MERCHANDISE_OR_SERVICE_NOT_RECEIVED""#),
+        (
+            "dispute_outcome",
+            r#"{"outcome_code":"RESOLVED_BUYER_FAVOUR"}"#,
+        ),
+        (
+            "disputed_transactions",
+            r#"[{"seller_transaction_id":"CAP1","custom":"TXN-1"}]"#,
+        ),
     ];
-    (
-        event_type,
-        prop::collection::vec(prop::option::of(json_value), fields.len()),
-    )
-        .prop_map(move |(event_type, values)| {
-            let members: Vec<String> = fields
-                .iter()
-                .zip(values)
-                .filter_map(|(name, value)| value.map(|value| format!("\"{name}\":{value}")))
-                .collect();
-            format!(
-                r#"{{"id":"WH-1","event_type":"{event_type}","resource":{{{}}}}}"#,
-                members.join(",")
-            )
-            .into_bytes()
-        })
+    let member = |name: &'static str, shaped: &'static str| {
+        prop_oneof![
+            4 => Just(Some(format!("\"{name}\":{shaped}"))),
+            1 => json_value.clone().prop_map(move |value| Some(format!("\"{name}\":{value}"))),
+            1 => Just(None),
+        ]
+    };
+    let members: Vec<_> = fields
+        .iter()
+        .map(|(name, shaped)| member(name, shaped))
+        .collect();
+    let event_time = member("create_time", r#""2026-11-28T09:14:04.543Z""#);
+    (event_type, members, event_time).prop_map(|(event_type, members, event_time)| {
+        let members: Vec<String> = members.into_iter().flatten().collect();
+        // The envelope's own create_time, which refunds are ordered by.
+        let event_time = event_time
+            .map(|time| format!("{time},"))
+            .unwrap_or_default();
+        format!(
+            r#"{{"id":"WH-1",{event_time}"event_type":"{event_type}","resource":{{{}}}}}"#,
+            members.join(",")
+        )
+        .into_bytes()
+    })
 }
 
 const NAMES: [&str; 5] = [
@@ -105,6 +165,41 @@ proptest! {
     fn event_shaped_bodies_never_panic(body in event_like()) {
         let headers: Vec<(String, String)> = Vec::new();
         let _ = adapter(&[TestKey::First]).parse(&request(&headers, &body));
+    }
+}
+
+proptest! {
+    // Parsing is fast, and a whole refund is one body in fifty or so.
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn a_report_comes_with_its_kind_and_its_amount(body in event_like()) {
+        let headers: Vec<(String, String)> = Vec::new();
+        if let Ok(event) = adapter(&[TestKey::First]).parse(&request(&headers, &body)) {
+            match (event.kind, &event.report) {
+                (EventKind::Refund, Some(Report::Refund(report))) => {
+                    // One PayPal refund per event, and the event's amount is it.
+                    prop_assert_eq!(report.refunds.len(), 1);
+                    prop_assert_eq!(event.amount, Some(report.refunds[0].amount));
+                    prop_assert!(!report.refunds[0].refund_id.is_empty());
+                }
+                (EventKind::Dispute, Some(Report::Dispute(dispute))) => {
+                    prop_assert_eq!(event.amount, Some(dispute.amount));
+                    prop_assert!(!dispute.dispute_id.is_empty());
+                    if event.event_type == "PAYMENT.CAPTURE.REVERSED" {
+                        prop_assert_eq!(dispute.status, DisputeStatus::Lost);
+                    } else if event.event_type != "CUSTOMER.DISPUTE.RESOLVED" {
+                        prop_assert_eq!(dispute.status, DisputeStatus::Open);
+                    } else {
+                        prop_assert!(dispute.status.is_final());
+                    }
+                }
+                (EventKind::Refund | EventKind::Dispute, report) => {
+                    prop_assert!(false, "{:?} with {:?}", event.kind, report);
+                }
+                (_, report) => prop_assert_eq!(report, &None),
+            }
+        }
     }
 }
 

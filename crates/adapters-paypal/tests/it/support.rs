@@ -24,13 +24,18 @@ pub const CERT_URL: &str =
     "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-1d93a270";
 
 /// Every event fixture, named by the type it carries.
-pub const EVENTS: [&str; 6] = [
+pub const EVENTS: [&str; 11] = [
     "PAYMENT.CAPTURE.COMPLETED",
     "PAYMENT.CAPTURE.DENIED",
     "PAYMENT.CAPTURE.DECLINED",
     "PAYMENT.CAPTURE.PENDING",
     "CHECKOUT.ORDER.APPROVED",
     "PAYMENT.AUTHORIZATION.CREATED",
+    "PAYMENT.CAPTURE.REFUNDED",
+    "PAYMENT.CAPTURE.REVERSED",
+    "CUSTOMER.DISPUTE.CREATED",
+    "CUSTOMER.DISPUTE.UPDATED",
+    "CUSTOMER.DISPUTE.RESOLVED",
 ];
 
 /// The test-only key pairs in `tests/fixtures`: the certificate PEM and

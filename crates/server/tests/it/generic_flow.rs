@@ -171,14 +171,19 @@ async fn an_unknown_status_is_refused() {
     let app = spawn_app_with_generic(&[]);
     let payment = app.pending_payment_for("generic", EXTERNAL_ID).await;
 
-    // `refunded` comes with refunds, in a later change.
-    for status in ["refunded", "COMPLETED", "cancelled", "processing", ""] {
+    for status in ["Refunded", "COMPLETED", "cancelled", "processing", ""] {
         let answer = app
             .send_generic(&body(status, "150.00"), "msg_status")
             .await;
         let message = answer.assert_error(StatusCode::BAD_REQUEST);
         assert!(message.contains("status"), "{status:?}: {message}");
     }
+    // `refunded` is a status, but says which refund only with a refund_id.
+    let answer = app
+        .send_generic(&body("refunded", "150.00"), "msg_status")
+        .await;
+    let message = answer.assert_error(StatusCode::BAD_REQUEST);
+    assert!(message.contains("refund_id"), "{message}");
     app.assert_nothing_written(Some(&payment)).await;
 }
 

@@ -1,27 +1,45 @@
 //! Applying gateway events: one event in its own transaction, or a
 //! group-commit batch in one. Each event is recorded, its payment found
-//! and locked, `domain::decide` called, and the decision written. It
-//! does not choose the batches (that is `crate::group`).
+//! and locked, its refund ledger read when it reports refunds,
+//! `domain::decide` called, and the decision written; a confirmation then
+//! applies the refunds and disputes that waited for it. It does not choose
+//! the batches (that is `crate::group`).
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use payhook_domain::ports::{Applied, EventToApply, StoreError};
-use payhook_domain::{decide, AmountPolicy, GatewayEvent};
+use payhook_domain::ports::{Applied, EventToApply, StoreError, StoredEvent};
+use payhook_domain::{
+    decide, AmountPolicy, EventKind, GatewayEvent, Outcome, Payment, RefundLedger,
+};
 
 use super::decision::DecisionWrites;
-use super::events::{record_event, Recorded};
-use super::lookup::{find_and_lock, LockedPayment};
+use super::events::{awaiting_events, record_event, Recorded};
+use super::lookup::{find_and_lock, find_by_id_and_lock, LockedPayment};
+use super::refunds::ledger;
 use super::{is_serialization_failure, lock_external_ids, with_retry, TxError};
 use crate::conn::{write_transaction, DbConn, StoreConn};
 use crate::models::{naive, stored_precision};
+use crate::report::at_stored_precision;
 
 /// The unit of work for one event, inside a write transaction the caller
 /// opened: record it, find and lock the payment, decide, write.
 fn apply_event_body(conn: &mut DbConn, to_apply: &EventToApply) -> Result<Applied, TxError> {
-    let event = &to_apply.event;
+    // Decided as it will read back from the store, should it be applied
+    // again (see `at_stored_precision`).
+    let event = match at_stored_precision(&to_apply.event) {
+        Some(cut) => Cow::Owned(cut),
+        None => Cow::Borrowed(&to_apply.event),
+    };
+    let event = event.as_ref();
     let event_row = match record_event(conn, to_apply)? {
         Recorded::New(id) | Recorded::Again(id) => id,
-        Recorded::Final { payment } => return Ok(Applied::Duplicate { payment }),
+        Recorded::Final { payment } => {
+            return Ok(Applied::Duplicate {
+                payment: payment.map(|payment| *payment),
+            })
+        }
     };
     let mut found = find_and_lock(conn, event)?;
     if found.is_none() && matches!(conn, DbConn::Pg(_)) {
@@ -122,6 +140,13 @@ fn apply_events_with_savepoints(
 
 /// Decides on the payment and order state [`find_and_lock`] read, and
 /// writes the decision (see `decision` for how each backend writes it).
+///
+/// When the decision confirms the payment, the events recorded
+/// `awaiting_completion` for it (refunds and disputes that came first) are
+/// applied next, oldest first, in the same transaction, each decided on the
+/// state the one before left; the payment returned is the state after
+/// them. So no shop ever sees a completed payment without the refunds the
+/// gateway had already reported for it.
 pub(super) fn decide_and_write(
     conn: &mut DbConn,
     event_row: i64,
@@ -130,14 +155,57 @@ pub(super) fn decide_and_write(
     policy: AmountPolicy,
     now: DateTime<Utc>,
 ) -> Result<Applied, TxError> {
-    let LockedPayment { payment, order } = locked;
-    // Placeholder: the payment's ledger is read here once the refunds table
-    // exists (store work of issue 14).
-    let ledger = payhook_domain::RefundLedger::default();
+    let LockedPayment {
+        payment,
+        order,
+        running_total,
+    } = locked;
+    // Only a refund report needs the refunds rows. They are read after the
+    // payment was locked, so they hold every refund committed before.
+    let ledger = if event.kind == EventKind::Refund {
+        ledger(conn, payment.id, running_total)?
+    } else {
+        RefundLedger {
+            entries: Vec::new(),
+            running_total,
+        }
+    };
     let decision = decide(&payment, &order, &ledger, event, policy, now);
-    DecisionWrites::new(&payment, &decision, event_row, naive(now)).execute(conn)?;
+    let waiting =
+        DecisionWrites::new(&payment, &ledger, &decision, event_row, naive(now)).execute(conn)?;
+    let mut latest = decision.payment;
+    if decision.outcome == Outcome::Confirmed && waiting {
+        latest = apply_awaiting(conn, latest, policy, now)?;
+    }
     Ok(Applied::Decided {
         outcome: decision.outcome,
-        payment: decision.payment,
+        payment: latest,
     })
+}
+
+/// Applies the events that waited for `payment` to complete, oldest first,
+/// as `decide_and_write` applies any event, and returns the payment as they
+/// leave it. Each is decided on the rows as the one before wrote them (read
+/// again, under the lock this transaction holds): the ledger, the status,
+/// the order. None of them confirms, so none applies waiting events again.
+fn apply_awaiting(
+    conn: &mut DbConn,
+    confirmed: Payment,
+    policy: AmountPolicy,
+    now: DateTime<Utc>,
+) -> Result<Payment, TxError> {
+    let mut latest = confirmed;
+    for row in awaiting_events(conn, latest.id.0)? {
+        let stored = StoredEvent::try_from(row)?;
+        let Some(found) = find_by_id_and_lock(conn, latest.id)? else {
+            break;
+        };
+        let locked = found.into_locked(conn, stored.event.kind)?;
+        if let Applied::Decided { payment, .. } =
+            decide_and_write(conn, stored.id, &stored.event, locked, policy, now)?
+        {
+            latest = payment;
+        }
+    }
+    Ok(latest)
 }

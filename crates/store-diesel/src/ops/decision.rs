@@ -2,7 +2,9 @@
 //!
 //! A decision writes the payment's columns (when it changes), the order's
 //! status and paid sum (when a payment of it completes), one outbox row per
-//! notification and the event's outcome. [`DecisionWrites`] lists those writes: table, columns
+//! notification, the event's outcome and, for a refund report that changed
+//! the payment's ledger, the refunds it changed and the running total.
+//! [`DecisionWrites`] lists those writes: table, columns
 //! (named by `schema`), bound values, and whether the decision makes each
 //! one. Nothing else in the crate spells them out; two renderings read the
 //! list:
@@ -13,9 +15,17 @@
 //!   statement stays prepared ([`Combined`], static query id). Under load
 //!   each statement costs PostgreSQL a round trip, a parse and a plan; perf
 //!   showed that work, not the commits, bounding the rate. Further outbox
-//!   rows follow as single statements, which keeps the decision's order;
+//!   rows follow as single statements, which keeps the decision's order,
+//!   and so do the ledger's writes (refund reports only);
 //! - on SQLite, one plain statement per write made ([`Single`]), which
 //!   SQLite's statement cache keeps by its text.
+//!
+//! The event's write also answers, on both backends, whether any event of
+//! the payment is waiting for it to complete (`RETURNING EXISTS (...)`), so
+//! that a confirmation, the common path, learns there is nothing to apply
+//! after it without a statement of its own. On PostgreSQL that statement's
+//! snapshot is taken after the payment was locked, so it sees every such
+//! event committed before.
 //!
 //! It decides nothing (that is `domain::decide`) and locks nothing (the
 //! caller holds the rows).
@@ -23,15 +33,19 @@
 use chrono::NaiveDateTime;
 use diesel::backend::Backend;
 use diesel::pg::{Pg, PgConnection};
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, HasSqlType, Integer, Nullable, Text, Timestamp};
 use diesel::{Column, QueryResult, RunQueryDsl};
-use payhook_domain::{Decision, Notification, OrderStatus, OrderUpdate, OutboxStatus, Payment};
+use payhook_domain::{
+    Decision, LedgerEntry, Notification, OrderStatus, OrderUpdate, OutboxStatus, Payment,
+    PaymentId, RefundLedger,
+};
 
+use super::events::AWAITING_CONDITION;
 use crate::conn::DbConn;
 use crate::models::naive;
-use crate::schema::{orders, outbox, payments, webhook_events};
+use crate::schema::{orders, outbox, payments, refunds, webhook_events};
 
 /// A value bound into a write; `None` is NULL. A column always takes the
 /// same variant, so a statement's parameter types never vary.
@@ -58,12 +72,13 @@ fn integer<'a, C: Column>(_column: C, value: i32) -> Assignment<'a> {
     (C::NAME, Value::Integer(Some(value)))
 }
 
-fn timestamp<'a, C: Column>(_column: C, value: NaiveDateTime) -> Assignment<'a> {
-    (C::NAME, Value::Timestamp(Some(value)))
+fn timestamp<'a, C: Column>(_column: C, value: impl Into<Option<NaiveDateTime>>) -> Assignment<'a> {
+    (C::NAME, Value::Timestamp(value.into()))
 }
 
 /// One write: `UPDATE table SET values WHERE filter` or, with an empty
-/// filter, `INSERT INTO table (columns) VALUES (values)`.
+/// filter, `INSERT INTO table (columns) VALUES (values)`, which `upsert`
+/// turns into an upsert.
 #[derive(Debug)]
 pub(crate) struct Write<'a> {
     table: &'static str,
@@ -72,6 +87,17 @@ pub(crate) struct Write<'a> {
     filter: Vec<Assignment<'a>>,
     /// Whether the decision makes this write.
     made: bool,
+    /// For an insert: the unique key that identifies the row, and the
+    /// columns an existing row takes from `values` (`ON CONFLICT (key) DO
+    /// UPDATE SET column = excluded.column`); the others keep their value.
+    upsert: Option<Upsert>,
+}
+
+/// The conflict clause of an upsert.
+#[derive(Debug)]
+struct Upsert {
+    key: &'static [&'static str],
+    updated: Vec<&'static str>,
 }
 
 impl Write<'_> {
@@ -83,6 +109,7 @@ impl Write<'_> {
 /// The payment as the decision leaves it, written over its row.
 pub(crate) fn payment_write(payment: &Payment, made: bool) -> Write<'_> {
     let mismatch = payment.amount_mismatch.as_ref();
+    let dispute = payment.dispute.as_ref();
     Write {
         table: "payments",
         values: vec![
@@ -109,9 +136,97 @@ pub(crate) fn payment_write(payment: &Payment, made: bool) -> Write<'_> {
                 mismatch.map(|m| m.received.currency().code()),
             ),
             timestamp(payments::updated_at, naive(payment.updated_at)),
+            big_int(payments::refunded_minor, payment.refunded_amount.minor()),
+            text(payments::dispute_id, dispute.map(|d| d.dispute_id.as_str())),
+            text(payments::dispute_status, dispute.map(|d| d.status.as_str())),
+            big_int(
+                payments::dispute_amount_minor,
+                dispute.map(|d| d.amount.minor()),
+            ),
+            text(
+                payments::dispute_currency,
+                dispute.map(|d| d.amount.currency().code()),
+            ),
+            text(
+                payments::dispute_reason,
+                dispute.and_then(|d| d.reason.as_deref()),
+            ),
         ],
         filter: vec![big_int(payments::id, payment.id.0)],
         made,
+        upsert: None,
+    }
+}
+
+/// The refund ledger's writes for a decision that changed it from
+/// `before` to `after`: an upsert on `(payment_id, refund_id)` for each
+/// refund that is new or changed, in the ledger's order (so a new refund's
+/// row id follows the earlier ones'), and the payment's running-total
+/// columns when the total changed.
+fn ledger_writes<'a>(
+    payment_id: PaymentId,
+    before: &RefundLedger,
+    after: &'a RefundLedger,
+    now: NaiveDateTime,
+) -> Vec<Write<'a>> {
+    let changed = |entry: &&LedgerEntry| before.entry(&entry.refund.refund_id) != Some(*entry);
+    let mut writes: Vec<Write<'a>> = after
+        .entries
+        .iter()
+        .filter(changed)
+        .map(|entry| refund_write(payment_id, entry, now))
+        .collect();
+    if after.running_total != before.running_total {
+        let total = after.running_total;
+        writes.push(Write {
+            table: "payments",
+            values: vec![
+                big_int(
+                    payments::refund_total_minor,
+                    total.map(|t| t.amount.minor()),
+                ),
+                timestamp(
+                    payments::refund_total_at,
+                    total.map(|t| naive(t.reported_at)),
+                ),
+            ],
+            filter: vec![big_int(payments::id, payment_id.0)],
+            made: true,
+            upsert: None,
+        });
+    }
+    writes
+}
+
+/// One refund of the ledger, inserted or brought up to date.
+fn refund_write(payment_id: PaymentId, entry: &LedgerEntry, now: NaiveDateTime) -> Write<'_> {
+    let refund = &entry.refund;
+    Write {
+        table: "refunds",
+        values: vec![
+            big_int(refunds::payment_id, payment_id.0),
+            text(refunds::refund_id, refund.refund_id.as_str()),
+            big_int(refunds::amount_minor, refund.amount.minor()),
+            text(refunds::currency, refund.amount.currency().code()),
+            text(refunds::status, refund.status.as_str()),
+            timestamp(refunds::status_at, naive(entry.status_at)),
+            timestamp(refunds::succeeded_at, entry.succeeded_at.map(naive)),
+            timestamp(refunds::created_at, now),
+            timestamp(refunds::updated_at, now),
+        ],
+        filter: Vec::new(),
+        made: true,
+        upsert: Some(Upsert {
+            key: &[refunds::payment_id::NAME, refunds::refund_id::NAME],
+            updated: vec![
+                refunds::amount_minor::NAME,
+                refunds::currency::NAME,
+                refunds::status::NAME,
+                refunds::status_at::NAME,
+                refunds::succeeded_at::NAME,
+                refunds::updated_at::NAME,
+            ],
+        }),
     }
 }
 
@@ -135,6 +250,7 @@ fn order_write<'a>(order_id: i64, update: Option<&OrderUpdate>, now: NaiveDateTi
         ],
         filter: vec![big_int(orders::id, order_id)],
         made: update.is_some(),
+        upsert: None,
     }
 }
 
@@ -159,6 +275,7 @@ fn outbox_write<'a>(
         ],
         filter: Vec::new(),
         made: notification.is_some(),
+        upsert: None,
     }
 }
 
@@ -178,6 +295,7 @@ fn event_write<'a>(
         ],
         filter: vec![big_int(webhook_events::id, event_row)],
         made: true,
+        upsert: None,
     }
 }
 
@@ -191,19 +309,31 @@ pub(crate) struct DecisionWrites<'a> {
     event: Write<'a>,
     /// The notifications after the first, in the decision's order.
     further_notifications: Vec<Write<'a>>,
+    /// The refunds and running total a refund report changed.
+    ledger: Vec<Write<'a>>,
+    /// The payment, named in PostgreSQL's question about waiting events.
+    payment_id: Value<'a>,
 }
 
 impl<'a> DecisionWrites<'a> {
     /// The writes of `decision`, taken on `before` (the payment as read)
-    /// for the event row `event_row`.
+    /// and `ledger_before` (its refund ledger as read, which may lack the
+    /// refunds rows when the event is no refund report: `decision.refunds`
+    /// is `None` then) for the event row `event_row`.
     pub(crate) fn new(
         before: &Payment,
+        ledger_before: &RefundLedger,
         decision: &'a Decision,
         event_row: i64,
         now: NaiveDateTime,
     ) -> Self {
         let after = &decision.payment;
         let mut notifications = decision.notifications.iter();
+        let ledger = decision
+            .refunds
+            .as_ref()
+            .map(|ledger| ledger_writes(after.id, ledger_before, ledger, now))
+            .unwrap_or_default();
         Self {
             payment: payment_write(after, decision.changes_payment(before)),
             order: order_write(after.order_id.0, decision.order.as_ref(), now),
@@ -212,34 +342,39 @@ impl<'a> DecisionWrites<'a> {
             further_notifications: notifications
                 .map(|notification| outbox_write(after, Some(notification), now))
                 .collect(),
+            ledger,
+            payment_id: Value::BigInt(Some(after.id.0)),
         }
     }
 
     /// Runs the writes: one statement on PostgreSQL (plus one per further
-    /// notification), one per write made on SQLite.
-    pub(crate) fn execute(&self, conn: &mut DbConn) -> QueryResult<()> {
-        match conn {
+    /// notification and ledger write), one per write made on SQLite.
+    ///
+    /// Returns whether any event of the payment waits for it to complete
+    /// (recorded `awaiting_completion`), as the event's write answered it.
+    pub(crate) fn execute(&self, conn: &mut DbConn) -> QueryResult<bool> {
+        let waiting = match conn {
             DbConn::Pg(pg) => {
-                Combined(self).execute(pg)?;
-                for write in &self.further_notifications {
+                let waiting = Combined(self).get_result::<bool>(pg)?;
+                for write in self.further_notifications.iter().chain(&self.ledger) {
                     Single(write).execute(pg)?;
                 }
+                waiting
             }
             DbConn::Sqlite(sqlite) => {
-                let all = [
-                    &self.payment,
-                    &self.order,
-                    &self.first_notification,
-                    &self.event,
-                ]
-                .into_iter()
-                .chain(&self.further_notifications);
-                for write in all.filter(|write| write.made) {
+                let before = [&self.payment, &self.order, &self.first_notification];
+                for write in before.into_iter().filter(|write| write.made) {
                     Single(write).execute(sqlite)?;
                 }
+                let waiting = EventWrite(self).get_result::<bool>(sqlite)?;
+                let after = self.further_notifications.iter().chain(&self.ledger);
+                for write in after.filter(|write| write.made) {
+                    Single(write).execute(sqlite)?;
+                }
+                waiting
             }
-        }
-        Ok(())
+        };
+        Ok(waiting)
     }
 }
 
@@ -337,6 +472,19 @@ fn push_write<'b, DB: BindsWrites>(
         } else {
             out.push_sql(")");
         }
+        if let Some(upsert) = &write.upsert {
+            out.push_sql(" ON CONFLICT (");
+            out.push_sql(&upsert.key.join(", "));
+            out.push_sql(") DO UPDATE SET ");
+            for (index, column) in upsert.updated.iter().enumerate() {
+                if index > 0 {
+                    out.push_sql(", ");
+                }
+                out.push_sql(column);
+                out.push_sql(" = excluded.");
+                out.push_sql(column);
+            }
+        }
     } else {
         out.push_sql("UPDATE ");
         out.push_sql(write.table);
@@ -350,6 +498,47 @@ fn push_write<'b, DB: BindsWrites>(
         }
     }
     Ok(())
+}
+
+/// ` RETURNING EXISTS (...)` after the event's write: whether any event of
+/// the payment waits for it to complete. The subquery reads the table as
+/// the statement found it; the event being written is never one that
+/// waits when the answer is used (it confirms the payment).
+fn push_waiting_question<'b, DB: BindsWrites>(
+    out: &mut AstPass<'_, 'b, DB>,
+    payment_id: &'b Value<'_>,
+) -> QueryResult<()> {
+    out.push_sql(" RETURNING EXISTS (SELECT 1 FROM webhook_events WHERE ");
+    out.push_sql(webhook_events::payment_id::NAME);
+    out.push_sql(" = ");
+    DB::push_value(out, payment_id)?;
+    out.push_sql(" AND ");
+    out.push_sql(AWAITING_CONDITION);
+    out.push_sql(")");
+    Ok(())
+}
+
+/// SQLite: the event's write on its own, returning whether any event of
+/// the payment waits for it to complete.
+struct EventWrite<'d, 'a>(&'d DecisionWrites<'a>);
+
+impl<DB: BindsWrites> QueryFragment<DB> for EventWrite<'_, '_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        push_write(&mut out, &self.0.event, false)?;
+        push_waiting_question(&mut out, &self.0.payment_id)
+    }
+}
+
+impl Query for EventWrite<'_, '_> {
+    type SqlType = Bool;
+}
+
+impl<C> RunQueryDsl<C> for EventWrite<'_, '_> {}
+
+impl QueryId for EventWrite<'_, '_> {
+    type QueryId = ();
+    // Its text never varies, but it is keyed by text like `Single`.
+    const HAS_STATIC_QUERY_ID: bool = false;
 }
 
 /// The write as a statement of its own. A write not made is not run, so
@@ -371,7 +560,8 @@ impl QueryId for Single<'_, '_> {
 }
 
 /// PostgreSQL: the payment, order, first outbox row and event writes as
-/// one statement, each guarded by its `made` flag.
+/// one statement, each guarded by its `made` flag, returning whether any
+/// event of the payment waits for it to complete.
 struct Combined<'d, 'a>(&'d DecisionWrites<'a>);
 
 impl QueryFragment<Pg> for Combined<'_, '_> {
@@ -387,8 +577,15 @@ impl QueryFragment<Pg> for Combined<'_, '_> {
             push_write(&mut out, write, true)?;
         }
         out.push_sql(") ");
-        push_write(&mut out, &writes.event, true)
+        // The event row exists (recorded or locked by this transaction)
+        // and its write is always made, so exactly one row comes back.
+        push_write(&mut out, &writes.event, true)?;
+        push_waiting_question(&mut out, &writes.payment_id)
     }
+}
+
+impl Query for Combined<'_, '_> {
+    type SqlType = Bool;
 }
 
 impl RunQueryDsl<PgConnection> for Combined<'_, '_> {}

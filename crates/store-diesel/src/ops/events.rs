@@ -1,9 +1,11 @@
 //! Gateway events: recording a delivery (or finding its earlier record),
-//! the unmatched events a mark-pending picks up, and the audit reads. What
-//! an event does to a payment is `apply`'s business.
+//! the unmatched events a mark-pending picks up, the events that wait for
+//! their payment to complete, and the audit reads. What an event does to a
+//! payment is `apply`'s business.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use payhook_domain::ports::{
     EventDetail, EventFilter, EventOutcome, EventToApply, StoreError, StoredEvent,
 };
@@ -12,21 +14,31 @@ use payhook_domain::{GatewayEvent, Payment};
 use super::{store_error, TxError};
 use crate::conn::{DbConn, StoreConn};
 use crate::models::{naive, CorruptRow, EventRow, EventStatusRow, NewEventRow, PaymentRow};
+use crate::report;
 use crate::schema::{payments, webhook_events};
 
 /// The stored outcome of an event that matched no payment yet.
 const UNMATCHED: &str = "unmatched";
 
+/// The events kept until their payment completes (a refund or dispute that
+/// came first), as SQL over `webhook_events`. A literal, not a bound
+/// value: it must match the partial index `webhook_events_awaiting`'s
+/// condition for either planner to use the index, and SQLite (built to
+/// plan without looking at bound values) cannot see through a parameter.
+pub(super) const AWAITING_CONDITION: &str = "outcome = 'awaiting_completion'";
+
 /// What recording a delivery found.
 pub(super) enum Recorded {
     /// The first delivery of this event: its new row.
     New(i64),
-    /// An earlier delivery whose outcome is not final (`unmatched`, or an
-    /// amount refused): its row, to evaluate the event again.
+    /// An earlier delivery whose outcome is not final (`unmatched`, an
+    /// amount or refund refused, or waiting for its payment to complete):
+    /// its row, to evaluate the event again.
     Again(i64),
     /// An earlier delivery with a final outcome: nothing else must happen.
-    /// The payment it matched, if any, as it is now.
-    Final { payment: Option<Payment> },
+    /// The payment it matched, if any, as it is now (boxed: the common
+    /// answers are the two ids above).
+    Final { payment: Option<Box<Payment>> },
 }
 
 /// Records the event, or finds its earlier record.
@@ -37,6 +49,7 @@ pub(super) fn record_event(
     let event = &to_apply.event;
     let at = naive(to_apply.received_at);
     let refs = &event.references;
+    let report = event.report.as_ref().map(report::to_json);
     let row = NewEventRow {
         gateway: &event.gateway,
         event_id: &event.event_id,
@@ -52,6 +65,7 @@ pub(super) fn record_event(
         attempts: 1,
         received_at: at,
         processed_at: at,
+        report: report.as_deref(),
     };
     // `ON CONFLICT DO NOTHING` rather than catching the unique violation:
     // on PostgreSQL a failed statement aborts the transaction, so catching
@@ -113,12 +127,12 @@ fn earlier_delivery(
     })?;
     if outcome.is_final() {
         let payment = match existing.payment_id {
-            Some(id) => Some(Payment::try_from(
+            Some(id) => Some(Box::new(Payment::try_from(
                 payments::table
                     .find(id)
                     .select(PaymentRow::as_select())
                     .get_result(conn)?,
-            )?),
+            )?)),
             None => None,
         };
         return Ok(Recorded::Final { payment });
@@ -162,6 +176,27 @@ pub(super) fn unmatched_events_naming(
     }
 }
 
+/// The events of payment `payment_id` recorded `awaiting_completion`,
+/// oldest first: refunds and disputes that came before it completed. On
+/// PostgreSQL they are locked, skipping those a re-delivery in flight holds:
+/// that delivery waits for the payment this transaction holds and then
+/// applies its event to the completed payment itself.
+pub(super) fn awaiting_events(conn: &mut DbConn, payment_id: i64) -> QueryResult<Vec<EventRow>> {
+    // The selection names the backend, so it is added per arm.
+    let awaiting = webhook_events::table
+        .filter(webhook_events::payment_id.eq(payment_id))
+        .filter(diesel::dsl::sql::<Bool>(AWAITING_CONDITION))
+        .order(webhook_events::id);
+    match conn {
+        DbConn::Pg(pg) => awaiting
+            .select(EventRow::as_select())
+            .for_update()
+            .skip_locked()
+            .load(pg),
+        DbConn::Sqlite(_) => awaiting.select(EventRow::as_select()).load(conn),
+    }
+}
+
 /// The recorded events that pass `filter`, by ascending id.
 pub(crate) fn webhook_events(
     conn: &mut StoreConn,
@@ -180,6 +215,9 @@ pub(crate) fn webhook_events(
     }
     if let Some(outcome) = filter.outcome {
         query = query.filter(webhook_events::outcome.eq(outcome.as_str()));
+    }
+    if let Some(kind) = filter.kind {
+        query = query.filter(webhook_events::kind.eq(kind.as_str()));
     }
     if let Some(payment_id) = filter.payment_id {
         query = query.filter(webhook_events::payment_id.eq(payment_id.0));
@@ -215,4 +253,32 @@ pub(crate) fn webhook_event(
             })
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use payhook_domain::ports::EventOutcome;
+    use payhook_domain::Outcome;
+
+    use super::*;
+
+    #[test]
+    fn the_stored_names_written_as_sql_are_the_domains() {
+        assert_eq!(
+            AWAITING_CONDITION,
+            format!("outcome = '{}'", Outcome::AwaitingCompletion.as_str())
+        );
+        assert_eq!(UNMATCHED, EventOutcome::Unmatched.as_str());
+    }
+
+    #[test]
+    fn the_awaiting_index_has_the_condition_the_queries_use() {
+        let migrations = [
+            include_str!("../../../../migrations/sqlite/2026-12-04-000004_refunds/up.sql"),
+            include_str!("../../../../migrations/postgres/2026-12-04-000004_refunds/up.sql"),
+        ];
+        for up in migrations {
+            assert!(up.contains(&format!("WHERE {AWAITING_CONDITION};")), "{up}");
+        }
+    }
 }

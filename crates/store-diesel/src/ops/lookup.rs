@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 use payhook_domain::{
     EventKind, GatewayEvent, Lookup, OrderState, OrderStatus, Payment, PaymentId, PaymentStatus,
+    RunningTotal,
 };
 
 use super::TxError;
@@ -28,6 +29,9 @@ pub(super) struct LockedPayment {
     pub(super) payment: Payment,
     /// Its order, with [`OrderState::paid_by`] filled when `decide` needs it.
     pub(super) order: OrderState,
+    /// The latest running total of its refunds, from its row: with the
+    /// `refunds` rows (read only for a refund event), its refund ledger.
+    pub(super) running_total: Option<RunningTotal>,
 }
 
 impl Found {
@@ -44,6 +48,7 @@ impl Found {
         conn: &mut DbConn,
         kind: EventKind,
     ) -> Result<LockedPayment, TxError> {
+        let running_total = self.row.running_total()?;
         let payment = Payment::try_from(self.row)?;
         let order_id = payment.order_id.0;
         let corrupt = |reason: String| CorruptRow::new("orders", order_id, reason);
@@ -81,6 +86,7 @@ impl Found {
                 paid_by,
                 paid_by_refunded,
             },
+            running_total,
         })
     }
 }
@@ -165,4 +171,33 @@ pub(super) fn find_and_lock(conn: &mut DbConn, event: &GatewayEvent) -> QueryRes
         }
     }
     Ok(None)
+}
+
+/// The payment with this id and its order's state, locked on PostgreSQL as
+/// [`find_and_lock`] locks them: for the events that waited for this
+/// payment to complete, which name it by the id they were recorded with.
+pub(super) fn find_by_id_and_lock(conn: &mut DbConn, id: PaymentId) -> QueryResult<Option<Found>> {
+    // `as_select` names the backend, and the locking clause changes the
+    // query's type, so each arm builds its own.
+    macro_rules! by_id {
+        () => {
+            payments::table
+                .inner_join(orders::table)
+                .filter(payments::id.eq(id.0))
+                .select((
+                    PaymentRow::as_select(),
+                    (
+                        orders::status,
+                        orders::total_minor,
+                        orders::currency,
+                        orders::paid_minor,
+                    ),
+                ))
+        };
+    }
+    let found: Option<(PaymentRow, OrderColumns)> = match conn {
+        DbConn::Pg(pg) => by_id!().for_update().get_result(pg).optional()?,
+        DbConn::Sqlite(sqlite) => by_id!().get_result(sqlite).optional()?,
+    };
+    Ok(found.map(|(row, order)| Found { row, order }))
 }

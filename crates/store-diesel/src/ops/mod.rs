@@ -5,7 +5,9 @@
 //! - `orders`: orders and payments, including marking a payment pending;
 //! - `lookup`: finding (and locking) the payment an event names;
 //! - `events`: recording a gateway event, and the audit reads of events;
-//! - `apply`: applying one event or a group-commit batch;
+//! - `apply`: applying one event or a group-commit batch, and the refunds
+//!   and disputes that waited for a payment to complete;
+//! - `refunds`: reading a payment's refund ledger;
 //! - `decision`: the writes of one decision, described once for both
 //!   backends.
 //!
@@ -40,6 +42,7 @@ mod events;
 pub(crate) mod inspect;
 mod lookup;
 mod orders;
+mod refunds;
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -52,6 +55,7 @@ use crate::models::CorruptRow;
 pub(crate) use apply::{apply_event, apply_events};
 pub(crate) use events::{webhook_event, webhook_events};
 pub(crate) use orders::{create_order, create_payment, mark_pending, order, payment};
+pub(crate) use refunds::refunds;
 
 /// The first key of the PostgreSQL advisory locks on external ids ("phx1");
 /// the second is a hash of the id. Two-key locks never collide with the

@@ -14,5 +14,6 @@ mod migrations;
 mod open;
 mod outbox;
 mod reference;
+mod refunds;
 mod schema;
 mod support;

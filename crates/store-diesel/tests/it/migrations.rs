@@ -17,7 +17,12 @@ use crate::support::{
 };
 
 /// The versions of the migrations both folders hold.
-const VERSIONS: [&str; 3] = ["20261127000001", "20261127000002", "20261204000003"];
+const VERSIONS: [&str; 4] = [
+    "20261127000001",
+    "20261127000002",
+    "20261204000003",
+    "20261204000004",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrating_twice_applies_nothing_the_second_time() {
@@ -78,9 +83,11 @@ async fn reads_on_an_unmigrated_database_are_errors_not_empty_answers() {
     }
 }
 
-/// The last version before the lifecycle migration, and the lifecycle's.
+/// The last version before the lifecycle migration, the lifecycle's, and
+/// the refunds migration after it.
 const BEFORE_LIFECYCLE: &str = "20261127000002";
 const LIFECYCLE: &str = "20261204000003";
+const REFUNDS: &str = "20261204000004";
 
 /// A plain connection beside the store's pool, for what the store's API
 /// cannot do: write rows of an older schema and read every column back as
@@ -491,12 +498,14 @@ async fn the_lifecycle_migration_keeps_every_row_and_backfills_paid_sums() {
         });
         assert_eq!(before.foreign_keys, expected_keys, "{name}");
 
-        // What a server of this version does at start-up. On SQLite the
+        // What a server of version 3 does at start-up. On SQLite the
         // rebuild drops `orders` while `payments` rows reference it: with
         // foreign keys on (the pragma ignored, or the migration run inside
         // diesel's transaction, where the pragma is a no-op) it fails.
         assert_eq!(
-            store.migrate().expect("the lifecycle migration"),
+            store
+                .migrate_to(LIFECYCLE)
+                .expect("the lifecycle migration"),
             [LIFECYCLE],
             "{name}"
         );
@@ -583,6 +592,14 @@ async fn the_lifecycle_migration_keeps_every_row_and_backfills_paid_sums() {
         ] {
             assert!(raw.try_execute(&orphan).is_err(), "{name}: {orphan}");
         }
+
+        // The store of this version writes payments with the refunds
+        // migration's columns too.
+        assert_eq!(
+            store.migrate().expect("the refunds migration"),
+            [REFUNDS],
+            "{name}"
+        );
 
         // The new statuses pass the new checks, through the store and as
         // plain SQL; the checks still refuse a status nobody knows.
@@ -673,7 +690,7 @@ async fn a_table_rebuild_that_fails_midway_leaves_nothing_open_and_can_be_retrie
     // I/O error would stop it.
     raw.execute("CREATE TABLE payments_new (id INTEGER PRIMARY KEY)");
 
-    let failed = store.migrate();
+    let failed = store.migrate_to(LIFECYCLE);
     assert!(
         matches!(&failed, Err(OpenError::Migrate(message)) if message.contains("payments_new")),
         "{failed:?}"
@@ -688,7 +705,10 @@ async fn a_table_rebuild_that_fails_midway_leaves_nothing_open_and_can_be_retrie
         "the failed rebuild was rolled back"
     );
     // ... and the same connection can run the migration again.
-    assert_eq!(store.migrate().expect("the retried migration"), [LIFECYCLE]);
+    assert_eq!(
+        store.migrate_to(LIFECYCLE).expect("the retried migration"),
+        [LIFECYCLE]
+    );
     assert_eq!(Snapshot::take(&mut raw), before);
     let read = store
         .order(OrderId(seeded.split_order))

@@ -1,0 +1,11 @@
+DROP INDEX webhook_events_awaiting;
+ALTER TABLE webhook_events DROP COLUMN report;
+DROP TABLE refunds;
+ALTER TABLE payments DROP COLUMN dispute_reason;
+ALTER TABLE payments DROP COLUMN dispute_currency;
+ALTER TABLE payments DROP COLUMN dispute_amount_minor;
+ALTER TABLE payments DROP COLUMN dispute_status;
+ALTER TABLE payments DROP COLUMN dispute_id;
+ALTER TABLE payments DROP COLUMN refund_total_at;
+ALTER TABLE payments DROP COLUMN refund_total_minor;
+ALTER TABLE payments DROP COLUMN refunded_minor;
