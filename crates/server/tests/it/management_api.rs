@@ -506,6 +506,80 @@ async fn a_completed_payment_still_shows_nothing_refunded() {
     }
 }
 
+/// The `event_id`s of the events listed for `query`, asserting a 200.
+async fn listed_event_ids(app: &TestApp, query: &str) -> Vec<String> {
+    let answer = app.list_events(query).await;
+    let listing = answer.assert_status(StatusCode::OK);
+    listing["items"]
+        .as_array()
+        .expect("an items array")
+        .iter()
+        .map(|item| {
+            let id = item["event_id"].as_str().expect("an event id");
+            id.to_owned()
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn the_audit_list_filters_by_event_kind() {
+    for app in apps_with_every_gateway("audit_kind_filter") {
+        let order = usd_order(&app, "150.00").await;
+        let first = generic_payment(&app, &order, "75.00", "ext_kind_1").await;
+        generic_payment(&app, &order, "75.00", "ext_kind_2").await;
+        // One event of each kind the generic gateway sends before a refund:
+        // pending, canceled, then completed (twice: both payments).
+        for (external_id, status, amount) in [
+            ("ext_kind_1", "pending", "75.00"),
+            ("ext_kind_2", "canceled", "75.00"),
+            ("ext_kind_1", "completed", "75.00"),
+            ("ext_kind_2", "completed", "75.00"),
+        ] {
+            let body = generic_body(Some(external_id), None, status, amount);
+            let answer = app
+                .send_generic(&body, &format!("msg_{status}_{external_id}"))
+                .await;
+            answer.assert_status(StatusCode::OK);
+        }
+        assert_eq!(app.payment(&first).await["status"], "completed");
+        let backend = app.backend;
+
+        assert_eq!(
+            listed_event_ids(&app, "kind=succeeded").await,
+            ["msg_completed_ext_kind_1", "msg_completed_ext_kind_2"],
+            "{backend}"
+        );
+        assert_eq!(
+            listed_event_ids(&app, "kind=pending").await,
+            ["msg_pending_ext_kind_1"],
+            "{backend}"
+        );
+        assert_eq!(
+            listed_event_ids(&app, "kind=canceled").await,
+            ["msg_canceled_ext_kind_2"],
+            "{backend}"
+        );
+        for none in ["failed", "refund", "dispute"] {
+            assert!(
+                listed_event_ids(&app, &format!("kind={none}"))
+                    .await
+                    .is_empty(),
+                "{backend}: {none}"
+            );
+        }
+        // With the other filters, every condition holds.
+        assert_eq!(
+            listed_event_ids(&app, &format!("kind=succeeded&payment_id={}", first["id"])).await,
+            ["msg_completed_ext_kind_1"],
+            "{backend}"
+        );
+        // Each listed item shows its kind.
+        let answer = app.list_events("kind=canceled").await;
+        let listing = answer.assert_status(StatusCode::OK);
+        assert_eq!(listing["items"][0]["kind"], "canceled", "{backend}");
+    }
+}
+
 #[actix_rt::test]
 async fn an_unknown_kind_is_refused_naming_the_accepted_ones() {
     let app = spawn_app();
