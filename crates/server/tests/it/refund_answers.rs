@@ -3,16 +3,22 @@
 //! `refund_id` and `amount`): the exact bodies of a refund recorded, of a
 //! refund before its payment completed (409, kept, applied when it
 //! completes) and of a refund above the amount received (400, nothing
-//! changed), and the payment's `refunded_amount` and `refunds`. Every test
+//! changed), the payment's `refunded_amount` and `refunds`, and the
+//! outcomes `/metrics` counts them under; and, through PayPal's dispute
+//! fixtures, the answers to a dispute and the payment's `dispute`. Every test
 //! runs on SQLite and, when configured, on PostgreSQL.
 //!
 //! Every call is signed here with `ring` (see
-//! `helpers::sign_standard_webhook`), never with the adapter under test.
+//! `helpers::sign_standard_webhook` and `helpers::sign_paypal`), never with
+//! the adapter under test.
 
 use awc::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{apps_with_every_gateway, confirmed, generic_body, TestApp};
+use crate::helpers::{
+    apps_with_every_gateway, confirmed, generic_body, paypal_completed, paypal_fixture_path,
+    TestApp,
+};
 
 /// The generic gateway's refund report: refund `refund_id` of `amount`
 /// (JSON text) in `currency`, for the payment it knows as `external_id`.
@@ -57,6 +63,22 @@ fn refund_recorded(payment: &Value, payment_status: &str, refunded_amount: &str)
         "payment_status": payment_status,
         "refunded_amount": refunded_amount,
     })
+}
+
+/// `payhook_webhooks_total` of the generic gateway and `outcome`, as
+/// `/metrics` shows it (0 when absent).
+async fn counted(app: &TestApp, outcome: &str) -> u64 {
+    let mut response = awc::Client::default()
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("metrics answer");
+    let body = response.body().await.expect("a metrics body");
+    let text = String::from_utf8_lossy(&body);
+    let sample = format!(r#"payhook_webhooks_total{{gateway="generic",outcome="{outcome}"}} "#);
+    text.lines()
+        .find_map(|line| line.strip_prefix(&sample))
+        .map_or(0, |value| value.parse().expect("a count"))
 }
 
 /// One entry of a payment's `refunds`.
@@ -123,6 +145,7 @@ async fn a_partial_then_a_final_refund_are_answered_and_shown_on_the_payment() {
             ],
             "{backend}"
         );
+        assert_eq!(counted(&app, "refund_recorded").await, 2, "{backend}");
     }
 }
 
@@ -192,6 +215,8 @@ async fn a_refund_before_the_payment_completed_is_409_and_applied_when_it_comple
             listed["items"][0]["event_id"], "msg_early_refund",
             "{backend}: {listed}"
         );
+
+        assert_eq!(counted(&app, "awaiting_completion").await, 2, "{backend}");
 
         // The success completes the payment and, in the same transaction,
         // applies the refund that waited for it.
@@ -263,6 +288,7 @@ async fn a_refund_above_the_amount_received_or_in_another_currency_is_400_and_ch
             assert_eq!(app.payment(&payment).await, before, "{backend}");
             assert_eq!(app.outbox_kinds().await, outbox, "{backend}");
         }
+        assert_eq!(counted(&app, "refund_rejected").await, 2, "{backend}");
         assert_eq!(before["refunded_amount"], "50.00", "{backend}");
         assert_eq!(app.order_status(&payment).await, "paid", "{backend}");
         // Exactly the rest is taken.
@@ -312,6 +338,101 @@ async fn the_audit_list_shows_the_refund_events_by_kind() {
             succeeded["items"].as_array().map(Vec::len),
             Some(1),
             "{backend}"
+        );
+    }
+}
+
+/// The PayPal adapter's `CUSTOMER.DISPUTE.*` fixture of `event_type` as
+/// event `event_id`: dispute `PP-R-NMW-10060094` of 150.00 USD over the
+/// capture of the `PAYMENT.CAPTURE.COMPLETED` fixture.
+fn paypal_dispute(event_type: &str, event_id: &str) -> Value {
+    let path = paypal_fixture_path(&format!("{event_type}.json"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let mut event: Value = serde_json::from_slice(&bytes).expect("a JSON fixture");
+    event["id"] = json!(event_id);
+    event
+}
+
+/// The answer to a dispute report for `payment`.
+fn dispute_answer(payment: &Value, message: &str, dispute_status: &str) -> Value {
+    json!({
+        "status": "success",
+        "message": message,
+        "payment_id": payment["id"],
+        "transaction_id": payment["transaction_id"],
+        "payment_status": "completed",
+        "dispute_status": dispute_status,
+    })
+}
+
+#[actix_rt::test]
+async fn a_dispute_is_answered_with_its_status_and_shown_on_the_payment() {
+    for app in apps_with_every_gateway("refund_answers_dispute") {
+        let backend = app.backend;
+        let order_id = "5O190127TN364715T";
+        let payment = app.pending_payment_for("paypal", order_id).await;
+        let answer = app
+            .send_paypal_event(&paypal_completed("WH-ANSWERS-PAID", order_id))
+            .await;
+        assert_eq!(answer.assert_status(StatusCode::OK), &confirmed(&payment));
+
+        let answer = app
+            .send_paypal_event(&paypal_dispute("CUSTOMER.DISPUTE.CREATED", "WH-ANSWERS-D1"))
+            .await;
+        assert_eq!(
+            answer.assert_status(StatusCode::OK),
+            &dispute_answer(&payment, "Dispute recorded", "open"),
+            "{backend}"
+        );
+        let open = app.payment(&payment).await;
+        assert_eq!(
+            open["dispute"],
+            json!({
+                "dispute_id": "PP-R-NMW-10060094",
+                "status": "open",
+                "amount": "150.00",
+                "currency": "USD",
+                "reason": "MERCHANDISE_OR_SERVICE_NOT_RECEIVED",
+            }),
+            "{backend}"
+        );
+        assert_eq!(open["status"], "completed", "{backend}");
+
+        let answer = app
+            .send_paypal_event(&paypal_dispute(
+                "CUSTOMER.DISPUTE.RESOLVED",
+                "WH-ANSWERS-D2",
+            ))
+            .await;
+        assert_eq!(
+            answer.assert_status(StatusCode::OK),
+            &dispute_answer(&payment, "Dispute recorded", "won"),
+            "{backend}"
+        );
+        // A late update does not reopen it, and says so.
+        let answer = app
+            .send_paypal_event(&paypal_dispute("CUSTOMER.DISPUTE.UPDATED", "WH-ANSWERS-D3"))
+            .await;
+        assert_eq!(
+            answer.assert_status(StatusCode::OK),
+            &dispute_answer(
+                &payment,
+                "Dispute already decided or unchanged; the event was recorded, not applied",
+                "won"
+            ),
+            "{backend}"
+        );
+        let won = app.payment(&payment).await;
+        assert_eq!(won["dispute"]["status"], "won", "{backend}");
+        assert_eq!(won["status"], "completed", "{backend}");
+        assert_eq!(won["refunded_amount"], "0.00", "{backend}");
+
+        let listed = app.list_events("kind=dispute").await;
+        let listed = listed.assert_status(StatusCode::OK);
+        assert_eq!(
+            listed["items"].as_array().map(Vec::len),
+            Some(3),
+            "{backend}: {listed}"
         );
     }
 }
