@@ -63,6 +63,16 @@ for name, extra in [
     ("checkout.session.async_payment_succeeded", []),
     ("checkout.session.async_payment_failed", []),
     ("checkout.session.expired", []),
+    ("charge.refunded", []),
+    ("refund.created", []),
+    ("refund.updated", []),
+    ("refund.failed", []),
+    ("charge.refund.updated", []),
+    ("charge.dispute.created", []),
+    ("charge.dispute.updated", []),
+    ("charge.dispute.closed", []),
+    ("charge.dispute.funds_withdrawn", []),
+    ("charge.dispute.funds_reinstated", []),
     ("customer.created", []),
 ]:
     body = fixture("adapters-stripe", f"{name}.json")

@@ -19,13 +19,29 @@
 //! | `checkout.session.async_payment_succeeded` | `Succeeded` | the same | the same |
 //! | `checkout.session.async_payment_failed` | `Failed` | the same | the same |
 //! | `checkout.session.expired` | `Canceled` | the same | the same |
+//! | `charge.refunded` | `Refund`: running total `o.amount_refunded`, and each refund of `o.refunds.data` when the list is embedded | `o.amount_refunded` | `o.metadata.transaction_id`, `o.payment_intent`, `o.payment_intent` |
+//! | `refund.created`, `refund.updated`, `refund.failed`, `charge.refund.updated` | `Refund`: one refund, `o.id`, `o.amount`, `o.status` | `o.amount` | the same |
+//! | `charge.dispute.created`, `.updated`, `.closed`, `.funds_withdrawn`, `.funds_reinstated` | `Dispute`: `o.id`, `o.amount`, `o.reason`, `o.status` | `o.amount` | none, `o.payment_intent`, `o.payment_intent` |
 //! | anything else | `NotHandled` | none | none |
 //!
-//! Amounts are in `o.currency`, rescaled from Stripe's minor unit to the
-//! ISO one where they differ. A `payment_status` other than the three
-//! Stripe documents is refused, not guessed at. Nothing else of the object
-//! is read (a canceled intent's `cancellation_reason`, say): it stays in
-//! the stored event body.
+//! Amounts are in `o.currency` (a listed refund's in its own `currency`),
+//! rescaled from Stripe's minor unit to the ISO one where they differ. A
+//! refund report is dated by the event's `created` (unix seconds), which
+//! the domain's ledger uses to order running totals.
+//!
+//! Statuses are read as Stripe documents them, and any other value is
+//! refused, not guessed at:
+//!
+//! | object | Stripe `status` | payhook |
+//! |---|---|---|
+//! | Checkout Session (`payment_status`) | `paid`, `no_payment_required` / `unpaid` | `Succeeded` / `Pending` |
+//! | Refund | `pending`, `requires_action` / `succeeded` / `failed` / `canceled` | [`RefundStatus`] `Pending` / `Succeeded` / `Failed` / `Canceled` |
+//! | Dispute | `warning_needs_response`, `warning_under_review`, `needs_response`, `under_review` / `won` / `lost` / `warning_closed` | [`DisputeStatus`] `Open` / `Won` / `Lost` / `Closed` |
+//!
+//! The type of a refund or dispute event only says that something
+//! changed; the object's status says where it stands. Nothing else of the
+//! object is read (a canceled intent's `cancellation_reason`, a failed
+//! refund's `failure_reason`, say): it stays in the stored event body.
 //!
 //! What it deliberately does not do: no IO and no state. It never calls
 //! Stripe's API (an event is taken as signed, not re-fetched), never reads
@@ -34,6 +50,8 @@
 //! event ids: recognising a second delivery is the store's job.
 //!
 //! [`EventKind`]: payhook_domain::EventKind
+//! [`RefundStatus`]: payhook_domain::RefundStatus
+//! [`DisputeStatus`]: payhook_domain::DisputeStatus
 
 mod payload;
 mod signature;

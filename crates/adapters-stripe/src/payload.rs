@@ -30,9 +30,13 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
+use chrono::{DateTime, Utc};
 use payhook_domain::json::{describe, invalid, nested, non_empty, starts_an_object, text};
 use payhook_domain::ports::ParseError;
-use payhook_domain::{Currency, EventKind, GatewayEvent, Money, MoneyError, References};
+use payhook_domain::{
+    Currency, Dispute, DisputeStatus, EventKind, GatewayEvent, Money, MoneyError, References,
+    Refund, RefundReport, RefundStatus, Report,
+};
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -49,6 +53,12 @@ struct Envelope<'a, D> {
     #[serde(borrow, rename = "type")]
     event_type: Option<&'a RawValue>,
     data: Option<D>,
+    /// When Stripe created the event (unix seconds): the time a refund
+    /// report was true, which orders running totals. Last and defaulted,
+    /// so that a JSON array is still read as the three members before it
+    /// and refused as not an object, not as too short.
+    #[serde(borrow, default)]
+    created: Option<&'a RawValue>,
 }
 
 /// `data`, with its `object` as `O`.
@@ -57,10 +67,10 @@ struct Data<O> {
     object: Option<O>,
 }
 
-/// The members payhook reads from a PaymentIntent, a Charge or a Checkout
-/// Session, with `metadata` as `M`. One struct for the three, because the
-/// one pass reads `data.object` before it knows the type; each object
-/// simply lacks the members of the others.
+/// The members payhook reads from a PaymentIntent, a Charge, a Checkout
+/// Session, a Refund or a Dispute, with `metadata` as `M`. One struct for
+/// them all, because the one pass reads `data.object` before it knows the
+/// type; each object simply lacks the members of the others.
 #[derive(Deserialize)]
 struct StripeObject<'a, M> {
     #[serde(borrow)]
@@ -82,6 +92,37 @@ struct StripeObject<'a, M> {
     payment_status: Option<&'a RawValue>,
     #[serde(borrow)]
     client_reference_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    amount_refunded: Option<&'a RawValue>,
+    /// A Charge's list of refunds, kept raw in both ways of reading: only
+    /// `charge.refunded` opens it, and every other charge event (which
+    /// carries the list too, mostly empty) then pays for no allocation.
+    #[serde(borrow)]
+    refunds: Option<&'a RawValue>,
+    #[serde(borrow)]
+    status: Option<&'a RawValue>,
+    #[serde(borrow)]
+    reason: Option<&'a RawValue>,
+}
+
+/// A Charge's `refunds` list object (`{"object":"list","data":[...]}`).
+#[derive(Deserialize)]
+struct RefundList<'a> {
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// The members payhook reads from one Refund of a Charge's `refunds.data`.
+#[derive(Deserialize)]
+struct ListedRefund<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    amount: Option<&'a RawValue>,
+    #[serde(borrow)]
+    currency: Option<&'a RawValue>,
+    #[serde(borrow)]
+    status: Option<&'a RawValue>,
 }
 
 /// An expanded object in place of its id: only the id is read.
@@ -170,6 +211,13 @@ enum Handled {
     Payment(EventKind, PaymentObject),
     /// A Checkout Session event.
     Session(SessionKind),
+    /// `charge.refunded`: a Charge with its running total and, in the API
+    /// versions that embed it, its list of refunds.
+    RefundedCharge,
+    /// `refund.*` and `charge.refund.updated`: one Refund object.
+    Refund,
+    /// `charge.dispute.*`: one Dispute object.
+    Dispute,
 }
 
 /// The object of a [`Handled::Payment`] event.
@@ -209,6 +257,15 @@ fn classify(event_type: &str) -> Option<Handled> {
         "checkout.session.async_payment_succeeded" => Session(SessionKind::Is(Succeeded)),
         "checkout.session.async_payment_failed" => Session(SessionKind::Is(Failed)),
         "checkout.session.expired" => Session(SessionKind::Is(Canceled)),
+        "charge.refunded" => Handled::RefundedCharge,
+        "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated" => {
+            Handled::Refund
+        }
+        "charge.dispute.created"
+        | "charge.dispute.updated"
+        | "charge.dispute.closed"
+        | "charge.dispute.funds_withdrawn"
+        | "charge.dispute.funds_reinstated" => Handled::Dispute,
         _ => return None,
     })
 }
@@ -218,6 +275,7 @@ struct Reading {
     kind: EventKind,
     references: References,
     amount: Option<Money>,
+    report: Option<Report>,
 }
 
 /// Reads a Stripe event body. See the module documentation for what is read.
@@ -285,6 +343,9 @@ where
             }
         }
         Handled::Session(session_kind) => read_session(session_kind, object)?,
+        Handled::RefundedCharge => read_refunded_charge(envelope.created, object)?,
+        Handled::Refund => read_refund(envelope.created, object)?,
+        Handled::Dispute => read_dispute(object)?,
     };
 
     Ok(GatewayEvent {
@@ -294,7 +355,7 @@ where
         kind: reading.kind,
         references: reading.references,
         amount: reading.amount,
-        report: None,
+        report: reading.report,
     })
 }
 
@@ -355,6 +416,7 @@ fn read_payment<'a, M: Level<'a, Metadata<'a>>>(
             gateway_reference,
         },
         amount: Some(amount),
+        report: None,
     }))
 }
 
@@ -402,7 +464,12 @@ fn read_session<'a, M: Level<'a, Metadata<'a>>>(
     // Null when the session has no total (no line items priced yet), which
     // is no amount to compare, not a malformed event.
     let amount = match minor_units(amount_total, "data.object.amount_total")? {
-        Some(minor) => Some(to_money(minor, "data.object.amount_total", currency)?),
+        Some(minor) => Some(to_money(
+            minor,
+            "data.object.amount_total",
+            currency,
+            "data.object.currency",
+        )?),
         None => None,
     };
 
@@ -414,7 +481,277 @@ fn read_session<'a, M: Level<'a, Metadata<'a>>>(
             gateway_reference: payment_intent_id,
         },
         amount,
+        report: None,
     })
+}
+
+/// Where the members of one refund sit in the event, so that an error names
+/// the member at fault: the object of a Refund event, or an entry of a
+/// Charge's `refunds.data`.
+struct RefundFields {
+    id: &'static str,
+    amount: &'static str,
+    currency: &'static str,
+    status: &'static str,
+}
+
+/// The Refund of `refund.*` and `charge.refund.updated`.
+const OWN_REFUND: RefundFields = RefundFields {
+    id: "data.object.id",
+    amount: "data.object.amount",
+    currency: "data.object.currency",
+    status: "data.object.status",
+};
+
+/// An entry of `charge.refunded`'s `data.object.refunds.data`.
+const LISTED_REFUND: RefundFields = RefundFields {
+    id: "data.object.refunds.data[].id",
+    amount: "data.object.refunds.data[].amount",
+    currency: "data.object.refunds.data[].currency",
+    status: "data.object.refunds.data[].status",
+};
+
+/// `charge.refunded`: the Charge's `amount_refunded` as the running total
+/// (everything refunded so far, in the charge's currency), plus each
+/// refund of `refunds.data` when the event embeds the list (API versions
+/// before 2022-11-15 always do; later ones only when it is expanded). Both
+/// go into one report, which
+/// the domain's ledger counts once per refund id, so a refund also
+/// reported by `refund.created` is not counted twice.
+///
+/// A charge names the shop's id in its metadata and its PaymentIntent,
+/// which is both the external id a shop records and the reference the
+/// PaymentIntent events taught the store.
+fn read_refunded_charge<'a, M: Level<'a, Metadata<'a>>>(
+    created: Option<&RawValue>,
+    object: StripeObject<'a, M>,
+) -> Result<Reading, ParseError> {
+    let StripeObject {
+        currency,
+        payment_intent,
+        metadata,
+        amount_refunded,
+        refunds,
+        ..
+    } = object;
+
+    let transaction_id = metadata_transaction_id(metadata)?;
+    let payment_intent_id = non_empty(text(payment_intent, "data.object.payment_intent")?);
+    const TOTAL: &str = "data.object.amount_refunded";
+    let total = minor_units(amount_refunded, TOTAL)?.ok_or(ParseError::MissingField(TOTAL))?;
+    let running_total = to_money(total, TOTAL, currency, "data.object.currency")?;
+    let refunds = listed_refunds(refunds)?;
+    let reported_at = event_time(created)?;
+
+    Ok(Reading {
+        kind: EventKind::Refund,
+        references: References {
+            transaction_id,
+            external_id: payment_intent_id.clone(),
+            gateway_reference: payment_intent_id,
+        },
+        amount: Some(running_total),
+        report: Some(Report::Refund(RefundReport {
+            refunds,
+            running_total: Some(running_total),
+            reported_at,
+        })),
+    })
+}
+
+/// The refunds of a Charge's `refunds` list; none when the list is absent
+/// or `null` (the API versions that no longer embed it), or empty.
+///
+/// A list holds at most ten refunds (`has_more` says when there were
+/// more); those left out still count through `amount_refunded`.
+fn listed_refunds(list: Option<&RawValue>) -> Result<Vec<Refund>, ParseError> {
+    const LIST: &str = "data.object.refunds";
+    const DATA: &str = "data.object.refunds.data";
+    let Some(list) = list.filter(|list| list.get() != "null") else {
+        return Ok(Vec::new());
+    };
+    let list: RefundList<'_> = nested(list, LIST)?;
+    let Some(data) = list.data.filter(|data| data.get() != "null") else {
+        return Ok(Vec::new());
+    };
+    let entries: Vec<&RawValue> =
+        serde_json::from_str(data.get()).map_err(|_| invalid(DATA, "expected an array"))?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            let ListedRefund {
+                id,
+                amount,
+                currency,
+                status,
+            } = nested(entry, "data.object.refunds.data[]")?;
+            refund(id, amount, currency, status, &LISTED_REFUND)
+        })
+        .collect()
+}
+
+/// `refund.created`, `refund.updated`, `refund.failed` and
+/// `charge.refund.updated`: one refund, as its `status` says it stands
+/// (the type only says that something changed). The shop's id is looked
+/// for in the refund's own metadata, where a shop that creates refunds
+/// through the API may put it; a refund made in the dashboard has none,
+/// and its PaymentIntent finds the payment.
+fn read_refund<'a, M: Level<'a, Metadata<'a>>>(
+    created: Option<&RawValue>,
+    object: StripeObject<'a, M>,
+) -> Result<Reading, ParseError> {
+    let StripeObject {
+        id,
+        amount,
+        currency,
+        payment_intent,
+        metadata,
+        status,
+        ..
+    } = object;
+
+    let transaction_id = metadata_transaction_id(metadata)?;
+    let payment_intent_id = non_empty(text(payment_intent, "data.object.payment_intent")?);
+    let refund = refund(id, amount, currency, status, &OWN_REFUND)?;
+    let reported_at = event_time(created)?;
+
+    Ok(Reading {
+        kind: EventKind::Refund,
+        references: References {
+            transaction_id,
+            external_id: payment_intent_id.clone(),
+            gateway_reference: payment_intent_id,
+        },
+        amount: Some(refund.amount),
+        report: Some(Report::Refund(RefundReport {
+            refunds: vec![refund],
+            running_total: None,
+            reported_at,
+        })),
+    })
+}
+
+/// One refund: its id, amount, currency and status are all required,
+/// since a refund the ledger cannot tell apart or count is no report.
+fn refund(
+    id: Option<&RawValue>,
+    amount: Option<&RawValue>,
+    currency: Option<&RawValue>,
+    status: Option<&RawValue>,
+    fields: &RefundFields,
+) -> Result<Refund, ParseError> {
+    let refund_id = non_empty(text(id, fields.id)?).ok_or(ParseError::MissingField(fields.id))?;
+    let minor =
+        minor_units(amount, fields.amount)?.ok_or(ParseError::MissingField(fields.amount))?;
+    let amount = to_money(minor, fields.amount, currency, fields.currency)?;
+    let status = refund_status(status, fields.status)?;
+    Ok(Refund {
+        refund_id,
+        amount,
+        status,
+    })
+}
+
+/// A Refund's `status`. Stripe documents five values; any other is
+/// refused rather than guessed at, since counting a refund that did not
+/// happen (or not counting one that did) misstates the shop's books.
+fn refund_status(
+    status: Option<&RawValue>,
+    field: &'static str,
+) -> Result<RefundStatus, ParseError> {
+    let status = text(status, field)?.ok_or(ParseError::MissingField(field))?;
+    match &*status {
+        // `requires_action`: the customer must give details (a bank
+        // account) before the money can go back; nothing went back yet.
+        "pending" | "requires_action" => Ok(RefundStatus::Pending),
+        "succeeded" => Ok(RefundStatus::Succeeded),
+        "failed" => Ok(RefundStatus::Failed),
+        "canceled" => Ok(RefundStatus::Canceled),
+        _ => Err(invalid(
+            field,
+            "expected pending, requires_action, succeeded, failed or canceled",
+        )),
+    }
+}
+
+/// `charge.dispute.*`: the Dispute as its `status` says it stands. A
+/// dispute carries no shop id (its metadata is the dispute's own), so its
+/// PaymentIntent finds the payment.
+fn read_dispute<M>(object: StripeObject<'_, M>) -> Result<Reading, ParseError> {
+    let StripeObject {
+        id,
+        amount,
+        currency,
+        payment_intent,
+        status,
+        reason,
+        ..
+    } = object;
+
+    let payment_intent_id = non_empty(text(payment_intent, "data.object.payment_intent")?);
+    let dispute_id =
+        non_empty(text(id, "data.object.id")?).ok_or(ParseError::MissingField("data.object.id"))?;
+    let minor = minor_units(amount, "data.object.amount")?
+        .ok_or(ParseError::MissingField("data.object.amount"))?;
+    let amount = to_money(
+        minor,
+        "data.object.amount",
+        currency,
+        "data.object.currency",
+    )?;
+    let status = dispute_status(status)?;
+    let reason = non_empty(text(reason, "data.object.reason")?);
+
+    Ok(Reading {
+        kind: EventKind::Dispute,
+        references: References {
+            transaction_id: None,
+            external_id: payment_intent_id.clone(),
+            gateway_reference: payment_intent_id,
+        },
+        amount: Some(amount),
+        report: Some(Report::Dispute(Dispute {
+            dispute_id,
+            status,
+            amount,
+            reason,
+        })),
+    })
+}
+
+/// A Dispute's `status`. The `warning_` statuses are an inquiry before any
+/// chargeback; one that ends without becoming a chargeback is
+/// `warning_closed`. Any other value is refused rather than guessed at:
+/// taking an unknown status for final would hide a dispute still open.
+fn dispute_status(status: Option<&RawValue>) -> Result<DisputeStatus, ParseError> {
+    const FIELD: &str = "data.object.status";
+    let status = text(status, FIELD)?.ok_or(ParseError::MissingField(FIELD))?;
+    match &*status {
+        "warning_needs_response" | "warning_under_review" | "needs_response" | "under_review" => {
+            Ok(DisputeStatus::Open)
+        }
+        "won" => Ok(DisputeStatus::Won),
+        "lost" => Ok(DisputeStatus::Lost),
+        "warning_closed" => Ok(DisputeStatus::Closed),
+        _ => Err(invalid(
+            FIELD,
+            "expected warning_needs_response, warning_under_review, warning_closed, \
+             needs_response, under_review, won or lost",
+        )),
+    }
+}
+
+/// The event's `created`, when Stripe says the report was true: unix
+/// seconds, as Stripe writes every time.
+fn event_time(created: Option<&RawValue>) -> Result<DateTime<Utc>, ParseError> {
+    const FIELD: &str = "created";
+    let seconds = match created {
+        Some(raw) => serde_json::from_str::<Option<i64>>(raw.get())
+            .map_err(|_| invalid(FIELD, "expected unix seconds"))?,
+        None => None,
+    };
+    let seconds = seconds.ok_or(ParseError::MissingField(FIELD))?;
+    DateTime::from_timestamp(seconds, 0).ok_or_else(|| invalid(FIELD, "out of range"))
 }
 
 /// The kind of a `checkout.session.completed` by its `payment_status`.
@@ -494,20 +831,20 @@ fn read_amount(
             "data.object.amount",
         ),
     };
-    to_money(stripe_minor, amount_field, currency)
+    to_money(stripe_minor, amount_field, currency, "data.object.currency")
 }
 
-/// `stripe_minor` of the object's `currency` in Stripe's minor unit, read
-/// from `amount_field`, as payhook's money.
+/// `stripe_minor` of `currency` (read from `currency_field`) in Stripe's
+/// minor unit, read from `amount_field`, as payhook's money.
 fn to_money(
     stripe_minor: i64,
     amount_field: &'static str,
     currency: Option<&RawValue>,
+    currency_field: &'static str,
 ) -> Result<Money, ParseError> {
-    let code = text(currency, "data.object.currency")?
-        .ok_or(ParseError::MissingField("data.object.currency"))?;
+    let code = text(currency, currency_field)?.ok_or(ParseError::MissingField(currency_field))?;
     let currency = Currency::parse(&code).map_err(|source| ParseError::Money {
-        field: "data.object.currency",
+        field: currency_field,
         source,
     })?;
     let minor = to_iso_minor(stripe_minor, currency).map_err(|source| ParseError::Money {
@@ -872,7 +1209,7 @@ mod tests {
     }
 
     /// Every fixture, each shaped like a real Stripe event.
-    const FIXTURES: [&str; 12] = [
+    const FIXTURES: [&str; 22] = [
         include_str!("../tests/fixtures/payment_intent.succeeded.json"),
         include_str!("../tests/fixtures/payment_intent.payment_failed.json"),
         include_str!("../tests/fixtures/payment_intent.canceled.json"),
@@ -885,6 +1222,16 @@ mod tests {
         include_str!("../tests/fixtures/checkout.session.async_payment_failed.json"),
         include_str!("../tests/fixtures/checkout.session.expired.json"),
         include_str!("../tests/fixtures/customer.created.json"),
+        include_str!("../tests/fixtures/charge.refunded.json"),
+        include_str!("../tests/fixtures/refund.created.json"),
+        include_str!("../tests/fixtures/refund.updated.json"),
+        include_str!("../tests/fixtures/refund.failed.json"),
+        include_str!("../tests/fixtures/charge.refund.updated.json"),
+        include_str!("../tests/fixtures/charge.dispute.created.json"),
+        include_str!("../tests/fixtures/charge.dispute.updated.json"),
+        include_str!("../tests/fixtures/charge.dispute.closed.json"),
+        include_str!("../tests/fixtures/charge.dispute.funds_withdrawn.json"),
+        include_str!("../tests/fixtures/charge.dispute.funds_reinstated.json"),
     ];
 
     #[test]
@@ -906,6 +1253,13 @@ mod tests {
             r#"{"id":"cs_1","amount_total":1500,"currency":"usd","payment_status":"paid","payment_intent":"pi_1","client_reference_id":"TXN-1"}"#,
             r#"{"id":"cs_1","amount_total":null,"currency":null,"payment_status":"unpaid","payment_intent":{"id":"pi_1"},"metadata":{"transaction_id":"TXN-1"}}"#,
             r#"{"id":"cs_1","amount_total":1,"currency":"usd","payment_status":"later","payment_intent":[],"client_reference_id":7}"#,
+            r#"{"id":"ch_1","amount":100,"amount_refunded":40,"currency":"usd","payment_intent":"pi_1","refunds":{"object":"list","data":[{"id":"re_1","amount":40,"currency":"usd","status":"succeeded"}]}}"#,
+            r#"{"id":"ch_1","amount_refunded":40,"currency":"usd","refunds":{"data":[{"id":"re_1","id":"re_2"}]}}"#,
+            r#"{"id":"ch_1","amount_refunded":40,"currency":"usd","refunds":{"data":{"id":"re_1"}}}"#,
+            r#"{"id":"re_1","amount":40,"currency":"usd","status":"requires_action","payment_intent":"pi_1","metadata":{"transaction_id":"TXN-1"}}"#,
+            r#"{"id":"re_1","amount":40,"currency":"jpy","status":"refunded"}"#,
+            r#"{"id":"dp_1","amount":100,"currency":"usd","status":"warning_closed","reason":"general","payment_intent":"pi_1","metadata":{"transaction_id":7}}"#,
+            r#"{"id":"dp_1","amount":100,"currency":"usd","status":"charge_refunded","reason":5}"#,
         ];
         let mut bodies: Vec<String> = FIXTURES.iter().map(|&fixture| fixture.to_owned()).collect();
         for object in objects {
@@ -915,10 +1269,16 @@ mod tests {
                 "payment_intent.canceled",
                 "checkout.session.completed",
                 "checkout.session.expired",
+                "charge.refunded",
+                "refund.updated",
+                "charge.dispute.closed",
                 "invoice.paid",
             ] {
                 bodies.push(format!(
                     r#"{{"id":"evt_1","data":{{"object":{object}}},"type":"{event_type}"}}"#
+                ));
+                bodies.push(format!(
+                    r#"{{"id":"evt_1","created":1700000000,"data":{{"object":{object}}},"type":"{event_type}"}}"#
                 ));
             }
         }
@@ -1086,5 +1446,95 @@ mod tests {
                 source: MoneyError::TooPrecise { .. }
             })
         ));
+    }
+
+    #[test]
+    fn a_charges_refund_list_may_be_absent_null_or_empty() {
+        let with = |refunds: &str| {
+            let object = format!(
+                r#"{{"id":"ch_1","amount_refunded":40,"currency":"usd","payment_intent":"pi_1"{refunds}}}"#
+            );
+            let body = format!(
+                r#"{{"id":"evt_1","created":1700000000,"type":"charge.refunded","data":{{"object":{object}}}}}"#
+            );
+            match parse(body.as_bytes())?.report {
+                Some(Report::Refund(report)) => Ok(report.refunds),
+                other => panic!("{refunds}: {other:?}"),
+            }
+        };
+        for none in [
+            "",
+            r#","refunds":null"#,
+            r#","refunds":{"object":"list"}"#,
+            r#","refunds":{"data":null}"#,
+            r#","refunds":{"object":"list","data":[],"has_more":false}"#,
+        ] {
+            assert_eq!(with(none), Ok(Vec::new()), "{none}");
+        }
+        for (refunds, field) in [
+            (r#","refunds":[]"#, "data.object.refunds"),
+            (r#","refunds":{"data":{}}"#, "data.object.refunds.data"),
+            (r#","refunds":{"data":"re_1"}"#, "data.object.refunds.data"),
+            (
+                r#","refunds":{"data":["re_1"]}"#,
+                "data.object.refunds.data[]",
+            ),
+            (
+                r#","refunds":{"data":[{"id":"re_1","amount":1,"currency":"usd","status":"succeeded","status":"failed"}]}"#,
+                "data.object.refunds.data[]",
+            ),
+        ] {
+            match with(refunds) {
+                Err(ParseError::InvalidField { field: got, .. }) => {
+                    assert_eq!(got, field, "{refunds}")
+                }
+                other => panic!("{refunds}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_refund_report_is_dated_by_the_events_created() {
+        let with = |created: &str| {
+            let body = format!(
+                r#"{{"id":"evt_1"{created},"type":"refund.created","data":{{"object":{{"id":"re_1","amount":40,"currency":"usd","status":"succeeded"}}}}}}"#
+            );
+            parse(body.as_bytes()).map(|event| match event.report {
+                Some(Report::Refund(report)) => report.reported_at,
+                other => panic!("{created}: {other:?}"),
+            })
+        };
+        assert_eq!(
+            with(r#","created":1700000000"#),
+            Ok(DateTime::from_timestamp(1_700_000_000, 0).unwrap())
+        );
+        assert_eq!(with(""), Err(ParseError::MissingField("created")));
+        assert_eq!(
+            with(r#","created":null"#),
+            Err(ParseError::MissingField("created"))
+        );
+        for wrong in ["1.5", "\"1700000000\"", "1e9", "{}"] {
+            assert_eq!(
+                with(&format!(r#","created":{wrong}"#)),
+                Err(invalid("created", "expected unix seconds")),
+                "{wrong}"
+            );
+        }
+        assert_eq!(
+            with(r#","created":9223372036854775807"#),
+            Err(invalid("created", "out of range"))
+        );
+    }
+
+    #[test]
+    fn only_refunds_need_the_events_created() {
+        // A dispute carries no time of its own, and a payment event never did.
+        let dispute = r#"{"id":"dp_1","amount":100,"currency":"usd","status":"won"}"#;
+        assert_eq!(
+            parse_object(dispute, "charge.dispute.closed").unwrap().kind,
+            EventKind::Dispute
+        );
+        let body = r#"{"id":"evt_1","created":"soon","type":"charge.failed","data":{"object":{"id":"ch_1","amount":1,"currency":"usd"}}}"#;
+        assert_eq!(parse(body.as_bytes()).unwrap().kind, EventKind::Failed);
     }
 }

@@ -56,16 +56,17 @@ struct Count {
 
 impl Database {
     /// Connects to `url` (`sqlite://path` or `postgres://...`). A SQLite
-    /// connection gets the store's per-connection settings: WAL, foreign
-    /// keys enforced, a busy timeout.
+    /// connection gets the store's per-connection settings: a busy timeout
+    /// (first, so that switching to WAL waits for a lock instead of failing),
+    /// WAL, foreign keys enforced.
     pub fn connect(url: &str) -> anyhow::Result<Self> {
         match Target::parse(url)? {
             Target::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path)
                     .with_context(|| format!("cannot open the SQLite database {path}"))?;
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
                 )
                 .context("cannot configure the SQLite connection")?;
                 Ok(Self::Sqlite(conn))

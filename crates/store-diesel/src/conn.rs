@@ -155,9 +155,12 @@ impl Manager {
                 // makes every acknowledged commit survive a power loss; the
                 // busy timeout makes a second writer wait instead of failing;
                 // checkpoints run on the store's own thread (`checkpoint`).
+                // The busy timeout comes first: switching to WAL needs a
+                // lock, and without it a connection opened while another
+                // one writes fails at once with "database is locked".
                 conn.batch_execute(&format!(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; \
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
                      PRAGMA wal_autocheckpoint = 0;",
                     self.busy_timeout.as_millis()
                 ))

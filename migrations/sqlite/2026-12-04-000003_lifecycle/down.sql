@@ -1,6 +1,6 @@
 -- Back to the first wave's statuses; rows with the new ones must be gone.
 PRAGMA foreign_keys = OFF;
-BEGIN;
+BEGIN IMMEDIATE;
 CREATE TABLE orders_old (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     client_id   TEXT    NOT NULL,

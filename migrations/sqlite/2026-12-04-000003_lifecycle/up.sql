@@ -6,7 +6,10 @@
 -- rows are copied with their ids, so every reference stays valid; the
 -- store's migration test runs `PRAGMA foreign_key_check` afterwards.
 PRAGMA foreign_keys = OFF;
-BEGIN;
+-- IMMEDIATE: take the write lock now, waiting out the pool's other
+-- connections (busy_timeout), instead of failing when a read turns into a
+-- write halfway through.
+BEGIN IMMEDIATE;
 
 CREATE TABLE orders_new (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -8,5 +8,6 @@ mod conformance;
 mod lifecycle;
 mod parse;
 mod properties;
+mod refunds;
 mod support;
 mod verify;

@@ -12,7 +12,7 @@ use ring::hmac;
 pub const SECRET: &str = "whsec_test_secret";
 
 /// Every fixture, with the type it carries.
-pub const FIXTURES: [&str; 12] = [
+pub const FIXTURES: [&str; 22] = [
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "payment_intent.canceled",
@@ -25,6 +25,16 @@ pub const FIXTURES: [&str; 12] = [
     "checkout.session.async_payment_failed",
     "checkout.session.expired",
     "customer.created",
+    "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.refund.updated",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
 ];
 
 /// The raw bytes of `tests/fixtures/<name>.json`.

@@ -31,4 +31,5 @@ mod response_headers;
 mod slow_uploads;
 mod stripe_flow;
 mod stripe_lifecycle;
+mod stripe_refunds;
 mod token_first;
