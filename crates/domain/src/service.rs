@@ -8,13 +8,17 @@
 use std::sync::Arc;
 
 use crate::decision::{AmountPolicy, Outcome};
+use crate::dispute::DisputeStatus;
 use crate::event::{EventKind, GatewayEvent};
 use crate::money::Money;
-use crate::payment::{NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId};
+use crate::payment::{
+    NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus,
+};
 use crate::ports::{
     Applied, Clock, EventDetail, EventFilter, EventToApply, GatewayAdapter, ParseError, Store,
     StoreError, StoredEvent, TransactionIds, VerifyError, WebhookRequest,
 };
+use crate::refund::Refund;
 
 /// Longest accepted text for ids and names the shop supplies.
 const MAX_TEXT: usize = 255;
@@ -237,6 +241,18 @@ impl PaymentService {
         Ok(self.store.payment(id).await?)
     }
 
+    /// The refunds recorded for the payment, in the order they were first
+    /// reported, each with its latest status (failed ones included): empty
+    /// when none, and when no payment has this id, so read the payment
+    /// first to tell a missing one.
+    ///
+    /// A read of its own, not in the payment's transaction: a refund applied
+    /// between the two reads may show here and not yet in the payment's
+    /// `refunded_amount`, or the reverse; reading again settles it.
+    pub async fn refunds(&self, id: PaymentId) -> Result<Vec<Refund>, PaymentError> {
+        Ok(self.store.refunds(id).await?)
+    }
+
     /// Records that the customer was sent to the gateway, which knows the
     /// payment as `external_id`, and applies in the same transaction the
     /// gateway events that arrived before and name that id (see
@@ -272,7 +288,9 @@ pub enum WebhookError {
     EventNotFound(i64),
 }
 
-/// A payment as webhook answers name it.
+/// A payment as webhook answers name it: its ids, and where it stands
+/// after the event (a refund's answer shows the status and the refunded
+/// amount, a dispute's the dispute's status).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRef {
     /// payhook's id.
@@ -281,6 +299,12 @@ pub struct PaymentRef {
     pub transaction_id: String,
     /// True when the payment carries a recorded amount mismatch.
     pub amount_mismatch: bool,
+    /// The payment's status after the event.
+    pub status: PaymentStatus,
+    /// What went back to the customer so far, in the payment's currency.
+    pub refunded_amount: Money,
+    /// The status of the payment's current dispute, if it has one.
+    pub dispute_status: Option<DisputeStatus>,
 }
 
 impl From<&Payment> for PaymentRef {
@@ -289,6 +313,9 @@ impl From<&Payment> for PaymentRef {
             id: payment.id,
             transaction_id: payment.transaction_id.clone(),
             amount_mismatch: payment.amount_mismatch.is_some(),
+            status: payment.status,
+            refunded_amount: payment.refunded_amount,
+            dispute_status: payment.dispute.as_ref().map(|dispute| dispute.status),
         }
     }
 }

@@ -40,6 +40,20 @@ pub struct WebhookAnswer {
     pub payment_id: Option<i64>,
     /// The payment's `TXN-` id; absent when the event was ignored.
     pub transaction_id: Option<String>,
+    /// The payment's status after the event; only in the answer to a
+    /// refund (`Refund recorded`) or a dispute report, absent otherwise.
+    #[schema(required = false)]
+    pub payment_status: PaymentStatusName,
+    /// Everything refunded so far, a decimal string in the payment's
+    /// currency; only in the answer to a refund (`Refund recorded`),
+    /// absent otherwise.
+    #[schema(required = false, example = "50.00")]
+    pub refunded_amount: String,
+    /// The status of the payment's dispute after the event; only in the
+    /// answer to a dispute report (`Dispute recorded`, or unchanged),
+    /// absent otherwise.
+    #[schema(required = false)]
+    pub dispute_status: DisputeStatusName,
 }
 
 /// The `status` of a 200 webhook answer.
@@ -134,6 +148,66 @@ pub enum OrderStatusName {
     /// Every completed payment of it was refunded in full; it takes no new
     /// payment.
     Refunded,
+}
+
+/// A dispute's `status`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeStatusName {
+    /// The customer's bank disputes the payment; the shop may answer it.
+    Open,
+    /// Decided for the shop. Final.
+    Won,
+    /// Decided for the customer: the money was taken back. Final.
+    Lost,
+    /// An inquiry closed without a chargeback. Final.
+    Closed,
+}
+
+/// A refund's `status`. Only `succeeded` refunds count towards the
+/// payment's `refunded_amount`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatusName {
+    /// Asked for, not done yet. Does not count.
+    Pending,
+    /// The money went back to the customer. Counts.
+    Succeeded,
+    /// The refund failed, possibly after it had succeeded. Does not count.
+    Failed,
+    /// The refund was canceled. Does not count.
+    Canceled,
+}
+
+/// The kinds a stored event can have, as `kind` filters them: every
+/// [`payhook_domain::EventKind`] but `not_handled`, which an event type payhook does not
+/// act on has before anything is stored.
+pub const STORED_KIND_NAMES: [&str; 6] = [
+    "succeeded",
+    "failed",
+    "canceled",
+    "pending",
+    "refund",
+    "dispute",
+];
+
+/// The kind of a stored webhook event, as `kind` filters it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKindName {
+    /// The payment went through.
+    Succeeded,
+    /// The payment was declined or failed.
+    Failed,
+    /// The checkout expired, or the payment was canceled at the gateway.
+    Canceled,
+    /// The gateway is still working on the payment.
+    Pending,
+    /// Money went back to the customer, or may: one or more refunds, or a
+    /// running total of them.
+    Refund,
+    /// A chargeback or an inquiry.
+    Dispute,
 }
 
 /// The outcomes an event can be stored with, as `outcome` filters them:
@@ -235,7 +309,7 @@ pub enum ManagementErrors {
 
 #[cfg(test)]
 mod tests {
-    use payhook_domain::{OrderStatus, PaymentStatus};
+    use payhook_domain::{DisputeStatus, EventKind, OrderStatus, PaymentStatus, RefundStatus};
     use serde_json::Value;
 
     use super::*;
@@ -283,11 +357,35 @@ mod tests {
     }
 
     #[test]
+    fn every_dispute_and_refund_status_is_documented() {
+        let disputes: Vec<&str> = DisputeStatus::ALL.map(DisputeStatus::as_str).to_vec();
+        assert_eq!(documented::<DisputeStatusName>(), disputes);
+        let refunds: Vec<&str> = RefundStatus::ALL.map(RefundStatus::as_str).to_vec();
+        assert_eq!(documented::<RefundStatusName>(), refunds);
+    }
+
+    #[test]
+    fn the_kind_filter_documents_every_stored_kind() {
+        assert_eq!(documented::<EventKindName>(), STORED_KIND_NAMES);
+        for name in STORED_KIND_NAMES {
+            let kind = EventKind::parse(name).unwrap_or_else(|| panic!("{name} is a kind"));
+            assert_eq!(kind.as_str(), name);
+            assert_ne!(kind, EventKind::NotHandled);
+        }
+        // The one kind left out is the one never stored.
+        assert!(EventKind::parse("not_handled").is_some());
+        assert!(!STORED_KIND_NAMES.contains(&"not_handled"));
+    }
+
+    #[test]
     fn the_schemas_are_string_enums() {
         for schema in [
             PaymentStatusName::schema(),
             OrderStatusName::schema(),
             EventOutcomeName::schema(),
+            DisputeStatusName::schema(),
+            RefundStatusName::schema(),
+            EventKindName::schema(),
         ] {
             let schema = serde_json::to_value(schema).expect("a schema serialises");
             assert_eq!(schema["type"], Value::from("string"), "{schema}");

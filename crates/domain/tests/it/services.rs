@@ -226,10 +226,14 @@ fn with_type(event_id: &str, event_type: &str, references: Value) -> Value {
     body
 }
 
-fn decided(outcome: Outcome, payment: &Payment) -> WebhookOutcome {
+/// What a delivery answers when it decided `outcome` for `payment`: the
+/// payment named as the store holds it after the event (its status,
+/// refunded amount and dispute are the answer's too), so call it after
+/// the delivery.
+async fn decided(h: &Harness, outcome: Outcome, payment: &Payment) -> WebhookOutcome {
     WebhookOutcome::Decided {
         outcome,
-        payment: PaymentRef::from(payment),
+        payment: PaymentRef::from(&h.payment(payment.id).await),
     }
 }
 
@@ -271,7 +275,7 @@ async fn a_success_confirms_the_payment_and_pays_the_order_once() {
         json!({"transaction_id": "TXN-TEST-1", "amount": "150.00", "currency": "usd"}),
     );
     let outcome = h.deliver(&body).await.expect("applied");
-    assert_eq!(outcome, decided(Outcome::Confirmed, &created));
+    assert_eq!(outcome, decided(&h, Outcome::Confirmed, &created).await);
     assert!(!outcome.amount_mismatch());
 
     let confirmed = h.payment(created.id).await;
@@ -308,7 +312,7 @@ async fn the_same_event_id_again_is_a_duplicate_and_changes_nothing() {
     let body = succeeded("evt_1", json!({"external_id": "pi_1"}));
     assert_eq!(
         h.deliver(&body).await.expect("first"),
-        decided(Outcome::Confirmed, &payment)
+        decided(&h, Outcome::Confirmed, &payment).await
     );
     let after_first = h.payment(payment.id).await;
 
@@ -317,7 +321,7 @@ async fn the_same_event_id_again_is_a_duplicate_and_changes_nothing() {
     assert_eq!(
         again,
         WebhookOutcome::Duplicate {
-            payment: Some(PaymentRef::from(&payment))
+            payment: Some(PaymentRef::from(&after_first))
         }
     );
     assert_eq!(h.payment(payment.id).await, after_first);
@@ -345,7 +349,10 @@ async fn a_new_event_id_for_a_completed_payment_is_already_completed() {
         .deliver(&succeeded("evt_2", json!({"external_id": "pi_1"})))
         .await
         .expect("second");
-    assert_eq!(outcome, decided(Outcome::AlreadyCompleted, &payment));
+    assert_eq!(
+        outcome,
+        decided(&h, Outcome::AlreadyCompleted, &payment).await
+    );
     assert_eq!(h.outbox_kinds(), [NotificationKind::OrderPaid]);
     assert_eq!(
         h.events(),
@@ -419,7 +426,7 @@ async fn an_unmatched_event_is_applied_when_redelivered_after_the_payment_exists
         .expect("payment");
     assert_eq!(payment.transaction_id, "TXN-TEST-1");
     let outcome = h.deliver(&body).await.expect("applied now");
-    assert_eq!(outcome, decided(Outcome::Confirmed, &payment));
+    assert_eq!(outcome, decided(&h, Outcome::Confirmed, &payment).await);
     assert_eq!(h.payment(payment.id).await.status, PaymentStatus::Completed);
     assert_eq!(h.order_status(order.id).await, OrderStatus::Paid);
     assert_eq!(h.outbox_kinds(), [NotificationKind::OrderPaid]);
@@ -575,7 +582,7 @@ async fn a_failed_payment_can_still_complete_after_a_retry() {
     let fail = failed("evt_1", json!({"external_id": "pi_1", "reference": "ch_1"}));
     assert_eq!(
         h.deliver(&fail).await.expect("failed"),
-        decided(Outcome::Failed, &payment)
+        decided(&h, Outcome::Failed, &payment).await
     );
     let after_failure = h.payment(payment.id).await;
     assert_eq!(after_failure.status, PaymentStatus::Failed);
@@ -585,7 +592,7 @@ async fn a_failed_payment_can_still_complete_after_a_retry() {
     let fail_again = failed("evt_2", json!({"external_id": "pi_1"}));
     assert_eq!(
         h.deliver(&fail_again).await.expect("already failed"),
-        decided(Outcome::AlreadyFailed, &payment)
+        decided(&h, Outcome::AlreadyFailed, &payment).await
     );
 
     // The shop sends the customer back to the gateway.
@@ -599,7 +606,7 @@ async fn a_failed_payment_can_still_complete_after_a_retry() {
     let success = succeeded("evt_3", json!({"external_id": "pi_1"}));
     assert_eq!(
         h.deliver(&success).await.expect("confirmed"),
-        decided(Outcome::Confirmed, &payment)
+        decided(&h, Outcome::Confirmed, &payment).await
     );
     assert_eq!(h.payment(payment.id).await.status, PaymentStatus::Completed);
     assert_eq!(h.order_status(order.id).await, OrderStatus::Paid);
@@ -623,7 +630,7 @@ async fn a_late_failure_is_recorded_but_not_applied() {
     let late = failed("evt_2", json!({"external_id": "pi_1"}));
     assert_eq!(
         h.deliver(&late).await.expect("late"),
-        decided(Outcome::LateFailureIgnored, &payment)
+        decided(&h, Outcome::LateFailureIgnored, &payment).await
     );
     assert_eq!(h.payment(payment.id).await, completed);
     assert_eq!(h.order_status(order.id).await, OrderStatus::Paid);
@@ -648,7 +655,7 @@ async fn a_different_amount_under_warn_confirms_and_notifies_the_mismatch() {
     let outcome = h.deliver(&body).await.expect("confirmed");
     let stored = h.payment(payment.id).await;
     // The answer names the payment as stored, mismatch flag included.
-    assert_eq!(outcome, decided(Outcome::Confirmed, &stored));
+    assert_eq!(outcome, decided(&h, Outcome::Confirmed, &stored).await);
     assert!(matches!(&outcome, WebhookOutcome::Decided { payment, .. } if payment.amount_mismatch));
     assert!(
         outcome.amount_mismatch(),
@@ -687,7 +694,7 @@ async fn a_rejected_amount_is_evaluated_again_on_redelivery() {
         let outcome = h.deliver(&body).await.expect("rejected");
         assert_eq!(
             outcome,
-            decided(Outcome::AmountRejected, &payment),
+            decided(&h, Outcome::AmountRejected, &payment).await,
             "a refused amount is not final, so never a duplicate"
         );
         assert!(outcome.amount_mismatch());
@@ -711,7 +718,7 @@ async fn a_rejected_amount_is_evaluated_again_on_redelivery() {
         .await
         .expect("confirmed");
     let stored = h.payment(payment.id).await;
-    assert_eq!(outcome, decided(Outcome::Confirmed, &stored));
+    assert_eq!(outcome, decided(&h, Outcome::Confirmed, &stored).await);
     assert!(outcome.amount_mismatch());
     assert_eq!(
         stored.amount_mismatch.map(|m| m.received),
@@ -733,7 +740,7 @@ async fn a_second_payment_of_a_paid_order_does_not_pay_it_again() {
         .deliver(&succeeded("evt_2", json!({"external_id": "pi_2"})))
         .await
         .expect("second");
-    assert_eq!(outcome, decided(Outcome::Confirmed, &second));
+    assert_eq!(outcome, decided(&h, Outcome::Confirmed, &second).await);
     assert_eq!(h.payment(first.id).await.status, PaymentStatus::Completed);
     assert_eq!(h.payment(second.id).await.status, PaymentStatus::Completed);
     assert_eq!(
@@ -769,7 +776,7 @@ async fn lookups_follow_the_design_order() {
     );
     assert_eq!(
         h.deliver(&both).await.expect("A"),
-        decided(Outcome::Failed, &a)
+        decided(&h, Outcome::Failed, &a).await
     );
     assert_eq!(h.payment(a.id).await.status, PaymentStatus::Failed);
     assert_eq!(h.payment(b.id).await.status, PaymentStatus::PendingExternal);
@@ -778,7 +785,7 @@ async fn lookups_follow_the_design_order() {
     let ext = failed("evt_2", json!({"external_id": "pi_b", "reference": "ch_c"}));
     assert_eq!(
         h.deliver(&ext).await.expect("B"),
-        decided(Outcome::Failed, &b)
+        decided(&h, Outcome::Failed, &b).await
     );
     assert_eq!(h.payment(b.id).await.status, PaymentStatus::Failed);
     assert_eq!(h.payment(c.id).await.status, PaymentStatus::PendingExternal);
@@ -790,7 +797,7 @@ async fn lookups_follow_the_design_order() {
     );
     assert_eq!(
         h.deliver(&fallthrough).await.expect("D"),
-        decided(Outcome::Failed, &d)
+        decided(&h, Outcome::Failed, &d).await
     );
 }
 
@@ -808,7 +815,7 @@ async fn a_learnt_gateway_reference_finds_the_payment_later() {
     let by_reference = succeeded("evt_2", json!({"reference": "cap_9"}));
     assert_eq!(
         h.deliver(&by_reference).await.expect("confirmed"),
-        decided(Outcome::Confirmed, &payment)
+        decided(&h, Outcome::Confirmed, &payment).await
     );
 }
 
@@ -830,7 +837,7 @@ async fn an_external_id_prefers_the_payment_of_the_same_gateway() {
         .deliver(&succeeded("evt_1", json!({"external_id": "shared_1"})))
         .await
         .expect("ours");
-    assert_eq!(outcome, decided(Outcome::Confirmed, &ours));
+    assert_eq!(outcome, decided(&h, Outcome::Confirmed, &ours).await);
     assert_eq!(
         h.payment(elsewhere.id).await.status,
         PaymentStatus::PendingExternal
@@ -1331,7 +1338,7 @@ async fn replay_runs_a_recorded_event_through_the_delivery_path() {
     h.clock.set(at(40));
     assert_eq!(
         h.webhooks.replay(id).await.expect("replay"),
-        decided(Outcome::Confirmed, &payment)
+        decided(&h, Outcome::Confirmed, &payment).await
     );
     assert_eq!(h.payment(payment.id).await.updated_at, at(40));
     assert_eq!(h.order_status(order.id).await, OrderStatus::Paid);
@@ -1549,7 +1556,7 @@ async fn a_split_order_is_paid_when_both_halves_complete() {
     );
     assert_eq!(
         h.deliver(&first).await.expect("first half"),
-        decided(Outcome::Confirmed, &halves[0])
+        decided(&h, Outcome::Confirmed, &halves[0]).await
     );
     assert_eq!(
         h.order_paid(order.id).await,
@@ -1566,7 +1573,7 @@ async fn a_split_order_is_paid_when_both_halves_complete() {
     let again = succeeded("evt_1b", json!({"external_id": "pi_half_1"}));
     assert_eq!(
         h.deliver(&again).await.expect("retry"),
-        decided(Outcome::AlreadyCompleted, &halves[0])
+        decided(&h, Outcome::AlreadyCompleted, &halves[0]).await
     );
     assert_eq!(
         h.order_paid(order.id).await,
@@ -1580,7 +1587,7 @@ async fn a_split_order_is_paid_when_both_halves_complete() {
     );
     assert_eq!(
         h.deliver(&second).await.expect("second half"),
-        decided(Outcome::Confirmed, &halves[1])
+        decided(&h, Outcome::Confirmed, &halves[1]).await
     );
     let paid = h.payments.order(order.id).await.expect("order");
     assert_eq!(paid.status, OrderStatus::Paid);
@@ -1619,7 +1626,7 @@ async fn a_canceled_checkout_still_completes_when_the_money_arrives() {
     );
     assert_eq!(
         h.deliver(&pending).await.expect("pending"),
-        decided(Outcome::Pending, &created)
+        decided(&h, Outcome::Pending, &created).await
     );
     assert_eq!(
         h.payment(created.id).await.status,
@@ -1633,19 +1640,19 @@ async fn a_canceled_checkout_still_completes_when_the_money_arrives() {
     );
     assert_eq!(
         h.deliver(&canceled).await.expect("canceled"),
-        decided(Outcome::Canceled, &created)
+        decided(&h, Outcome::Canceled, &created).await
     );
     assert_eq!(h.payment(created.id).await.status, PaymentStatus::Canceled);
     let failed_late = failed("evt_3", json!({"transaction_id": created.transaction_id}));
     assert_eq!(
         h.deliver(&failed_late).await.expect("recorded"),
-        decided(Outcome::AlreadyCanceled, &created)
+        decided(&h, Outcome::AlreadyCanceled, &created).await
     );
 
     let success = succeeded("evt_4", json!({"transaction_id": created.transaction_id}));
     assert_eq!(
         h.deliver(&success).await.expect("confirmed"),
-        decided(Outcome::Confirmed, &created)
+        decided(&h, Outcome::Confirmed, &created).await
     );
     let late_cancel = with_type(
         "evt_5",
@@ -1654,7 +1661,7 @@ async fn a_canceled_checkout_still_completes_when_the_money_arrives() {
     );
     assert_eq!(
         h.deliver(&late_cancel).await.expect("recorded"),
-        decided(Outcome::LateCancelIgnored, &created)
+        decided(&h, Outcome::LateCancelIgnored, &created).await
     );
     assert_eq!(h.payment(created.id).await.status, PaymentStatus::Completed);
     assert_eq!(

@@ -3,7 +3,9 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
-use payhook_domain::{AmountText, Currency, Money, Order, OrderId, Payment, PaymentId};
+use payhook_domain::{
+    AmountText, Currency, Dispute, Money, Order, OrderId, Payment, PaymentId, Refund,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -80,6 +82,63 @@ struct MismatchBody {
     received: MoneyBody,
 }
 
+/// One refund of a payment, as the gateway last reported it.
+#[derive(Serialize, ToSchema)]
+struct RefundBody {
+    /// The gateway's id of the refund (`re_...`, a PayPal refund id, the
+    /// generic gateway's `refund_id`).
+    refund_id: String,
+    /// What this refund gives back, a decimal string such as `50.00`.
+    amount: String,
+    #[schema(value_type = String, example = "USD")]
+    currency: &'static str,
+    /// Only `succeeded` refunds count towards `refunded_amount`; a refund
+    /// that succeeded and later failed stays listed as `failed`.
+    #[schema(value_type = crate::api_types::RefundStatusName)]
+    status: &'static str,
+}
+
+impl From<Refund> for RefundBody {
+    fn from(refund: Refund) -> Self {
+        Self {
+            amount: refund.amount.amount_string(),
+            currency: refund.amount.currency().code(),
+            status: refund.status.as_str(),
+            refund_id: refund.refund_id,
+        }
+    }
+}
+
+/// The payment's current dispute (chargeback or inquiry).
+#[derive(Serialize, ToSchema)]
+struct DisputeBody {
+    /// The gateway's id of the dispute (`dp_...`, `PP-D-...`).
+    dispute_id: String,
+    /// `open` while the shop may answer it; `won`, `lost` and `closed` are
+    /// final.
+    #[schema(value_type = crate::api_types::DisputeStatusName)]
+    status: &'static str,
+    /// The amount disputed, a decimal string.
+    amount: String,
+    #[schema(value_type = String, example = "USD")]
+    currency: &'static str,
+    /// The gateway's reason code (`fraudulent`,
+    /// `MERCHANDISE_OR_SERVICE_NOT_RECEIVED`, ...), when it gave one.
+    reason: Option<String>,
+}
+
+impl From<Dispute> for DisputeBody {
+    fn from(dispute: Dispute) -> Self {
+        Self {
+            status: dispute.status.as_str(),
+            amount: dispute.amount.amount_string(),
+            currency: dispute.amount.currency().code(),
+            dispute_id: dispute.dispute_id,
+            reason: dispute.reason,
+        }
+    }
+}
+
 /// A payment.
 #[derive(Serialize, ToSchema)]
 struct PaymentBody {
@@ -98,12 +157,26 @@ struct PaymentBody {
     external_id: Option<String>,
     gateway_reference: Option<String>,
     amount_mismatch: Option<MismatchBody>,
+    /// What went back to the customer, a decimal string in `currency`
+    /// (`0.00` when nothing did): the larger of the succeeded refunds' sum
+    /// and the latest running total the gateway reported, so a refund the
+    /// gateway reports both ways counts once.
+    #[schema(example = "0.00")]
+    refunded_amount: String,
+    /// The refunds the gateway reported, in the order they were first
+    /// reported, each with its latest status.
+    refunds: Vec<RefundBody>,
+    /// The current dispute; `null` when there is none.
+    #[schema(required = true)]
+    dispute: Option<DisputeBody>,
     created_at: String,
     updated_at: String,
 }
 
-impl From<Payment> for PaymentBody {
-    fn from(payment: Payment) -> Self {
+impl PaymentBody {
+    /// The payment with its `refunds` (as [`payhook_domain::PaymentService::refunds`]
+    /// lists them).
+    fn new(payment: Payment, refunds: Vec<Refund>) -> Self {
         Self {
             id: payment.id,
             order_id: payment.order_id,
@@ -114,6 +187,9 @@ impl From<Payment> for PaymentBody {
                 expected: m.expected.into(),
                 received: m.received.into(),
             }),
+            refunded_amount: payment.refunded_amount.amount_string(),
+            refunds: refunds.into_iter().map(RefundBody::from).collect(),
+            dispute: payment.dispute.map(DisputeBody::from),
             created_at: timestamp(payment.created_at),
             updated_at: timestamp(payment.updated_at),
             transaction_id: payment.transaction_id,
@@ -121,6 +197,12 @@ impl From<Payment> for PaymentBody {
             external_id: payment.external_id,
             gateway_reference: payment.gateway_reference,
         }
+    }
+
+    /// The payment with its refunds read from `state`'s store.
+    async fn read(state: &AppState, payment: Payment) -> Result<Self, ApiError> {
+        let refunds = state.payments.refunds(payment.id).await?;
+        Ok(Self::new(payment, refunds))
     }
 }
 
@@ -237,7 +319,8 @@ pub async fn create_payment(
         .payments
         .create_payment(order_id, body.payment_method, amount)
         .await?;
-    Ok(HttpResponse::Created().json(PaymentBody::from(payment)))
+    // A payment just created has no refund yet: nothing to read.
+    Ok(HttpResponse::Created().json(PaymentBody::new(payment, Vec::new())))
 }
 
 /// `GET /api/v1/order-payments/{id}/`.
@@ -260,7 +343,7 @@ pub async fn get_payment(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let payment = state.payments.payment(PaymentId(id.into_inner())).await?;
-    Ok(HttpResponse::Ok().json(PaymentBody::from(payment)))
+    Ok(HttpResponse::Ok().json(PaymentBody::read(&state, payment).await?))
 }
 
 /// Body of `POST /api/v1/order-payments/{id}/external-pending/`.
@@ -301,5 +384,7 @@ pub async fn external_pending(
         .payments
         .mark_pending(PaymentId(id.into_inner()), body.into_inner().external_id)
         .await?;
-    Ok(HttpResponse::Ok().json(PaymentBody::from(payment)))
+    // Marking pending applies the events that came first, and a payment they
+    // complete takes the refunds that waited for it: read them after.
+    Ok(HttpResponse::Ok().json(PaymentBody::read(&state, payment).await?))
 }

@@ -11,11 +11,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use payhook_domain::ports::{EventDetail, EventFilter, EventOutcome, StoredEvent};
-use payhook_domain::PaymentId;
+use payhook_domain::{EventKind, PaymentId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api_types::{stored_outcome_names, ManagementErrors, Unauthorized};
+use crate::api_types::{stored_outcome_names, ManagementErrors, Unauthorized, STORED_KIND_NAMES};
 use crate::auth::Authorized;
 use crate::error::ApiError;
 use crate::routes::webhooks::respond;
@@ -37,7 +37,7 @@ struct EventItem {
     gateway: String,
     event_id: String,
     event_type: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::api_types::EventKindName)]
     kind: &'static str,
     #[schema(value_type = crate::api_types::EventOutcomeName)]
     outcome: &'static str,
@@ -121,6 +121,7 @@ struct EventPage {
 struct ListQuery {
     gateway: Option<String>,
     outcome: Option<String>,
+    kind: Option<String>,
     payment_id: Option<String>,
     received_after: Option<String>,
     received_before: Option<String>,
@@ -173,6 +174,18 @@ impl ListQuery {
                 })
             })
             .transpose()?;
+        let kind = self
+            .kind
+            .map(|name| {
+                STORED_KIND_NAMES
+                    .contains(&name.as_str())
+                    .then(|| EventKind::parse(&name))
+                    .flatten()
+                    .ok_or_else(|| {
+                        invalid("kind", &format!("one of {}", STORED_KIND_NAMES.join(", ")))
+                    })
+            })
+            .transpose()?;
         let limit = match self.limit {
             None => EventFilter::DEFAULT_LIMIT,
             Some(text) => text
@@ -189,7 +202,7 @@ impl ListQuery {
         Ok(EventFilter {
             gateway,
             outcome,
-            kind: None,
+            kind,
             payment_id: self
                 .payment_id
                 .map(|text| id("payment_id", &text).map(PaymentId))
@@ -213,7 +226,7 @@ impl ListQuery {
 
 /// `GET /api/v1/webhook-events/`: one page of recorded events by ascending
 /// id, `{"items": [...], "next_after_id": <id or null>}`. Filters:
-/// `gateway`, `outcome`, `payment_id`, `received_after` (inclusive) and
+/// `gateway`, `outcome`, `kind`, `payment_id`, `received_after` (inclusive) and
 /// `received_before` (exclusive) as RFC 3339; pages: `limit` (default 50,
 /// at most 500) and the cursor `after_id`. 400 names a bad parameter.
 #[utoipa::path(
@@ -224,6 +237,7 @@ impl ListQuery {
     params(
         ("gateway" = Option<String>, Query, min_length = 1, max_length = 255, description = "Only this gateway's events, e.g. `stripe`"),
         ("outcome" = inline(Option<crate::api_types::EventOutcomeName>), Query, description = "Only events with this outcome"),
+        ("kind" = inline(Option<crate::api_types::EventKindName>), Query, description = "Only events of this kind, e.g. `refund` or `dispute`"),
         ("payment_id" = Option<i64>, Query, minimum = 0, description = "Only events applied to this payment"),
         ("received_after" = Option<String>, Query, format = DateTime, description = "Received at or after this RFC 3339 time"),
         ("received_before" = Option<String>, Query, format = DateTime, description = "Received before this RFC 3339 time"),
@@ -280,8 +294,9 @@ pub async fn get_event(
 /// `POST /api/v1/webhook-events/{id}/replay/`: applies the stored event
 /// again through the delivery path, idempotent like a delivery, and answers
 /// as the webhook endpoint would (200 success or already processed, 404
-/// while no payment matches, 400 for an amount refused under `reject`).
-/// 404 too when no event has this id.
+/// while no payment matches, 400 for an amount refused under `reject` or a
+/// refund refused, 409 for a refund or dispute whose payment has not
+/// completed yet). 404 too when no event has this id.
 #[utoipa::path(
     post,
     path = "/api/v1/webhook-events/{id}/replay/",
@@ -290,8 +305,12 @@ pub async fn get_event(
     params(("id" = i64, Path, description = "the event's id")),
     responses(
         (status = 200, description = "Applied, already processed, or ignored", body = crate::api_types::WebhookAnswer),
-        (status = 400, description = "The amount was refused under the `reject` policy", body = crate::api_types::ErrorBody),
+        (status = 400, description = "The amount was refused under the `reject` policy, or the refund was refused \
+                                      (another currency than the payment's, or above the amount received); nothing changed",
+         body = crate::api_types::ErrorBody),
         (status = 404, description = "No event has this id, or no payment matches it yet", body = crate::api_types::ErrorBody),
+        (status = 409, description = "A refund or dispute for a payment that has not completed yet: still kept, \
+                                      applied when the payment completes", body = crate::api_types::ErrorBody),
         Unauthorized,
         ManagementErrors,
     ),

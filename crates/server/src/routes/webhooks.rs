@@ -110,11 +110,35 @@ async fn collect(
     Ok((web::Bytes::from(body), budget))
 }
 
-fn answer(status: &str, message: &str, payment: Option<&PaymentRef>) -> HttpResponse {
+/// What a 200 answer shows of the payment beyond its ids: a refund's
+/// answer its status and refunded amount, a dispute's its status and the
+/// dispute's. Every other answer keeps the first wave's shape.
+#[derive(Clone, Copy)]
+enum Shows {
+    Ids,
+    Refunds,
+    Dispute,
+}
+
+fn answer(status: &str, message: &str, payment: Option<&PaymentRef>, shows: Shows) -> HttpResponse {
     let mut body = json!({"status": status, "message": message});
     if let Some(payment) = payment {
         body["payment_id"] = json!(payment.id);
         body["transaction_id"] = json!(payment.transaction_id);
+        match shows {
+            Shows::Ids => {}
+            Shows::Refunds => {
+                body["payment_status"] = json!(payment.status.as_str());
+                body["refunded_amount"] = json!(payment.refunded_amount.amount_string());
+            }
+            Shows::Dispute => {
+                body["payment_status"] = json!(payment.status.as_str());
+                // A dispute's outcome always leaves the payment with one.
+                if let Some(status) = payment.dispute_status {
+                    body["dispute_status"] = json!(status.as_str());
+                }
+            }
+        }
     }
     HttpResponse::Ok().json(body)
 }
@@ -123,20 +147,22 @@ fn answer(status: &str, message: &str, payment: Option<&PaymentRef>) -> HttpResp
 pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpResponse, ApiError>) {
     match outcome {
         WebhookOutcome::Decided { outcome, payment } => {
-            let message = match outcome {
-                Outcome::Confirmed => "Payment confirmed",
-                Outcome::Failed => "Payment failed",
-                Outcome::Canceled => "Payment canceled",
-                Outcome::Pending => "Payment pending",
-                Outcome::AlreadyCompleted => "Payment already completed",
-                Outcome::AlreadyFailed => "Payment already failed",
-                Outcome::AlreadyCanceled => "Payment already canceled",
-                Outcome::LateFailureIgnored => {
-                    "Payment already completed; the failure event was recorded, not applied"
-                }
-                Outcome::LateCancelIgnored => {
-                    "Payment already completed; the cancel event was recorded, not applied"
-                }
+            let (message, shows) = match outcome {
+                Outcome::Confirmed => ("Payment confirmed", Shows::Ids),
+                Outcome::Failed => ("Payment failed", Shows::Ids),
+                Outcome::Canceled => ("Payment canceled", Shows::Ids),
+                Outcome::Pending => ("Payment pending", Shows::Ids),
+                Outcome::AlreadyCompleted => ("Payment already completed", Shows::Ids),
+                Outcome::AlreadyFailed => ("Payment already failed", Shows::Ids),
+                Outcome::AlreadyCanceled => ("Payment already canceled", Shows::Ids),
+                Outcome::LateFailureIgnored => (
+                    "Payment already completed; the failure event was recorded, not applied",
+                    Shows::Ids,
+                ),
+                Outcome::LateCancelIgnored => (
+                    "Payment already completed; the cancel event was recorded, not applied",
+                    Shows::Ids,
+                ),
                 Outcome::AmountRejected => {
                     let refusal = ApiError::BadRequest(
                         "amount mismatch: the event's amount differs from the payment's; \
@@ -145,11 +171,12 @@ pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpRes
                     );
                     return (outcome.as_str(), Err(refusal));
                 }
-                Outcome::RefundRecorded => "Refund recorded",
-                Outcome::DisputeRecorded => "Dispute recorded",
-                Outcome::DisputeUnchanged => {
-                    "Dispute already decided or unchanged; the event was recorded, not applied"
-                }
+                Outcome::RefundRecorded => ("Refund recorded", Shows::Refunds),
+                Outcome::DisputeRecorded => ("Dispute recorded", Shows::Dispute),
+                Outcome::DisputeUnchanged => (
+                    "Dispute already decided or unchanged; the event was recorded, not applied",
+                    Shows::Dispute,
+                ),
                 Outcome::RefundRejected => {
                     let refusal = ApiError::BadRequest(
                         "refund refused: its currency differs from the payment's, or it would \
@@ -169,11 +196,11 @@ pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpRes
                 // The service answers an unhandled event type as
                 // `WebhookOutcome::Ignored` before any decision; a decision
                 // that ignores one is recorded and acknowledged alike.
-                Outcome::Ignored => "Event recorded",
+                Outcome::Ignored => ("Event recorded", Shows::Ids),
             };
             (
                 outcome.as_str(),
-                Ok(answer("success", message, Some(payment))),
+                Ok(answer("success", message, Some(payment), shows)),
             )
         }
         WebhookOutcome::Duplicate { payment } => (
@@ -182,6 +209,7 @@ pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpRes
                 "success",
                 "Webhook already processed",
                 payment.as_ref(),
+                Shows::Ids,
             )),
         ),
         WebhookOutcome::Ignored { event_type } => (
@@ -190,6 +218,7 @@ pub(crate) fn respond(outcome: &WebhookOutcome) -> (&'static str, Result<HttpRes
                 "ignored",
                 &format!("Event type {event_type} is not handled"),
                 None,
+                Shows::Ids,
             )),
         ),
         WebhookOutcome::Unmatched { .. } => (
@@ -249,11 +278,18 @@ fn is_json(request: &HttpRequest) -> bool {
         description = "The gateway's event, verified on its raw bytes before any parsing",
     ),
     responses(
-        (status = 200, description = "Applied, already processed, or an event type that is not handled (`ignored`)",
+        (status = 200, description = "Applied, already processed, or an event type that is not handled (`ignored`). \
+                                      A refund's answer adds `payment_status` and `refunded_amount`, a dispute's \
+                                      `payment_status` and `dispute_status`",
          body = crate::api_types::WebhookAnswer),
         (status = 400, description = "Missing or invalid signature, stale timestamp, malformed JSON, \
-                                      a payload lacking what the event needs, or an amount refused", body = crate::api_types::ErrorBody),
+                                      a payload lacking what the event needs, an amount refused, or a refund refused \
+                                      (another currency than the payment's, or above the amount received; nothing changed)",
+         body = crate::api_types::ErrorBody),
         (status = 404, description = "No such gateway, or no payment matches (the event is kept)", body = crate::api_types::ErrorBody),
+        (status = 409, description = "A refund or dispute for a payment that has not completed yet: the event is kept \
+                                      and applied when the payment completes (a re-delivery tries again)",
+         body = crate::api_types::ErrorBody),
         (status = 408, description = "The whole body did not arrive within PAYHOOK_BODY_TIMEOUT_MS; the connection is closed",
          body = crate::api_types::ErrorBody),
         (status = 413, description = "The body is over PAYHOOK_MAX_BODY_BYTES", body = crate::api_types::ErrorBody),
@@ -434,5 +470,141 @@ async fn apply(
     match answer {
         Ok(response) => Ok((name, response)),
         Err(error) => Err(Rejection::new(name, error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::to_bytes;
+    use actix_web::http::StatusCode;
+    use actix_web::ResponseError;
+    use payhook_domain::{Currency, DisputeStatus, Money, PaymentId, PaymentStatus};
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn usd(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::parse("USD").expect("USD"))
+    }
+
+    fn payment(status: PaymentStatus, refunded: i64, dispute: Option<DisputeStatus>) -> PaymentRef {
+        PaymentRef {
+            id: PaymentId(7),
+            transaction_id: "TXN-7".into(),
+            amount_mismatch: false,
+            status,
+            refunded_amount: usd(refunded),
+            dispute_status: dispute,
+        }
+    }
+
+    /// The status and JSON body `respond` answers `outcome` with, and the
+    /// name it logs.
+    async fn answered(outcome: Outcome, payment: PaymentRef) -> (&'static str, StatusCode, Value) {
+        let (name, answer) = respond(&WebhookOutcome::Decided { outcome, payment });
+        let response = match answer {
+            Ok(response) => response,
+            Err(error) => error.error_response(),
+        };
+        let status = response.status();
+        let bytes = to_bytes(response.into_body()).await.expect("a body");
+        (name, status, serde_json::from_slice(&bytes).expect("JSON"))
+    }
+
+    #[actix_web::test]
+    async fn a_refund_answer_shows_the_status_and_the_refunded_amount() {
+        let (name, status, body) = answered(
+            Outcome::RefundRecorded,
+            payment(PaymentStatus::PartiallyRefunded, 5000, None),
+        )
+        .await;
+        assert_eq!((name, status), ("refund_recorded", StatusCode::OK));
+        assert_eq!(
+            body,
+            json!({
+                "status": "success",
+                "message": "Refund recorded",
+                "payment_id": 7,
+                "transaction_id": "TXN-7",
+                "payment_status": "partially_refunded",
+                "refunded_amount": "50.00",
+            })
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_dispute_answer_shows_the_dispute_status() {
+        let disputed = payment(PaymentStatus::Completed, 0, Some(DisputeStatus::Open));
+        let (name, status, body) = answered(Outcome::DisputeRecorded, disputed).await;
+        assert_eq!((name, status), ("dispute_recorded", StatusCode::OK));
+        assert_eq!(
+            body,
+            json!({
+                "status": "success",
+                "message": "Dispute recorded",
+                "payment_id": 7,
+                "transaction_id": "TXN-7",
+                "payment_status": "completed",
+                "dispute_status": "open",
+            })
+        );
+
+        let decided = payment(PaymentStatus::Refunded, 15000, Some(DisputeStatus::Won));
+        let (name, status, body) = answered(Outcome::DisputeUnchanged, decided).await;
+        assert_eq!((name, status), ("dispute_unchanged", StatusCode::OK));
+        assert_eq!(body["status"], "success");
+        let message = body["message"].as_str().expect("a message");
+        assert!(message.contains("not applied"), "{message}");
+        assert_eq!(body["dispute_status"], "won");
+        assert_eq!(body["payment_status"], "refunded");
+        assert!(body.get("refunded_amount").is_none(), "{body}");
+    }
+
+    #[actix_web::test]
+    async fn an_early_refund_is_a_conflict_and_a_refused_one_a_bad_request() {
+        let pending = payment(PaymentStatus::PendingExternal, 0, None);
+        let (name, status, body) = answered(Outcome::AwaitingCompletion, pending.clone()).await;
+        assert_eq!(
+            (name, status),
+            ("awaiting_completion", StatusCode::CONFLICT)
+        );
+        assert_eq!(body["status"], "error");
+        let message = body["message"].as_str().expect("a message");
+        assert!(message.contains("not completed"), "{message}");
+        assert!(body.get("payment_id").is_none(), "{body}");
+
+        let completed = payment(PaymentStatus::Completed, 0, None);
+        let (name, status, body) = answered(Outcome::RefundRejected, completed).await;
+        assert_eq!((name, status), ("refund_rejected", StatusCode::BAD_REQUEST));
+        assert_eq!(body["status"], "error");
+        let message = body["message"].as_str().expect("a message");
+        assert!(message.contains("nothing changed"), "{message}");
+    }
+
+    #[actix_web::test]
+    async fn other_answers_keep_the_first_wave_shape() {
+        // A confirmation of a payment that carries a dispute and refunds
+        // still answers its ids alone.
+        let refunded = payment(PaymentStatus::Completed, 100, Some(DisputeStatus::Open));
+        for outcome in [
+            Outcome::Confirmed,
+            Outcome::AlreadyCompleted,
+            Outcome::LateFailureIgnored,
+        ] {
+            let (_, status, body) = answered(outcome, refunded.clone()).await;
+            assert_eq!(status, StatusCode::OK);
+            let mut fields: Vec<&str> = body
+                .as_object()
+                .expect("an object")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            fields.sort_unstable();
+            assert_eq!(
+                fields,
+                ["message", "payment_id", "status", "transaction_id"],
+                "{outcome:?}"
+            );
+        }
     }
 }

@@ -26,6 +26,7 @@ mod paypal_flow;
 mod paypal_lifecycle;
 mod paypal_refunds;
 mod processes;
+mod refund_answers;
 mod response_headers;
 mod slow_uploads;
 mod stripe_flow;

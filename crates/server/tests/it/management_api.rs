@@ -1,8 +1,9 @@
 //! The shop's management API: the bearer token, exact amounts, refused
 //! input, missing resources and conflicting state changes; an order's
 //! `paid_amount` under split payments, and the payments an order refuses
-//! (another currency, an order already paid). The lifecycle tests run on
-//! SQLite and, when configured, on PostgreSQL.
+//! (another currency, an order already paid); a payment's refund and
+//! dispute fields before any refund, and the audit list's `kind` filter.
+//! The lifecycle tests run on SQLite and, when configured, on PostgreSQL.
 
 use awc::http::header::WWW_AUTHENTICATE;
 use awc::http::StatusCode;
@@ -461,5 +462,140 @@ async fn a_payment_of_part_of_the_total_completes_and_leaves_the_order_pending()
         // Still pending, so it still takes a payment for the rest.
         let rest = generic_payment(&app, &order, "149.00", "ext_the_rest").await;
         assert_eq!(rest["status"], "pending_external", "{}", app.backend);
+    }
+}
+
+#[actix_rt::test]
+async fn a_new_payment_shows_nothing_refunded_no_refunds_and_no_dispute() {
+    for app in apps_with_every_gateway("new_payment_refund_fields") {
+        for (total, currency, nothing) in [("150.00", "USD", "0.00"), ("1500", "JPY", "0")] {
+            let created = app.new_payment_for("generic", total, currency).await;
+            let backend = app.backend;
+            assert_eq!(created["refunded_amount"], nothing, "{backend}: {created}");
+            assert_eq!(created["refunds"], json!([]), "{backend}: {created}");
+            // Present and null, not absent.
+            assert_eq!(created.get("dispute"), Some(&Value::Null), "{backend}");
+
+            let read = app.payment(&created).await;
+            assert_eq!(read, created, "{backend}");
+
+            let pending = app
+                .external_pending(&created["id"], &format!("ext_fresh_{currency}"))
+                .await;
+            let pending = pending.assert_status(StatusCode::OK);
+            assert_eq!(pending["refunded_amount"], nothing, "{backend}: {pending}");
+            assert_eq!(pending["refunds"], json!([]), "{backend}: {pending}");
+            assert_eq!(pending.get("dispute"), Some(&Value::Null), "{backend}");
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_completed_payment_still_shows_nothing_refunded() {
+    for app in apps_with_every_gateway("completed_payment_refund_fields") {
+        let order = usd_order(&app, "150.00").await;
+        let payment = generic_payment(&app, &order, "150.00", "ext_no_refund").await;
+        generic_completes(&app, &payment, "ext_no_refund", "150.00").await;
+
+        let completed = app.payment(&payment).await;
+        let backend = app.backend;
+        assert_eq!(completed["status"], "completed", "{backend}");
+        assert_eq!(completed["refunded_amount"], "0.00", "{backend}");
+        assert_eq!(completed["refunds"], json!([]), "{backend}");
+        assert_eq!(completed["dispute"], Value::Null, "{backend}");
+    }
+}
+
+/// The `event_id`s of the events listed for `query`, asserting a 200.
+async fn listed_event_ids(app: &TestApp, query: &str) -> Vec<String> {
+    let answer = app.list_events(query).await;
+    let listing = answer.assert_status(StatusCode::OK);
+    listing["items"]
+        .as_array()
+        .expect("an items array")
+        .iter()
+        .map(|item| {
+            let id = item["event_id"].as_str().expect("an event id");
+            id.to_owned()
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn the_audit_list_filters_by_event_kind() {
+    for app in apps_with_every_gateway("audit_kind_filter") {
+        let order = usd_order(&app, "150.00").await;
+        let first = generic_payment(&app, &order, "75.00", "ext_kind_1").await;
+        generic_payment(&app, &order, "75.00", "ext_kind_2").await;
+        // One event of each kind the generic gateway sends before a refund:
+        // pending, canceled, then completed (twice: both payments).
+        for (external_id, status, amount) in [
+            ("ext_kind_1", "pending", "75.00"),
+            ("ext_kind_2", "canceled", "75.00"),
+            ("ext_kind_1", "completed", "75.00"),
+            ("ext_kind_2", "completed", "75.00"),
+        ] {
+            let body = generic_body(Some(external_id), None, status, amount);
+            let answer = app
+                .send_generic(&body, &format!("msg_{status}_{external_id}"))
+                .await;
+            answer.assert_status(StatusCode::OK);
+        }
+        assert_eq!(app.payment(&first).await["status"], "completed");
+        let backend = app.backend;
+
+        assert_eq!(
+            listed_event_ids(&app, "kind=succeeded").await,
+            ["msg_completed_ext_kind_1", "msg_completed_ext_kind_2"],
+            "{backend}"
+        );
+        assert_eq!(
+            listed_event_ids(&app, "kind=pending").await,
+            ["msg_pending_ext_kind_1"],
+            "{backend}"
+        );
+        assert_eq!(
+            listed_event_ids(&app, "kind=canceled").await,
+            ["msg_canceled_ext_kind_2"],
+            "{backend}"
+        );
+        for none in ["failed", "refund", "dispute"] {
+            assert!(
+                listed_event_ids(&app, &format!("kind={none}"))
+                    .await
+                    .is_empty(),
+                "{backend}: {none}"
+            );
+        }
+        // With the other filters, every condition holds.
+        assert_eq!(
+            listed_event_ids(&app, &format!("kind=succeeded&payment_id={}", first["id"])).await,
+            ["msg_completed_ext_kind_1"],
+            "{backend}"
+        );
+        // Each listed item shows its kind.
+        let answer = app.list_events("kind=canceled").await;
+        let listing = answer.assert_status(StatusCode::OK);
+        assert_eq!(listing["items"][0]["kind"], "canceled", "{backend}");
+    }
+}
+
+#[actix_rt::test]
+async fn an_unknown_kind_is_refused_naming_the_accepted_ones() {
+    let app = spawn_app();
+    for kind in ["refunded", "REFUND", "not_handled", "", "%00"] {
+        let answer = app.list_events(&format!("kind={kind}")).await;
+        let message = answer.assert_error(StatusCode::BAD_REQUEST);
+        assert!(message.contains("kind"), "{kind}: {message}");
+        for accepted in [
+            "succeeded",
+            "failed",
+            "canceled",
+            "pending",
+            "refund",
+            "dispute",
+        ] {
+            assert!(message.contains(accepted), "{kind}: {message}");
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! HMAC and base64, not the server's code) and records what it received:
 //! delivery after a confirmation, retries after 500s, dead rows listed and
 //! re-queued, order kept within an order (the lifecycle's `payment.canceled`
-//! and `order.overpaid` too), no loss across `kill -9` (before
+//! and `order.overpaid` too, and a refund's `payment.refunded` and
+//! `order.refunded` with their refund fields), no loss across `kill -9` (before
 //! delivery, and after the shop took a callback whose answer the server
 //! never heard), and two processes on one PostgreSQL delivering each row
 //! once.
@@ -695,5 +696,101 @@ async fn an_https_callback_goes_through_tls_and_a_failed_handshake_is_retried() 
         receiver.delivered().is_empty(),
         "nothing delivered in clear"
     );
+    receiver.stop().await;
+}
+
+#[actix_rt::test]
+async fn payment_refunded_and_order_refunded_reach_the_shop_signed_and_in_order() {
+    let receiver = Receiver::start(0);
+    let mut vars = fast(&receiver.url, "12");
+    vars.push(("WEBHOOK_SECRET".into(), GENERIC_SECRET.into()));
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for app in spawn_apps_with("notify_refunds", &vars) {
+        let backend = app.backend;
+        let before = receiver.receipts().len();
+        // The first call is answered 500: the order must hold through a
+        // retry too.
+        receiver.inbox.failures_left.store(1, Ordering::SeqCst);
+        let order = app
+            .create_order(&json!({"client_id": "c-1", "total": "150.00", "currency": "USD"}))
+            .await;
+        let order_id = order.assert_status(StatusCode::CREATED)["id"].clone();
+        let payment = generic_payment(&app, &order_id, "ext_notify_refund").await;
+        generic_reports(&app, "ext_notify_refund", "completed", "Payment confirmed").await;
+        for (refund_id, amount) in [("rf_notify_1", "50.00"), ("rf_notify_2", "100.00")] {
+            let body = format!(
+                r#"{{"payment_id": "ext_notify_refund", "status": "refunded", "refund_id": "{refund_id}", "amount": "{amount}", "currency": "USD"}}"#
+            );
+            let answer = app
+                .send_generic(body.as_bytes(), &format!("msg_{refund_id}"))
+                .await;
+            let answer = answer.assert_status(StatusCode::OK);
+            assert_eq!(answer["message"], "Refund recorded", "{backend}: {answer}");
+        }
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let receipts = loop {
+            let receipts = receiver.receipts().split_off(before);
+            if receipts.iter().filter(|r| r.answered == 200).count() >= 4 {
+                break receipts;
+            }
+            assert!(Instant::now() < deadline, "{backend}: {receipts:?}");
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        };
+        all_delivered(&app, 4).await;
+        let delivered: Vec<&Receipt> = receipts.iter().filter(|r| r.answered == 200).collect();
+        let kinds: Vec<&str> = delivered
+            .iter()
+            .map(|r| r.body["type"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "order.paid",
+                "payment.refunded",
+                "payment.refunded",
+                "order.refunded"
+            ],
+            "{backend}"
+        );
+        for receipt in &delivered {
+            let id = receipt.body["notification_id"].as_i64().expect("an id");
+            assert_eq!(receipt.webhook_id, format!("msg_payhook_{id}"), "{backend}");
+            assert_eq!(receipt.body["order_id"], order_id, "{backend}");
+            assert_eq!(receipt.body["payment_id"], payment["id"], "{backend}");
+            assert_eq!(
+                receipt.body["transaction_id"], payment["transaction_id"],
+                "{backend}"
+            );
+            assert_eq!(receipt.body["amount"], "150.00", "{backend}");
+            assert_eq!(receipt.body["currency"], "USD", "{backend}");
+            assert!(receipt.body["occurred_at"].is_string(), "{backend}");
+        }
+
+        let first = &delivered[1].body;
+        assert_eq!(first["refund_id"], "rf_notify_1", "{backend}: {first}");
+        assert_eq!(first["refund_amount"], "50.00", "{backend}: {first}");
+        assert_eq!(first["refunded_amount"], "50.00", "{backend}: {first}");
+        assert_eq!(
+            first["payment_status"], "partially_refunded",
+            "{backend}: {first}"
+        );
+        let second = &delivered[2].body;
+        assert_eq!(second["refund_id"], "rf_notify_2", "{backend}: {second}");
+        assert_eq!(second["refund_amount"], "100.00", "{backend}: {second}");
+        assert_eq!(second["refunded_amount"], "150.00", "{backend}: {second}");
+        assert_eq!(second["payment_status"], "refunded", "{backend}: {second}");
+        let order_refunded = &delivered[3].body;
+        assert_eq!(order_refunded["refunded_amount"], "150.00", "{backend}");
+        assert_eq!(order_refunded["payment_status"], "refunded", "{backend}");
+
+        // Every receipt, the refused one included, in id order.
+        let ids: Vec<i64> = receipts
+            .iter()
+            .map(|r| r.body["notification_id"].as_i64().unwrap_or_default())
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] <= w[1]), "{backend}: {ids:?}");
+        assert_eq!(receiver.inbox.bad_signatures.load(Ordering::SeqCst), 0);
+    }
     receiver.stop().await;
 }

@@ -228,3 +228,184 @@ async fn the_outcome_filter_lists_the_lifecycle_outcomes() {
         assert!(message.contains(name), "{name} in {message}");
     }
 }
+
+/// The property names of the component schema `name`, sorted.
+fn properties(document: &Value, name: &str) -> Vec<String> {
+    let schema = &document["components"]["schemas"][name];
+    let mut names: Vec<String> = schema["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("properties of {name}: {schema}"))
+        .keys()
+        .cloned()
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+/// The component schema a property refers to, through `$ref`, an array's
+/// `items` or a nullable `oneOf`.
+fn referred<'a>(document: &'a Value, schema: &str, property: &str) -> &'a Value {
+    let property = &document["components"]["schemas"][schema]["properties"][property];
+    let target = if let Some(items) = property.get("items") {
+        items
+    } else if let Some(choices) = property.get("oneOf").and_then(Value::as_array) {
+        choices
+            .iter()
+            .find(|choice| choice.get("$ref").is_some())
+            .unwrap_or_else(|| panic!("a reference among {property}"))
+    } else {
+        property
+    };
+    resolve(document, target)
+}
+
+#[actix_rt::test]
+async fn a_payment_documents_its_refunds_and_its_dispute() {
+    let app = spawn_app();
+    let document = document(&app).await;
+
+    let payment = properties(&document, "PaymentBody");
+    for field in ["refunded_amount", "refunds", "dispute"] {
+        assert!(payment.iter().any(|p| p == field), "{field} in {payment:?}");
+    }
+    let refunded =
+        &document["components"]["schemas"]["PaymentBody"]["properties"]["refunded_amount"];
+    assert_eq!(refunded["type"], "string", "{refunded}");
+    assert_eq!(
+        document["components"]["schemas"]["PaymentBody"]["properties"]["refunds"]["type"],
+        "array"
+    );
+
+    let refund = referred(&document, "PaymentBody", "refunds");
+    let mut refund_fields: Vec<&str> = refund["properties"]
+        .as_object()
+        .expect("refund properties")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    refund_fields.sort_unstable();
+    assert_eq!(refund_fields, ["amount", "currency", "refund_id", "status"]);
+    assert_eq!(
+        property_enum(&document, "RefundBody", "status"),
+        ["pending", "succeeded", "failed", "canceled"]
+    );
+
+    let dispute = referred(&document, "PaymentBody", "dispute");
+    let mut dispute_fields: Vec<&str> = dispute["properties"]
+        .as_object()
+        .expect("dispute properties")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    dispute_fields.sort_unstable();
+    assert_eq!(
+        dispute_fields,
+        ["amount", "currency", "dispute_id", "reason", "status"]
+    );
+    assert_eq!(
+        property_enum(&document, "DisputeBody", "status"),
+        ["open", "won", "lost", "closed"]
+    );
+}
+
+#[actix_rt::test]
+async fn the_webhook_answer_documents_the_refund_and_dispute_fields_and_the_409() {
+    let app = spawn_app();
+    let document = document(&app).await;
+
+    assert_eq!(
+        properties(&document, "WebhookAnswer"),
+        [
+            "dispute_status",
+            "message",
+            "payment_id",
+            "payment_status",
+            "refunded_amount",
+            "status",
+            "transaction_id",
+        ]
+    );
+    assert_eq!(
+        property_enum(&document, "WebhookAnswer", "dispute_status"),
+        ["open", "won", "lost", "closed"]
+    );
+    assert_eq!(
+        property_enum(&document, "WebhookAnswer", "payment_status"),
+        property_enum(&document, "PaymentBody", "status")
+    );
+    let webhook = &document["paths"]["/api/v1/order-payments/webhooks/{gateway}/"]["post"];
+    let conflict = webhook["responses"]["409"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(conflict.contains("not completed"), "{conflict}");
+    let bad_request = webhook["responses"]["400"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(bad_request.contains("refund refused"), "{bad_request}");
+    let replay = &document["paths"]["/api/v1/webhook-events/{id}/replay/"]["post"];
+    assert!(replay["responses"].get("409").is_some(), "{replay}");
+}
+
+#[actix_rt::test]
+async fn the_event_list_documents_the_kind_filter() {
+    let app = spawn_app();
+    let document = document(&app).await;
+    let parameters = document["paths"]["/api/v1/webhook-events/"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let kind = parameters
+        .iter()
+        .find(|p| p["name"] == "kind")
+        .expect("a kind parameter");
+    assert_eq!(kind["in"], "query");
+    assert_eq!(
+        kind["schema"]["enum"],
+        serde_json::json!([
+            "succeeded",
+            "failed",
+            "canceled",
+            "pending",
+            "refund",
+            "dispute"
+        ])
+    );
+    // A listed event's kind is the same enum.
+    assert_eq!(
+        property_enum(&document, "EventItem", "kind"),
+        [
+            "succeeded",
+            "failed",
+            "canceled",
+            "pending",
+            "refund",
+            "dispute"
+        ]
+    );
+}
+
+#[actix_rt::test]
+async fn the_outcome_filter_lists_the_refund_and_dispute_outcomes() {
+    let app = spawn_app();
+    let document = document(&app).await;
+    let parameters = document["paths"]["/api/v1/webhook-events/"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let outcome = parameters
+        .iter()
+        .find(|p| p["name"] == "outcome")
+        .expect("an outcome parameter");
+    let names = outcome["schema"]["enum"].as_array().expect("an enum");
+    for name in [
+        "refund_recorded",
+        "refund_rejected",
+        "dispute_recorded",
+        "dispute_unchanged",
+        "awaiting_completion",
+    ] {
+        assert!(names.contains(&Value::from(name)), "{name} in {names:?}");
+        // And the filter takes it.
+        app.list_events(&format!("outcome={name}"))
+            .await
+            .assert_status(StatusCode::OK);
+    }
+}
