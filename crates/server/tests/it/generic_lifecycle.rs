@@ -8,9 +8,10 @@
 //! `helpers::sign_standard_webhook`), never with the adapter under test.
 
 use awc::http::StatusCode;
-use serde_json::{json, Value};
 
-use crate::helpers::{apps_with_every_gateway, confirmed, generic_body, payment_failed, TestApp};
+use crate::helpers::{
+    apps_with_every_gateway, confirmed, generic_body, pairs, payment_failed, recorded, success,
+};
 
 /// The gateway's id of the payment, recorded by the shop as the external id.
 const EXTERNAL_ID: &str = "ext_123";
@@ -18,32 +19,6 @@ const EXTERNAL_ID: &str = "ext_123";
 /// A body for `EXTERNAL_ID` with `status`, 150.00 USD.
 fn body(status: &str) -> Vec<u8> {
     generic_body(Some(EXTERNAL_ID), None, status, "\"150.00\"")
-}
-
-/// The success answer with `message` for `payment`.
-fn success(payment: &Value, message: &str) -> Value {
-    json!({
-        "status": "success",
-        "message": message,
-        "payment_id": payment["id"],
-        "transaction_id": payment["transaction_id"],
-    })
-}
-
-/// `(event_type, outcome)` of every recorded event, oldest first.
-async fn recorded(app: &TestApp) -> Vec<(String, String)> {
-    let events = app.store.events().await.expect("the events read");
-    events
-        .into_iter()
-        .map(|event| (event.event_type, event.outcome))
-        .collect()
-}
-
-fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected
-        .iter()
-        .map(|(event_type, outcome)| ((*event_type).to_owned(), (*outcome).to_owned()))
-        .collect()
 }
 
 #[actix_rt::test]

@@ -14,7 +14,7 @@ use payhook_domain::ports::Store;
 use payhook_domain::{Payment, PaymentId};
 use serde_json::{json, Value};
 
-use crate::helpers::{apps_with_every_gateway, confirmed, generic_body, TestApp};
+use crate::helpers::{apps_with_every_gateway, confirmed, generic_body, pairs, recorded, TestApp};
 
 /// A `refunded` body of refund `refund_id` of `amount` `currency` for the
 /// payment with payhook's `transaction_id`.
@@ -62,22 +62,6 @@ fn assert_refund_recorded(answer: &Value, payment: &Value, backend: &str) {
         answer["transaction_id"], payment["transaction_id"],
         "{backend}: {answer}"
     );
-}
-
-/// `(event_type, outcome)` of every recorded event, oldest first.
-async fn recorded(app: &TestApp) -> Vec<(String, String)> {
-    let events = app.store.events().await.expect("the events read");
-    events
-        .into_iter()
-        .map(|event| (event.event_type, event.outcome))
-        .collect()
-}
-
-fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected
-        .iter()
-        .map(|(event_type, outcome)| ((*event_type).to_owned(), (*outcome).to_owned()))
-        .collect()
 }
 
 #[actix_rt::test]

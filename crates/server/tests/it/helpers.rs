@@ -792,3 +792,30 @@ pub fn payment_failed(payment: &Value) -> Value {
         "transaction_id": payment["transaction_id"],
     })
 }
+
+/// The success answer with `message` for `payment`.
+pub fn success(payment: &Value, message: &str) -> Value {
+    json!({
+        "status": "success",
+        "message": message,
+        "payment_id": payment["id"],
+        "transaction_id": payment["transaction_id"],
+    })
+}
+
+/// `(event_type, outcome)` of every recorded event, oldest first.
+pub async fn recorded(app: &TestApp) -> Vec<(String, String)> {
+    let events = app.store.events().await.expect("the events read");
+    events
+        .into_iter()
+        .map(|event| (event.event_type, event.outcome))
+        .collect()
+}
+
+/// Expected `(event_type, outcome)` pairs, as [`recorded`] lists them.
+pub fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(event_type, outcome)| ((*event_type).to_owned(), (*outcome).to_owned()))
+        .collect()
+}

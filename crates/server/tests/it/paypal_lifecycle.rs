@@ -11,8 +11,8 @@ use awc::http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    apps_with_every_gateway, confirmed, payment_failed, paypal_completed, paypal_event,
-    paypal_fixture_path, PaypalCall, TestApp,
+    apps_with_every_gateway, confirmed, pairs, payment_failed, paypal_completed, paypal_event,
+    paypal_fixture_path, recorded, PaypalCall,
 };
 
 /// The PayPal order id of the `CHECKOUT.ORDER.APPROVED` fixture, which the
@@ -79,22 +79,6 @@ fn payment_pending(payment: &Value) -> Value {
         "payment_id": payment["id"],
         "transaction_id": payment["transaction_id"],
     })
-}
-
-/// `(event_type, outcome)` of every recorded event, oldest first.
-async fn recorded(app: &TestApp) -> Vec<(String, String)> {
-    let events = app.store.events().await.expect("the events read");
-    events
-        .into_iter()
-        .map(|event| (event.event_type, event.outcome))
-        .collect()
-}
-
-fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected
-        .iter()
-        .map(|(event_type, outcome)| ((*event_type).to_owned(), (*outcome).to_owned()))
-        .collect()
 }
 
 #[actix_rt::test]

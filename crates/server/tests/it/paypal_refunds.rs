@@ -15,7 +15,8 @@ use payhook_domain::{DisputeStatus, Payment, PaymentId, RefundStatus};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    apps_with_every_gateway, confirmed, paypal_completed, paypal_fixture_path, TestApp,
+    apps_with_every_gateway, confirmed, pairs, paypal_completed, paypal_fixture_path, recorded,
+    TestApp,
 };
 
 /// The PayPal order id the shop records as the external id.
@@ -91,22 +92,6 @@ fn assert_success(answer: &Value, payment: &Value, message: &str, backend: &str)
         answer["transaction_id"], payment["transaction_id"],
         "{backend}: {answer}"
     );
-}
-
-/// `(event_type, outcome)` of every recorded event, oldest first.
-async fn recorded(app: &TestApp) -> Vec<(String, String)> {
-    let events = app.store.events().await.expect("the events read");
-    events
-        .into_iter()
-        .map(|event| (event.event_type, event.outcome))
-        .collect()
-}
-
-fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected
-        .iter()
-        .map(|(event_type, outcome)| ((*event_type).to_owned(), (*outcome).to_owned()))
-        .collect()
 }
 
 /// The JSON payloads of the outbox rows of `kind`, oldest first.

@@ -7,7 +7,8 @@ use awc::http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    confirmed, fixture, intent_failed, intent_succeeded, payment_failed, spawn_apps_with, TestApp,
+    confirmed, fixture, intent_failed, intent_succeeded, payment_failed, spawn_apps_with, success,
+    TestApp,
 };
 
 /// The fixture `name`, a Checkout Session event, as event `event_id` for
@@ -62,16 +63,6 @@ fn intent_event(name: &str, event_id: &str, intent_id: &str) -> Value {
         .expect("a metadata object")
         .remove("transaction_id");
     event
-}
-
-/// The success answer with `message` for `payment`.
-fn success(payment: &Value, message: &str) -> Value {
-    json!({
-        "status": "success",
-        "message": message,
-        "payment_id": payment["id"],
-        "transaction_id": payment["transaction_id"],
-    })
 }
 
 /// Asserts the payment's status and its order's, naming the backend.
