@@ -449,3 +449,62 @@ async fn a_reversal_is_a_lost_dispute() {
         assert_eq!(app.outbox_kinds().await.len(), 3, "{backend}");
     }
 }
+
+#[actix_rt::test]
+async fn a_refund_that_fails_after_completing_stops_counting() {
+    for app in apps_with_every_gateway("paypal_refund_fails") {
+        let backend = app.backend;
+        let payment = completed_payment(&app).await;
+        let completed = refunded(
+            "WH-REFUND-OK",
+            "7MH52341AK889063T",
+            "50.00",
+            "50.00",
+            "2026-11-28T09:10:00Z",
+        );
+        app.send_paypal_event(&completed)
+            .await
+            .assert_status(StatusCode::OK);
+        assert_eq!(
+            stored(&app, &payment).await.refunded_amount.amount_string(),
+            "50.00",
+            "{backend}"
+        );
+
+        // The same refund, reported failed later: PayPal's running total no
+        // longer includes it.
+        let mut failed = refunded(
+            "WH-REFUND-FAILED",
+            "7MH52341AK889063T",
+            "50.00",
+            "0.00",
+            "2026-11-29T10:00:00Z",
+        );
+        failed["resource"]["status"] = json!("FAILED");
+        let answer = app.send_paypal_event(&failed).await;
+
+        assert_success(
+            answer.assert_status(StatusCode::OK),
+            &payment,
+            "Refund recorded",
+            backend,
+        );
+        let after = stored(&app, &payment).await;
+        assert_eq!(after.status.as_str(), "completed", "{backend}");
+        assert_eq!(after.refunded_amount.amount_string(), "0.00", "{backend}");
+        assert_eq!(app.order_status(&payment).await, "paid", "{backend}");
+        let failed_rows = notifications(&app, "payment.refund_failed").await;
+        assert_eq!(failed_rows.len(), 1, "{backend}: {failed_rows:?}");
+        assert_eq!(
+            failed_rows[0]["refund_id"], "7MH52341AK889063T",
+            "{backend}"
+        );
+        assert_eq!(notifications(&app, "payment.refunded").await.len(), 1);
+
+        // Delivered again, it changes nothing more.
+        app.send_paypal_event(&failed)
+            .await
+            .assert_status(StatusCode::OK);
+        assert_eq!(notifications(&app, "payment.refund_failed").await.len(), 1);
+    }
+}
