@@ -19,9 +19,9 @@
 //! | `checkout.session.async_payment_succeeded` | `Succeeded` | the same | the same |
 //! | `checkout.session.async_payment_failed` | `Failed` | the same | the same |
 //! | `checkout.session.expired` | `Canceled` | the same | the same |
-//! | `charge.refunded` | `Refund`: running total `o.amount_refunded`, and each refund of `o.refunds.data` when the list is embedded | `o.amount_refunded` | `o.metadata.transaction_id`, `o.payment_intent`, `o.payment_intent` |
-//! | `refund.created`, `refund.updated`, `refund.failed`, `charge.refund.updated` | `Refund`: one refund, `o.id`, `o.amount`, `o.status` | `o.amount` | the same |
-//! | `charge.dispute.created`, `.updated`, `.closed`, `.funds_withdrawn`, `.funds_reinstated` | `Dispute`: `o.id`, `o.amount`, `o.reason`, `o.status` | `o.amount` | none, `o.payment_intent`, `o.payment_intent` |
+//! | `charge.refunded` | `Refund`: running total `o.amount_refunded`, and each refund of `o.refunds.data` when the list is embedded | `o.amount_refunded` | `o.metadata.transaction_id`, `o.payment_intent`, `o.payment_intent` (or `o.id` without one) |
+//! | `refund.created`, `refund.updated`, `refund.failed`, `charge.refund.updated` | `Refund`: one refund, `o.id`, `o.amount`, `o.status` | `o.amount` | `o.metadata.transaction_id`, `o.payment_intent`, `o.payment_intent` (or `o.charge` without one) |
+//! | `charge.dispute.created`, `.updated`, `.closed`, `.funds_withdrawn`, `.funds_reinstated` | `Dispute`: `o.id`, `o.amount`, `o.reason`, `o.status` | `o.amount` | none, `o.payment_intent`, `o.payment_intent` (or `o.charge` without one) |
 //! | anything else | `NotHandled` | none | none |
 //!
 //! Amounts are in `o.currency` (a listed refund's in its own `currency`),

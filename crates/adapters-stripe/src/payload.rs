@@ -94,6 +94,10 @@ struct StripeObject<'a, M> {
     client_reference_id: Option<&'a RawValue>,
     #[serde(borrow)]
     amount_refunded: Option<&'a RawValue>,
+    /// A Refund's or a Dispute's charge: their reference when there is no
+    /// PaymentIntent (a charge of the legacy Charges API).
+    #[serde(borrow)]
+    charge: Option<&'a RawValue>,
     /// A Charge's list of refunds, kept raw in both ways of reading: only
     /// `charge.refunded` opens it, and every other charge event (which
     /// carries the list too, mostly empty) then pays for no allocation.
@@ -527,6 +531,7 @@ fn read_refunded_charge<'a, M: Level<'a, Metadata<'a>>>(
     object: StripeObject<'a, M>,
 ) -> Result<Reading, ParseError> {
     let StripeObject {
+        id,
         currency,
         payment_intent,
         metadata,
@@ -537,6 +542,11 @@ fn read_refunded_charge<'a, M: Level<'a, Metadata<'a>>>(
 
     let transaction_id = metadata_transaction_id(metadata)?;
     let payment_intent_id = non_empty(text(payment_intent, "data.object.payment_intent")?);
+    // A charge without a PaymentIntent (the legacy Charges API) is known by
+    // its own id, as for `charge.succeeded`.
+    let reference = payment_intent_id
+        .clone()
+        .or(non_empty(text(id, "data.object.id")?));
     const TOTAL: &str = "data.object.amount_refunded";
     let total = minor_units(amount_refunded, TOTAL)?.ok_or(ParseError::MissingField(TOTAL))?;
     let running_total = to_money(total, TOTAL, currency, "data.object.currency")?;
@@ -547,8 +557,8 @@ fn read_refunded_charge<'a, M: Level<'a, Metadata<'a>>>(
         kind: EventKind::Refund,
         references: References {
             transaction_id,
-            external_id: payment_intent_id.clone(),
-            gateway_reference: payment_intent_id,
+            external_id: payment_intent_id,
+            gateway_reference: reference,
         },
         amount: Some(running_total),
         report: Some(Report::Refund(RefundReport {
@@ -607,11 +617,17 @@ fn read_refund<'a, M: Level<'a, Metadata<'a>>>(
         payment_intent,
         metadata,
         status,
+        charge,
         ..
     } = object;
 
     let transaction_id = metadata_transaction_id(metadata)?;
     let payment_intent_id = non_empty(text(payment_intent, "data.object.payment_intent")?);
+    let reference = payment_intent_id.clone().or(expandable_id(
+        charge,
+        "data.object.charge",
+        "data.object.charge.id",
+    )?);
     let refund = refund(id, amount, currency, status, &OWN_REFUND)?;
     let reported_at = event_time(created)?;
 
@@ -619,8 +635,8 @@ fn read_refund<'a, M: Level<'a, Metadata<'a>>>(
         kind: EventKind::Refund,
         references: References {
             transaction_id,
-            external_id: payment_intent_id.clone(),
-            gateway_reference: payment_intent_id,
+            external_id: payment_intent_id,
+            gateway_reference: reference,
         },
         amount: Some(refund.amount),
         report: Some(Report::Refund(RefundReport {
@@ -685,10 +701,16 @@ fn read_dispute<M>(object: StripeObject<'_, M>) -> Result<Reading, ParseError> {
         payment_intent,
         status,
         reason,
+        charge,
         ..
     } = object;
 
     let payment_intent_id = non_empty(text(payment_intent, "data.object.payment_intent")?);
+    let reference = payment_intent_id.clone().or(expandable_id(
+        charge,
+        "data.object.charge",
+        "data.object.charge.id",
+    )?);
     let dispute_id =
         non_empty(text(id, "data.object.id")?).ok_or(ParseError::MissingField("data.object.id"))?;
     let minor = minor_units(amount, "data.object.amount")?
@@ -706,8 +728,8 @@ fn read_dispute<M>(object: StripeObject<'_, M>) -> Result<Reading, ParseError> {
         kind: EventKind::Dispute,
         references: References {
             transaction_id: None,
-            external_id: payment_intent_id.clone(),
-            gateway_reference: payment_intent_id,
+            external_id: payment_intent_id,
+            gateway_reference: reference,
         },
         amount: Some(amount),
         report: Some(Report::Dispute(Dispute {

@@ -648,7 +648,7 @@ fn a_listed_refund_keeps_its_own_currency() {
 }
 
 #[test]
-fn a_refund_is_found_by_the_shops_id_in_its_metadata_then_by_its_payment_intent() {
+fn a_refund_is_found_by_the_shops_id_in_its_metadata_then_by_its_payment_intent_or_charge() {
     let with_id = parse_changed("refund.created", |refund| {
         refund.insert(
             "metadata".into(),
@@ -658,13 +658,36 @@ fn a_refund_is_found_by_the_shops_id_in_its_metadata_then_by_its_payment_intent(
     .unwrap();
     assert_eq!(with_id.references, by_intent(Some("TXN-8F3A2C91D4")));
 
-    // A refund of a charge made without a PaymentIntent names nothing payhook
-    // can look up.
-    let neither = parse_changed("refund.created", |refund| {
+    // A refund of a charge made without a PaymentIntent (the legacy
+    // Charges API) is found by its charge, the reference such a charge's
+    // own events give the payment.
+    let legacy = parse_changed("refund.created", |refund| {
         refund.insert("payment_intent".into(), Value::Null);
     })
     .unwrap();
+    assert_eq!(
+        legacy.references,
+        References {
+            transaction_id: None,
+            external_id: None,
+            gateway_reference: Some("ch_3PqR8sLkdIwHu7ix1Lm6Np7Q".into()),
+        }
+    );
+    let neither = parse_changed("refund.created", |refund| {
+        refund.insert("payment_intent".into(), Value::Null);
+        refund.insert("charge".into(), Value::Null);
+    })
+    .unwrap();
     assert!(neither.references.is_empty());
+    let legacy_charge = parse_changed("charge.refunded", |charge| {
+        charge.insert("payment_intent".into(), Value::Null);
+        charge.insert("metadata".into(), json!({}));
+    })
+    .unwrap();
+    assert_eq!(
+        legacy_charge.references.gateway_reference.as_deref(),
+        Some("ch_3PqR8sLkdIwHu7ix1Lm6Np7Q")
+    );
 
     let charge = parse_changed("charge.refunded", |charge| {
         charge.insert("metadata".into(), json!({}));
@@ -674,15 +697,26 @@ fn a_refund_is_found_by_the_shops_id_in_its_metadata_then_by_its_payment_intent(
 }
 
 #[test]
-fn a_dispute_is_found_by_its_payment_intent_only() {
+fn a_dispute_is_found_by_its_payment_intent_or_its_charge() {
     // A dispute's metadata is the dispute's own, never the shop's payment id.
     let event = parse_changed("charge.dispute.created", |dispute| {
         dispute.insert("metadata".into(), json!({"transaction_id": "TXN-OTHER"}));
     })
     .unwrap();
     assert_eq!(event.references, by_intent(None));
+    // Without a PaymentIntent (a legacy charge), by its charge.
+    let legacy = parse_changed("charge.dispute.created", |dispute| {
+        dispute.insert("payment_intent".into(), Value::Null);
+    })
+    .unwrap();
+    assert_eq!(
+        legacy.references.gateway_reference.as_deref(),
+        Some("ch_3PqR8sLkdIwHu7ix1Lm6Np7Q")
+    );
+    assert_eq!(legacy.references.external_id, None);
     let without = parse_changed("charge.dispute.created", |dispute| {
         dispute.insert("payment_intent".into(), Value::Null);
+        dispute.insert("charge".into(), Value::Null);
     })
     .unwrap();
     assert!(without.references.is_empty());
