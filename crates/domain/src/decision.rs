@@ -202,6 +202,17 @@ pub struct Notification {
 impl Notification {
     /// Renders the notification of `kind` for `payment` as of `now`.
     pub fn for_payment(kind: NotificationKind, payment: &Payment, now: DateTime<Utc>) -> Self {
+        Self::with_fields(kind, payment, now, json!({}))
+    }
+
+    /// [`Notification::for_payment`] with the fields of `extra` (a JSON
+    /// object) added, rendered once: it runs for every confirmation.
+    fn with_fields(
+        kind: NotificationKind,
+        payment: &Payment,
+        now: DateTime<Utc>,
+        extra: serde_json::Value,
+    ) -> Self {
         let money =
             |m: &Money| json!({"amount": m.amount_string(), "currency": m.currency().code()});
         let mut body = json!({
@@ -235,23 +246,15 @@ impl Notification {
                 "reason": dispute.reason,
             });
         }
+        if let (serde_json::Value::Object(body), serde_json::Value::Object(extra)) =
+            (&mut body, extra)
+        {
+            body.extend(extra);
+        }
         Self {
             kind,
             payload: body.to_string(),
         }
-    }
-
-    /// Adds the fields of `extra` (a JSON object) to the rendered body.
-    fn add_fields(&mut self, extra: serde_json::Value) {
-        let Ok(serde_json::Value::Object(mut body)) =
-            serde_json::from_str::<serde_json::Value>(&self.payload)
-        else {
-            return;
-        };
-        if let serde_json::Value::Object(extra) = extra {
-            body.extend(extra);
-        }
-        self.payload = serde_json::Value::Object(body).to_string();
     }
 
     /// Renders `order.overpaid` for `payment`, which completed when the
@@ -266,20 +269,22 @@ impl Notification {
         total: &Money,
         now: DateTime<Utc>,
     ) -> Self {
-        let mut rendered = Self::for_payment(NotificationKind::OrderOverpaid, payment, now);
-        let mut body: serde_json::Value =
-            serde_json::from_str(&rendered.payload).unwrap_or_else(|_| json!({}));
         let ids: Vec<i64> = paid_by
             .iter()
             .chain(std::iter::once(&payment.id))
             .map(|id| id.0)
             .collect();
-        body["payment_ids"] = json!(ids);
-        body["order_status"] = json!(order.status.as_str());
-        body["order_total"] = json!(total.amount_string());
-        body["paid_amount"] = json!(order.paid_amount.amount_string());
-        rendered.payload = body.to_string();
-        rendered
+        Self::with_fields(
+            NotificationKind::OrderOverpaid,
+            payment,
+            now,
+            json!({
+                "payment_ids": ids,
+                "order_status": order.status.as_str(),
+                "order_total": total.amount_string(),
+                "paid_amount": order.paid_amount.amount_string(),
+            }),
+        )
     }
 }
 
@@ -535,26 +540,25 @@ fn confirm(
         paid_amount,
     };
     let mut notifications = Vec::new();
-    match order.status {
-        OrderStatus::Pending if covered => {}
-        OrderStatus::Refunded => {}
-        OrderStatus::Pending => {}
-        OrderStatus::Paid => notifications.push(Notification::order_overpaid(
+    if order.status == OrderStatus::Paid {
+        notifications.push(Notification::order_overpaid(
             &next,
             &update,
             &order.paid_by,
             &order.total,
             now,
-        )),
-    }
-    if update.status == OrderStatus::Paid && order.status != OrderStatus::Paid {
-        let mut paid = Notification::for_payment(NotificationKind::OrderPaid, &next, now);
+        ));
+    } else if update.status == OrderStatus::Paid {
         // A split order's payment is one part of it: the shop sees the sum.
-        paid.add_fields(json!({
-            "order_total": order.total.amount_string(),
-            "paid_amount": paid_amount.amount_string(),
-        }));
-        notifications.push(paid);
+        notifications.push(Notification::with_fields(
+            NotificationKind::OrderPaid,
+            &next,
+            now,
+            json!({
+                "order_total": order.total.amount_string(),
+                "paid_amount": paid_amount.amount_string(),
+            }),
+        ));
     }
     if mismatch.is_some() {
         notifications.push(Notification::for_payment(
@@ -594,25 +598,32 @@ fn refund(
     };
     let mut notifications = Vec::new();
     if change.refunded_after.minor() > change.refunded_before.minor() {
-        let mut refunded = Notification::for_payment(NotificationKind::PaymentRefunded, &next, now);
         // A report of one refund names it; a running total names none.
-        if let [one] = report.refunds.as_slice() {
-            refunded.add_fields(json!({
+        let named = match report.refunds.as_slice() {
+            [one] => json!({
                 "refund_id": one.refund_id,
                 "refund_amount": one.amount.amount_string(),
-            }));
-        }
-        notifications.push(refunded);
+            }),
+            _ => json!({}),
+        };
+        notifications.push(Notification::with_fields(
+            NotificationKind::PaymentRefunded,
+            &next,
+            now,
+            named,
+        ));
     }
     for undone in &change.undone {
-        let mut failed =
-            Notification::for_payment(NotificationKind::PaymentRefundFailed, &next, now);
-        failed.add_fields(json!({
-            "refund_id": undone.refund_id,
-            "refund_amount": undone.amount.amount_string(),
-            "refund_status": undone.status.as_str(),
-        }));
-        notifications.push(failed);
+        notifications.push(Notification::with_fields(
+            NotificationKind::PaymentRefundFailed,
+            &next,
+            now,
+            json!({
+                "refund_id": undone.refund_id,
+                "refund_amount": undone.amount.amount_string(),
+                "refund_status": undone.status.as_str(),
+            }),
+        ));
     }
     let all_refunded = next.status == PaymentStatus::Refunded && order.paid_by_refunded;
     let order_status = match order.status {
