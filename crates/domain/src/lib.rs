@@ -149,6 +149,7 @@ pub mod money;
 pub mod outbox;
 pub mod payment;
 pub mod ports;
+pub mod reconcile;
 pub mod refund;
 pub mod secret;
 pub mod service;
@@ -166,6 +167,10 @@ pub use outbox::{NextStep, NotifyError, OutboxMessage, OutboxStatus, RetryPolicy
 pub use payment::{
     AmountMismatch, NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId,
     PaymentStatus, TransitionError, UnknownStatus,
+};
+pub use reconcile::{
+    CheckReport, CheckResult, GatewayApi, GatewayApiError, GatewayState, ReconcileCheck,
+    ReconcileError, ReconcileSettings, ReconcileStore, Reconciler,
 };
 pub use refund::{
     LedgerChange, LedgerEntry, Refund, RefundError, RefundLedger, RefundReport, RefundStatus,

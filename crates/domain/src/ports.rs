@@ -229,6 +229,40 @@ pub struct EventToApply {
     pub policy: AmountPolicy,
     /// When the request arrived.
     pub received_at: DateTime<Utc>,
+    /// Where it came from: a webhook call, or the gateway's API.
+    pub source: EventSource,
+}
+
+/// Where a recorded event came from. Both are the gateway's word (a
+/// verified signature, or an authenticated call to its API), and both go
+/// through the same atomic apply; the audit shows which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum EventSource {
+    /// A webhook call the gateway made, signature verified.
+    #[default]
+    Webhook,
+    /// payhook asked the gateway's API ([`crate::reconcile`]).
+    Reconcile,
+}
+
+impl EventSource {
+    /// The stored name: `webhook` or `reconcile`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Reconcile => "reconcile",
+        }
+    }
+
+    /// Reads a stored name back.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "webhook" => Some(Self::Webhook),
+            "reconcile" => Some(Self::Reconcile),
+            _ => None,
+        }
+    }
 }
 
 /// Where a recorded gateway event stands.
@@ -291,6 +325,8 @@ pub struct StoredEvent {
     pub received_at: DateTime<Utc>,
     /// When it was last evaluated.
     pub processed_at: DateTime<Utc>,
+    /// Where the first delivery came from.
+    pub source: EventSource,
 }
 
 /// One recorded event with the raw body it arrived with.
@@ -317,6 +353,8 @@ pub struct EventFilter {
     pub kind: Option<EventKind>,
     /// Only events that matched this payment.
     pub payment_id: Option<PaymentId>,
+    /// Only events from this source (webhooks, or reconciliation).
+    pub source: Option<EventSource>,
     /// Only events received at or after this instant.
     pub received_after: Option<DateTime<Utc>>,
     /// Only events received strictly before this instant, so that
@@ -343,6 +381,7 @@ impl Default for EventFilter {
             outcome: None,
             kind: None,
             payment_id: None,
+            source: None,
             received_after: None,
             received_before: None,
             after_id: None,

@@ -15,8 +15,8 @@ use crate::payment::{
     NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus,
 };
 use crate::ports::{
-    Applied, Clock, EventDetail, EventFilter, EventToApply, GatewayAdapter, ParseError, Store,
-    StoreError, StoredEvent, TransactionIds, VerifyError, WebhookRequest,
+    Applied, Clock, EventDetail, EventFilter, EventSource, EventToApply, GatewayAdapter,
+    ParseError, Store, StoreError, StoredEvent, TransactionIds, VerifyError, WebhookRequest,
 };
 use crate::refund::Refund;
 
@@ -463,6 +463,7 @@ impl WebhookService {
                 payload,
                 policy: self.policy,
                 received_at: self.clock.now(),
+                source: EventSource::Webhook,
             })
             .await?;
         Ok(match applied {

@@ -26,6 +26,8 @@ use crate::ports::{
 };
 use crate::refund::{Refund, RefundLedger};
 
+mod reconcile;
+
 /// A clock that says what it is told.
 #[derive(Debug)]
 pub struct FixedClock(Mutex<DateTime<Utc>>);
@@ -72,6 +74,9 @@ struct State {
     outbox: Vec<OutboxRow>,
     /// The refund ledger of each payment that has one.
     refunds: Vec<(PaymentId, RefundLedger)>,
+    /// Reconciliation: each checked or claimed payment's next due time and
+    /// last check.
+    reconcile: Vec<reconcile::Row>,
 }
 
 /// One outbox row and its lease; `outbox[n]` has id `n + 1`.
@@ -132,6 +137,7 @@ fn passes(filter: &EventFilter, stored: &StoredEvent) -> bool {
         && filter
             .payment_id
             .is_none_or(|id| stored.payment_id == Some(id))
+        && filter.source.is_none_or(|source| stored.source == source)
         && filter
             .received_after
             .is_none_or(|after| stored.received_at >= after)
@@ -426,6 +432,7 @@ impl Store for InMemoryStore {
                         attempts: 1,
                         received_at: to_apply.received_at,
                         processed_at: to_apply.received_at,
+                        source: to_apply.source,
                     },
                     payload: to_apply.payload.clone(),
                 });

@@ -130,6 +130,7 @@ mod tests {
             payload: b"{}".to_vec(),
             policy: AmountPolicy::Warn,
             received_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            source: payhook_domain::ports::EventSource::Webhook,
         }
     }
 

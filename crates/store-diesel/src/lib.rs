@@ -595,6 +595,7 @@ mod tests {
                     payload: b"{}".to_vec(),
                     policy: AmountPolicy::Warn,
                     received_at: now,
+                    source: payhook_domain::ports::EventSource::Webhook,
                 })
                 .await
                 .unwrap()

@@ -305,6 +305,7 @@ impl TryFrom<EventRow> for StoredEvent {
             attempts,
             received_at: utc(row.received_at),
             processed_at: utc(row.processed_at),
+            source: payhook_domain::ports::EventSource::Webhook,
         })
     }
 }

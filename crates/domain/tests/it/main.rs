@@ -2,6 +2,7 @@
 //! properties, and the services driven end to end over the in-memory store.
 
 mod properties;
+mod reconcile;
 mod refunds;
 mod services;
 mod state_machine;

@@ -708,6 +708,7 @@ proptest! {
                         payload: b"{}".to_vec(),
                         policy: *policy,
                         received_at: tick(i),
+                        source: payhook_domain::ports::EventSource::Webhook,
                     })
                     .await
                     .expect("apply");
@@ -739,6 +740,7 @@ proptest! {
                         payload: b"{}".to_vec(),
                         policy: *policy,
                         received_at: tick(i) + chrono::TimeDelta::seconds(5),
+                        source: payhook_domain::ports::EventSource::Webhook,
                     })
                     .await
                     .expect("apply again");

@@ -106,6 +106,7 @@ async fn apply(store: &InMemoryStore, event: GatewayEvent, at: DateTime<Utc>) ->
             payload: b"{}".to_vec(),
             policy: AmountPolicy::Warn,
             received_at: at,
+            source: payhook_domain::ports::EventSource::Webhook,
         })
         .await
         .expect("apply")

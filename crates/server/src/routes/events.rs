@@ -207,6 +207,7 @@ impl ListQuery {
                 .payment_id
                 .map(|text| id("payment_id", &text).map(PaymentId))
                 .transpose()?,
+            source: None,
             received_after: self
                 .received_after
                 .map(|text| time("received_after", &text))

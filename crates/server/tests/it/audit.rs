@@ -265,6 +265,7 @@ async fn a_body_that_is_not_text_is_answered_as_base64() {
             payload: vec![0xff, 0x00, b'{', 0xfe],
             policy: AmountPolicy::Warn,
             received_at: chrono::Utc::now(),
+            source: payhook_domain::ports::EventSource::Webhook,
         })
         .await
         .expect("recorded");

@@ -32,6 +32,7 @@ fn arriving(event: GatewayEvent, payload: &[u8], received_at: DateTime<Utc>) -> 
         payload: payload.to_vec(),
         policy: AmountPolicy::Warn,
         received_at,
+        source: payhook_domain::ports::EventSource::Webhook,
     }
 }
 

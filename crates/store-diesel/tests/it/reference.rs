@@ -204,6 +204,7 @@ async fn run(store: &dyn Store, script: &Script) -> (Vec<Answer>, Vec<Order>, Ve
                         payload: b"{}".to_vec(),
                         policy: *policy,
                         received_at: now,
+                        source: payhook_domain::ports::EventSource::Webhook,
                     })
                     .await,
                 Answer::Applied,

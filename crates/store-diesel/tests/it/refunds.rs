@@ -122,6 +122,7 @@ fn arriving(event: GatewayEvent, received_at: DateTime<Utc>) -> EventToApply {
         payload: payload.into_bytes(),
         policy: AmountPolicy::Warn,
         received_at,
+        source: payhook_domain::ports::EventSource::Webhook,
     }
 }
 

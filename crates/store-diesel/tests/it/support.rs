@@ -346,6 +346,7 @@ pub fn to_apply(event: GatewayEvent, policy: AmountPolicy) -> EventToApply {
         payload,
         policy,
         received_at: at(100),
+        source: payhook_domain::ports::EventSource::Webhook,
     }
 }
 
