@@ -92,6 +92,38 @@ const RULES: &[Rule] = &[
         because: "the adapters' test kit stands where they do: on domain only",
     },
     Rule {
+        krate: "payhook-stripe-api",
+        never: &[
+            "actix-web",
+            "diesel",
+            "diesel_",
+            "r2d2",
+            "payhook-store-diesel",
+            "payhook-server",
+            "payhook-adapters-paypal",
+            "payhook-adapters-generic",
+            "payhook-paypal-api",
+        ],
+        tests_only: &[],
+        because: "a gateway's API client depends on domain, its own adapter (for the mapping) and an HTTP client; never on the store, the server or another gateway",
+    },
+    Rule {
+        krate: "payhook-paypal-api",
+        never: &[
+            "actix-web",
+            "diesel",
+            "diesel_",
+            "r2d2",
+            "payhook-store-diesel",
+            "payhook-server",
+            "payhook-adapters-stripe",
+            "payhook-adapters-generic",
+            "payhook-stripe-api",
+        ],
+        tests_only: &[],
+        because: "a gateway's API client depends on domain, its own adapter (for the mapping) and an HTTP client; never on the store, the server or another gateway",
+    },
+    Rule {
         krate: "payhook-store-diesel",
         never: &[
             "actix-",
