@@ -94,7 +94,6 @@ const RULES: &[Rule] = &[
     Rule {
         krate: "payhook-stripe-api",
         never: &[
-            "actix-web",
             "diesel",
             "diesel_",
             "r2d2",
@@ -110,7 +109,6 @@ const RULES: &[Rule] = &[
     Rule {
         krate: "payhook-paypal-api",
         never: &[
-            "actix-web",
             "diesel",
             "diesel_",
             "r2d2",
