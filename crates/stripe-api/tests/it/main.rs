@@ -3,4 +3,5 @@
 //! documented objects (the fixtures of `payhook-adapters-stripe`).
 
 mod calls;
+mod reconcile;
 mod support;
