@@ -13,6 +13,8 @@ mod lifecycle;
 mod migrations;
 mod open;
 mod outbox;
+mod prune;
+mod reconcile;
 mod reference;
 mod refunds;
 mod schema;
