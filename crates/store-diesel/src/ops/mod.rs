@@ -8,6 +8,7 @@
 //! - `apply`: applying one event or a group-commit batch, and the refunds
 //!   and disputes that waited for a payment to complete;
 //! - `refunds`: reading a payment's refund ledger;
+//! - `overview`: the operator's reads (search, counts), which write nothing;
 //! - `decision`: the writes of one decision, described once for both
 //!   backends.
 //!
@@ -33,7 +34,7 @@
 //! them; that delivery's second lookup sees the payment.
 //!
 //! The outbox's own units of work (claims, delivery results) are in
-//! `crate::outbox`; nothing here reads the outbox.
+//! `crate::outbox`; only `overview`'s reads look at it here.
 
 mod apply;
 mod decision;
@@ -42,6 +43,7 @@ mod events;
 pub(crate) mod inspect;
 mod lookup;
 mod orders;
+pub(crate) mod overview;
 mod refunds;
 
 use diesel::prelude::*;
