@@ -7,6 +7,7 @@
 //! their signing cannot hide itself.
 
 mod audit;
+mod console;
 mod errors;
 mod gateway_binding;
 mod generic_flow;
