@@ -8,6 +8,7 @@
 
 mod audit;
 mod console;
+mod console_browser;
 mod errors;
 mod gateway_binding;
 mod generic_flow;
