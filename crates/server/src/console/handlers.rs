@@ -222,7 +222,8 @@ pub async fn payments(
     match search_text(Some(&query)) {
         Ok(text) => {
             let found = search(&state, text).await?;
-            Ok(page(pages::payments(&session, text, Some(&found), None)))
+            let shown = text.unwrap_or(query.trim());
+            Ok(page(pages::payments(&session, shown, Some(&found), None)))
         }
         Err(refused) => Ok(page_with(
             StatusCode::BAD_REQUEST,

@@ -407,30 +407,37 @@ struct SearchPage {
     items: Vec<PaymentBody>,
 }
 
-/// The search text of `q`, trimmed; 400 when it is missing, blank, longer
-/// than 255 bytes or holds NUL (no id of any kind can). The console reads
-/// its search box through this too, so both refuse the same texts.
-pub(crate) fn search_text(q: Option<&str>) -> Result<&str, ApiError> {
-    let text = q.map(str::trim).unwrap_or_default();
-    if text.is_empty() || text.len() > 255 || text.contains('\0') {
+/// The search text of `q`, trimmed: 400 when `q` is missing, empty or
+/// longer than 255 characters (what the OpenAPI document says), `None`
+/// when it can name no payment (blank, with NUL, or over 255 bytes: no id
+/// is). The console reads its search box through this too, so both take
+/// the same texts.
+pub(crate) fn search_text(q: Option<&str>) -> Result<Option<&str>, ApiError> {
+    let Some(q) = q.filter(|q| (1..=255).contains(&q.chars().count())) else {
         return Err(ApiError::BadRequest(
             "invalid q: expected a payhook payment id, a transaction id, an external id or a \
-             gateway reference (1 to 255 bytes, without NUL)"
+             gateway reference (1 to 255 characters)"
                 .into(),
         ));
-    }
-    Ok(text)
+    };
+    let text = q.trim();
+    let names_nothing = text.is_empty() || text.len() > 255 || text.contains('\0');
+    Ok((!names_nothing).then_some(text))
 }
 
 /// The payments `text` names, as [`payhook_domain::OverviewStore::search_payments`]
-/// finds them, at most [`SEARCH_LIMIT`].
-pub(crate) async fn search(state: &AppState, text: &str) -> Result<Vec<Payment>, ApiError> {
-    Ok(state.store.search_payments(text, SEARCH_LIMIT).await?)
+/// finds them, at most [`SEARCH_LIMIT`]; none for a text that names nothing.
+pub(crate) async fn search(state: &AppState, text: Option<&str>) -> Result<Vec<Payment>, ApiError> {
+    match text {
+        Some(text) => Ok(state.store.search_payments(text, SEARCH_LIMIT).await?),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// `GET /api/v1/order-payments/?q=<id or reference>`: the payments whose
 /// payhook id, transaction id, external id or gateway reference is `q`
-/// exactly, `{"items": [...]}` by ascending id (empty when none).
+/// exactly, `{"items": [...]}` by ascending id (empty when none, and for a
+/// `q` that can name nothing: blank, or holding NUL).
 #[utoipa::path(
     get,
     path = "/api/v1/order-payments/",
@@ -442,7 +449,7 @@ pub(crate) async fn search(state: &AppState, text: &str) -> Result<Vec<Payment>,
     ),
     responses(
         (status = 200, description = "The payments named, by ascending id; `items` is empty when none", body = SearchPage),
-        (status = 400, description = "`q` is missing, blank, longer than 255 bytes or holds NUL (U+0000), or the query has another parameter", body = crate::api_types::ErrorBody),
+        (status = 400, description = "`q` is missing, empty or longer than 255 characters, or the query has another parameter", body = crate::api_types::ErrorBody),
         Unauthorized,
         ManagementErrors,
     ),
