@@ -335,8 +335,12 @@ pub struct EventDetail {
     /// The record.
     pub record: StoredEvent,
     /// The raw body of the first delivery, byte for byte (its signature was
-    /// verified before it was stored).
+    /// verified before it was stored); empty once pruned.
     pub payload: Vec<u8>,
+    /// When retention removed the raw body, if it did: `payload` is then
+    /// empty, not the body the gateway sent. The record stays, so a late
+    /// re-delivery is still recognised as a duplicate.
+    pub pruned_at: Option<DateTime<Utc>>,
 }
 
 /// Which recorded events to list, and one page of them.

@@ -478,6 +478,8 @@ impl Store for InMemoryStore {
             .map(|row| EventDetail {
                 record: row.stored.clone(),
                 payload: row.payload.clone(),
+                // This store never prunes.
+                pruned_at: None,
             }))
     }
 

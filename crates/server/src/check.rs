@@ -115,6 +115,17 @@ pub fn describe(config: &Config) -> String {
         &notify.timeout.as_millis().to_string(),
     );
     line("PAYHOOK_GROUP_COMMIT", &config.group_commit.to_string());
+    line(
+        "PAYHOOK_RETENTION_DAYS",
+        &config.retention_days.map_or_else(
+            || "off (nothing is pruned)".to_owned(),
+            |days| days.to_string(),
+        ),
+    );
+    line(
+        "PAYHOOK_PRUNE_INTERVAL",
+        &crate::pruner::format_period(config.prune_interval),
+    );
     out
 }
 

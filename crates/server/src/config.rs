@@ -65,6 +65,11 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Group commit: concurrent events share one transaction and one commit.
     pub group_commit: bool,
+    /// Days an event's raw body and a delivered notification are kept
+    /// (`PAYHOOK_RETENTION_DAYS`); `None` (`off`) never prunes.
+    pub retention_days: Option<u32>,
+    /// How often the background pruner runs (`PAYHOOK_PRUNE_INTERVAL`).
+    pub prune_interval: Duration,
 }
 
 /// How log lines are written.
@@ -338,6 +343,28 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// 10 s: a gateway sends a few KiB at once; only a stalled or hostile
 /// client needs longer.
 pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
+/// Default of `PAYHOOK_RETENTION_DAYS`.
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// Longest retention: a century, far beyond any need, and a cut-off that
+/// date arithmetic can always compute.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// `PAYHOOK_RETENTION_DAYS`: a whole number of days, or `off`.
+fn retention_days(env: &Env<'_>) -> Result<Option<u32>, ConfigError> {
+    const NAME: &str = "PAYHOOK_RETENTION_DAYS";
+    match env.text(NAME) {
+        Some(text) if text.trim().eq_ignore_ascii_case("off") => Ok(None),
+        _ => env
+            .number(
+                NAME,
+                DEFAULT_RETENTION_DAYS,
+                1..=MAX_RETENTION_DAYS,
+                "expected a whole number of days from 1 to 36500, or off",
+            )
+            .map(Some),
+    }
+}
+
 /// 64 MiB of bodies in reception at once (64 bodies of the default largest
 /// size), or `PAYHOOK_MAX_BODY_BYTES` when that is larger.
 pub const DEFAULT_MAX_RECEIVING_BYTES: usize = 64 * 1024 * 1024;
@@ -448,6 +475,19 @@ impl Config {
             addr,
             api_token: env.text("PAYHOOK_API_TOKEN").map(Secret::new),
             paypal,
+            retention_days: retention_days(&env)?,
+            prune_interval: env
+                .text("PAYHOOK_PRUNE_INTERVAL")
+                .map(|text| {
+                    crate::pruner::parse_period(&text).ok_or_else(|| {
+                        invalid(
+                            "PAYHOOK_PRUNE_INTERVAL",
+                            "expected a period such as 1h, 30m or 30s",
+                        )
+                    })
+                })
+                .transpose()?
+                .unwrap_or(crate::pruner::PRUNE_INTERVAL),
         })
     }
 }
@@ -634,6 +674,34 @@ mod tests {
             https.notify.callback.unwrap().url,
             "https://shop.example/payhook"
         );
+    }
+
+    #[test]
+    fn retention_is_days_or_off() {
+        let defaults = config(&[]).unwrap();
+        assert_eq!(defaults.retention_days, Some(90));
+        assert_eq!(defaults.prune_interval, Duration::from_secs(3600));
+        let set = config(&[
+            ("PAYHOOK_RETENTION_DAYS", "7"),
+            ("PAYHOOK_PRUNE_INTERVAL", "30s"),
+        ])
+        .unwrap();
+        assert_eq!(set.retention_days, Some(7));
+        assert_eq!(set.prune_interval, Duration::from_secs(30));
+        assert_eq!(
+            config(&[("PAYHOOK_RETENTION_DAYS", "off")])
+                .unwrap()
+                .retention_days,
+            None
+        );
+        for bad in ["0", "-1", "1.5", "90d", "never", "36501"] {
+            let error = config(&[("PAYHOOK_RETENTION_DAYS", bad)]).unwrap_err();
+            assert_eq!(error.variable, "PAYHOOK_RETENTION_DAYS", "{bad}");
+        }
+        for bad in ["0s", "30", "soon"] {
+            let error = config(&[("PAYHOOK_PRUNE_INTERVAL", bad)]).unwrap_err();
+            assert_eq!(error.variable, "PAYHOOK_PRUNE_INTERVAL", "{bad}");
+        }
     }
 
     #[test]

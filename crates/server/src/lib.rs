@@ -18,6 +18,7 @@ pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
+pub mod pruner;
 pub mod routes;
 pub mod runtime;
 pub mod startup;

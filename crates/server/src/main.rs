@@ -26,6 +26,23 @@ enum Command {
     Migrate,
     /// Print the effective configuration, secrets masked; exit non-zero on a problem.
     CheckConfig,
+    /// Remove old event bodies and delivered notifications now, as the
+    /// server's background pruner does; print the counts.
+    Prune {
+        /// Count what would be removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The age beyond which rows go, e.g. 90d, 36h or 30m [default:
+        /// PAYHOOK_RETENTION_DAYS days].
+        #[arg(long, value_name = "AGE", value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
+    },
+}
+
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    payhook_server::pruner::parse_period(text).ok_or_else(|| {
+        "expected a positive whole number and a unit: d, h, m or s (e.g. 90d)".into()
+    })
 }
 
 #[actix_web::main]
@@ -47,6 +64,10 @@ async fn main() -> ExitCode {
             let _ = telemetry::init(config.log_format);
             open_store(&config).map(|_| println!("migrations applied"))
         }
+        Command::Prune {
+            dry_run,
+            older_than,
+        } => payhook_server::pruner::prune_command(&config, older_than, dry_run).await,
         Command::Serve => {
             let parse_errors = telemetry::init(config.log_format);
             match Application::build_with(&config, parse_errors) {

@@ -88,6 +88,7 @@ pub struct Metrics {
     pool_size: Gauge,
     outbox_backlog: Gauge,
     notifications: NotificationCounter,
+    pruned: crate::pruner::PrunedCounter,
 }
 
 impl Default for Metrics {
@@ -163,6 +164,12 @@ impl Metrics {
             "Outbox delivery attempts to the shop by outcome (delivered, retried, dead)",
             notifications.0.clone(),
         );
+        let pruned = crate::pruner::PrunedCounter::default();
+        registry.register(
+            "pruned",
+            "Rows removed by the retention pruner: event bodies emptied, delivered outbox rows deleted",
+            pruned.0.clone(),
+        );
         Self {
             notifications,
             registry,
@@ -173,6 +180,7 @@ impl Metrics {
             pool,
             pool_size,
             outbox_backlog,
+            pruned,
         }
     }
 
@@ -203,6 +211,11 @@ impl Metrics {
     /// The notification counter, for the dispatcher.
     pub fn notification_counter(&self) -> NotificationCounter {
         self.notifications.clone()
+    }
+
+    /// The retention pruner's counter, for the background pruner.
+    pub fn pruned_counter(&self) -> crate::pruner::PrunedCounter {
+        self.pruned.clone()
     }
 
     /// Renders the registry in `format` after setting the scrape-time gauges.

@@ -19,6 +19,7 @@ use crate::headers::security_headers;
 use crate::limits::Limits;
 use crate::metrics::{Metrics, NotificationCounter, ParseErrorCounter};
 use crate::notify::{HttpNotifier, LogNotifier};
+use crate::pruner::{PrunedCounter, Pruner};
 use crate::routes::routes;
 use crate::runtime::{ApiToken, RandomTransactionIds, SystemClock};
 use crate::state::AppState;
@@ -88,6 +89,9 @@ pub struct Application {
     store: Arc<DieselStore>,
     notify: NotifyConfig,
     notification_counter: NotificationCounter,
+    retention_days: Option<u32>,
+    prune_interval: std::time::Duration,
+    pruned_counter: PrunedCounter,
 }
 
 impl Application {
@@ -149,6 +153,7 @@ impl Application {
             console: crate::console::Sessions::default(),
         });
         let notification_counter = state.metrics.notification_counter();
+        let pruned_counter = state.metrics.pruned_counter();
         match &config.notify.callback {
             Some(callback) => tracing::info!(
                 url = %callback.url,
@@ -189,6 +194,9 @@ impl Application {
             store,
             notify: config.notify.clone(),
             notification_counter,
+            retention_days: config.retention_days,
+            prune_interval: config.prune_interval,
+            pruned_counter,
         })
     }
 
@@ -206,7 +214,9 @@ impl Application {
     /// lets in-flight requests finish.
     ///
     /// The outbox dispatcher runs beside the server on the same runtime and
-    /// stops after the requests have drained (finishing the batch in flight).
+    /// stops after the requests have drained (finishing the batch in flight);
+    /// so does the retention pruner, unless retention is off (it stops
+    /// between two batches).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let notifier: Rc<dyn Notifier> = match &self.notify.callback {
@@ -226,9 +236,28 @@ impl Application {
             },
             self.notification_counter.clone(),
         );
+        let pruning = match self.retention_days {
+            Some(days) => {
+                let pruner = Pruner::new(
+                    self.store.clone(),
+                    days,
+                    self.prune_interval,
+                    self.pruned_counter.clone(),
+                );
+                Some(actix_web::rt::spawn(pruner.run(stopped.clone())))
+            }
+            None => {
+                tracing::info!("PAYHOOK_RETENTION_DAYS=off: nothing is pruned");
+                None
+            }
+        };
         let dispatching = actix_web::rt::spawn(dispatcher.run(stopped));
         let served = self.server.await;
         let _ = stop.send(true);
+        if let Some(pruning) = pruning {
+            // It stops at once (a batch in flight finishes on its own thread).
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), pruning).await;
+        }
         let grace = self.notify.timeout + std::time::Duration::from_secs(2);
         if tokio::time::timeout(grace, dispatching).await.is_err() {
             tracing::warn!(

@@ -67,7 +67,8 @@ impl From<StoredEvent> for EventItem {
 
 /// One event read alone: the listing's fields, the references and amount it
 /// was looked up by, and the raw body: `payload` when it is UTF-8 text,
-/// else `payload_base64`.
+/// else `payload_base64`; neither once retention has pruned the body
+/// (`pruned_at` is then set).
 #[derive(Serialize, ToSchema)]
 struct EventDetailBody {
     #[serde(flatten)]
@@ -78,20 +79,37 @@ struct EventDetailBody {
     amount: Option<String>,
     #[schema(value_type = Option<String>)]
     currency: Option<&'static str>,
+    /// When retention removed the raw body (`PAYHOOK_RETENTION_DAYS`);
+    /// `null` while the body is kept. The event itself stays, so a late
+    /// re-delivery is still answered as already processed.
+    #[schema(format = DateTime)]
+    pruned_at: Option<String>,
+    /// The raw body as UTF-8 text; absent when it is not text, or pruned.
     #[serde(skip_serializing_if = "Option::is_none")]
     payload: Option<String>,
+    /// The raw body in base64 when it is not UTF-8 text; absent otherwise,
+    /// or pruned.
     #[serde(skip_serializing_if = "Option::is_none")]
     payload_base64: Option<String>,
 }
 
 impl From<EventDetail> for EventDetailBody {
     fn from(detail: EventDetail) -> Self {
-        let EventDetail { record, payload } = detail;
+        let EventDetail {
+            record,
+            payload,
+            pruned_at,
+        } = detail;
         let references = record.event.references.clone();
         let amount = record.event.amount;
-        let (payload, payload_base64) = match String::from_utf8(payload) {
-            Ok(text) => (Some(text), None),
-            Err(bytes) => (None, Some(BASE64.encode(bytes.into_bytes()))),
+        // A pruned body reads as empty: showing it as `""` would pass it
+        // off as what the gateway sent.
+        let (payload, payload_base64) = match pruned_at {
+            Some(_) => (None, None),
+            None => match String::from_utf8(payload) {
+                Ok(text) => (Some(text), None),
+                Err(bytes) => (None, Some(BASE64.encode(bytes.into_bytes()))),
+            },
         };
         Self {
             item: EventItem::from(record),
@@ -100,6 +118,7 @@ impl From<EventDetail> for EventDetailBody {
             ref_gateway_reference: references.gateway_reference,
             amount: amount.map(|money| money.amount_string()),
             currency: amount.map(|money| money.currency().code()),
+            pruned_at: pruned_at.map(timestamp),
             payload,
             payload_base64,
         }
@@ -269,7 +288,8 @@ pub async fn list_events(
 }
 
 /// `GET /api/v1/webhook-events/{id}/`: the event with its references,
-/// amount and raw body; 404 when no event has this id.
+/// amount and raw body (or, once retention pruned it, `pruned_at` and no
+/// body); 404 when no event has this id.
 #[utoipa::path(
     get,
     path = "/api/v1/webhook-events/{id}/",
@@ -277,7 +297,8 @@ pub async fn list_events(
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "the event's id")),
     responses(
-        (status = 200, description = "The event with its references, amount and raw body", body = EventDetailBody),
+        (status = 200, description = "The event with its references, amount and raw body; \
+                                      no body but `pruned_at` once retention removed it", body = EventDetailBody),
         (status = 404, description = "No event has this id", body = crate::api_types::ErrorBody),
         Unauthorized,
         ManagementErrors,

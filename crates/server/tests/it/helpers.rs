@@ -41,6 +41,8 @@ pub struct TestApp {
     pub api_token: Option<String>,
     /// `sqlite` or `postgres`, for assertion messages.
     pub backend: &'static str,
+    /// The server's `DATABASE_URL`, for tests that reach under the store.
+    pub database_url: String,
     client: awc::Client,
     // Kept so the database lives as long as the test.
     _database: Database,
@@ -122,6 +124,12 @@ fn spawn_app_on(database_url: String, database: Database, overrides: &[(&str, &s
         variables.retain(|(existing, _)| existing != name);
         variables.push(((*name).to_owned(), (*value).to_owned()));
     }
+    let database_url = variables
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "DATABASE_URL")
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default();
     let config = Config::from_lookup(|name| {
         variables
             .iter()
@@ -140,6 +148,7 @@ fn spawn_app_on(database_url: String, database: Database, overrides: &[(&str, &s
         store,
         api_token: config.api_token.is_some().then(|| API_TOKEN.to_owned()),
         backend,
+        database_url,
         client: awc::Client::default(),
         _database: database,
     }

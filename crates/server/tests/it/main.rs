@@ -30,6 +30,7 @@ mod paypal_refunds;
 mod processes;
 mod refund_answers;
 mod response_headers;
+mod retention;
 mod slow_uploads;
 mod stripe_flow;
 mod stripe_lifecycle;

@@ -243,17 +243,22 @@ pub(crate) fn webhook_event(
     conn: &mut StoreConn,
     id: i64,
 ) -> Result<Option<EventDetail>, StoreError> {
-    let found: Option<(EventRow, Vec<u8>)> = webhook_events::table
+    let found: Option<(EventRow, Vec<u8>, Option<NaiveDateTime>)> = webhook_events::table
         .find(id)
-        .select((EventRow::as_select(), webhook_events::payload))
+        .select((
+            EventRow::as_select(),
+            webhook_events::payload,
+            webhook_events::pruned_at,
+        ))
         .get_result(&mut conn.db)
         .optional()
         .map_err(store_error)?;
     found
-        .map(|(row, payload)| {
+        .map(|(row, payload, pruned_at)| {
             Ok(EventDetail {
                 record: StoredEvent::try_from(row).map_err(|e| StoreError::Backend(Box::new(e)))?,
                 payload,
+                pruned_at: pruned_at.map(|at| at.and_utc()),
             })
         })
         .transpose()
