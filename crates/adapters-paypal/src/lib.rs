@@ -45,9 +45,15 @@
 //! the operator configured them: their issuer chain and validity dates are
 //! not checked.
 //!
+//! For reconciliation, [`api::order_state`] reads PayPal's Orders v2
+//! `order` object (the answer of `GET /v2/checkout/orders/{id}`) into a
+//! [`GatewayState`](payhook_domain::GatewayState); fetching it is
+//! `payhook-paypal-api`'s job.
+//!
 //! [`EventKind`]: payhook_domain::EventKind
 //! [`Report`]: payhook_domain::Report
 
+pub mod api;
 mod certificate;
 mod dispute;
 mod payload;

@@ -53,6 +53,7 @@
 //! [`RefundStatus`]: payhook_domain::RefundStatus
 //! [`DisputeStatus`]: payhook_domain::DisputeStatus
 
+pub mod api;
 mod payload;
 mod signature;
 

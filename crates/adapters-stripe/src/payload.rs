@@ -807,7 +807,7 @@ fn metadata_transaction_id<'a, M: Level<'a, Metadata<'a>>>(
 
 /// The id in an expandable member: Stripe writes the id, or, when asked to
 /// expand it, the object itself, whose `id` it is.
-fn expandable_id(
+pub(crate) fn expandable_id(
     raw: Option<&RawValue>,
     field: &'static str,
     id_field: &'static str,
@@ -858,7 +858,7 @@ fn read_amount(
 
 /// `stripe_minor` of `currency` (read from `currency_field`) in Stripe's
 /// minor unit, read from `amount_field`, as payhook's money.
-fn to_money(
+pub(crate) fn to_money(
     stripe_minor: i64,
     amount_field: &'static str,
     currency: Option<&RawValue>,
@@ -927,7 +927,10 @@ fn decimal_text(minor: i64, exponent: u8) -> String {
 /// An integer count of minor units, or `None` for an absent or `null` field.
 /// Stripe always sends amounts as JSON integers; a float, a string or a
 /// negative number is refused rather than rounded or guessed at.
-fn minor_units(raw: Option<&RawValue>, field: &'static str) -> Result<Option<i64>, ParseError> {
+pub(crate) fn minor_units(
+    raw: Option<&RawValue>,
+    field: &'static str,
+) -> Result<Option<i64>, ParseError> {
     let Some(raw) = raw else {
         return Ok(None);
     };
@@ -947,7 +950,7 @@ fn minor_units(raw: Option<&RawValue>, field: &'static str) -> Result<Option<i64
 /// `Malformed`'s text for a body that is not UTF-8 at byte `index`, placed
 /// the way serde_json places its errors (1-based line, column counted in
 /// bytes), and like them never quoting the body.
-fn describe_not_utf8(body: &[u8], index: usize) -> String {
+pub(crate) fn describe_not_utf8(body: &[u8], index: usize) -> String {
     let before = &body[..index];
     let line_start = before
         .iter()

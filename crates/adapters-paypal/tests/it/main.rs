@@ -6,6 +6,7 @@
 //! openssl CLI, kept as a known vector), never with the code under test, so
 //! a bug in the adapter's message building cannot hide itself.
 
+mod api;
 mod conformance;
 mod money_back;
 mod parse;

@@ -4,6 +4,7 @@
 //! Signatures are computed here with `ring` directly, never with the code
 //! under test, so a bug in the adapter's signing cannot hide itself.
 
+mod api;
 mod conformance;
 mod lifecycle;
 mod parse;
