@@ -126,10 +126,10 @@ pub fn describe(config: &Config) -> String {
     );
     match &reconcile.paypal {
         Some(paypal) => {
-            line("PAYPAL_CLIENT_ID", &paypal.client_id);
+            line("PAYPAL_CLIENT_ID", paypal.api.client_id());
             line("PAYPAL_CLIENT_SECRET", masked(true));
             line("PAYPAL_ENVIRONMENT", paypal.environment.as_str());
-            line("PAYHOOK_PAYPAL_API_BASE", &paypal.base_url);
+            line("PAYHOOK_PAYPAL_API_BASE", paypal.api.base_url());
         }
         None => {
             line("PAYPAL_CLIENT_ID", "(unset)");

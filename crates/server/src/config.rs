@@ -10,6 +10,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use payhook_domain::{AmountPolicy, Secret};
+use payhook_paypal_api::{PayPalApiConfig, PayPalEnvironment};
+use payhook_stripe_api::StripeApiConfig;
 
 /// A variable whose value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -331,12 +333,6 @@ fn notify_config(env: &Env<'_>) -> Result<NotifyConfig, ConfigError> {
     })
 }
 
-/// Stripe's API, where `PAYHOOK_STRIPE_API_BASE` is unset.
-pub const STRIPE_API_BASE: &str = "https://api.stripe.com";
-/// PayPal's live API, where `PAYHOOK_PAYPAL_API_BASE` is unset.
-pub const PAYPAL_LIVE_API_BASE: &str = "https://api-m.paypal.com";
-/// PayPal's sandbox API (`PAYPAL_ENVIRONMENT=sandbox`).
-pub const PAYPAL_SANDBOX_API_BASE: &str = "https://api-m.sandbox.paypal.com";
 /// Default of `PAYHOOK_RECONCILE_AFTER`: 15 minutes.
 pub const DEFAULT_RECONCILE_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Default of `PAYHOOK_RECONCILE_INTERVAL`: 5 minutes.
@@ -355,7 +351,7 @@ pub const MAX_RECONCILE_BATCH: u32 = 10_000;
 pub struct ReconcileConfig {
     /// `STRIPE_API_KEY` and `PAYHOOK_STRIPE_API_BASE`; `None` leaves Stripe
     /// payments alone.
-    pub stripe: Option<StripeApiSettings>,
+    pub stripe: Option<StripeApiConfig>,
     /// `PAYPAL_CLIENT_ID`, `PAYPAL_CLIENT_SECRET`, `PAYPAL_ENVIRONMENT` and
     /// `PAYHOOK_PAYPAL_API_BASE`; `None` leaves PayPal payments alone.
     pub paypal: Option<PaypalApiSettings>,
@@ -382,70 +378,15 @@ impl ReconcileConfig {
     }
 }
 
-/// Stripe's API: a secret key and where to send it.
-#[derive(Clone)]
-pub struct StripeApiSettings {
-    /// `STRIPE_API_KEY` (`sk_live_...`, `sk_test_...` or a restricted
-    /// `rk_...` key with read access to PaymentIntents and Checkout
-    /// Sessions).
-    pub api_key: Secret,
-    /// `PAYHOOK_STRIPE_API_BASE`, or Stripe's production API; no trailing
-    /// slash.
-    pub base_url: String,
-}
-
-impl std::fmt::Debug for StripeApiSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StripeApiSettings")
-            .field("api_key", &self.api_key)
-            .field("base_url", &self.base_url)
-            .finish()
-    }
-}
-
-/// Which of PayPal's environments the credentials belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PaypalEnvironment {
-    /// Real money (`PAYPAL_ENVIRONMENT=live`, the default).
-    Live,
-    /// PayPal's sandbox (`PAYPAL_ENVIRONMENT=sandbox`).
-    Sandbox,
-}
-
-impl PaypalEnvironment {
-    /// `live` or `sandbox`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Live => "live",
-            Self::Sandbox => "sandbox",
-        }
-    }
-}
-
-/// PayPal's API: a REST app's client credentials and where to send them.
-#[derive(Clone)]
+/// PayPal's API: the client credentials (in [`PayPalApiConfig`], with the
+/// access-token cache every clone shares) and the environment they belong
+/// to.
+#[derive(Debug, Clone)]
 pub struct PaypalApiSettings {
-    /// `PAYPAL_CLIENT_ID`: the REST app's id (not a secret: PayPal's
-    /// JavaScript SDK shows it to every buyer).
-    pub client_id: String,
-    /// `PAYPAL_CLIENT_SECRET`.
-    pub client_secret: Secret,
+    /// The client, its base URL and its token cache.
+    pub api: PayPalApiConfig,
     /// `PAYPAL_ENVIRONMENT`.
-    pub environment: PaypalEnvironment,
-    /// `PAYHOOK_PAYPAL_API_BASE`, or the environment's API; no trailing
-    /// slash.
-    pub base_url: String,
-}
-
-impl std::fmt::Debug for PaypalApiSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PaypalApiSettings")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .field("environment", &self.environment)
-            .field("base_url", &self.base_url)
-            .finish()
-    }
+    pub environment: PayPalEnvironment,
 }
 
 /// Reads a duration written as a whole number and a unit: `500ms`, `30s`,
@@ -535,18 +476,27 @@ fn reconcile_config(env: &Env<'_>) -> Result<ReconcileConfig, ConfigError> {
     let environment = env.choice(
         "PAYPAL_ENVIRONMENT",
         &[
-            ("live", PaypalEnvironment::Live),
-            ("sandbox", PaypalEnvironment::Sandbox),
+            ("live", PayPalEnvironment::Live),
+            ("sandbox", PayPalEnvironment::Sandbox),
         ],
-        PaypalEnvironment::Live,
+        PayPalEnvironment::Live,
         "expected live or sandbox",
     )?;
     let stripe = env
         .text("STRIPE_API_KEY")
-        .map(|key| StripeApiSettings {
-            api_key: Secret::new(key.trim()),
-            base_url: stripe_base.unwrap_or_else(|| STRIPE_API_BASE.to_owned()),
-        });
+        .map(|key| {
+            let mut api = StripeApiConfig::new(Secret::new(key.trim()));
+            if let Some(base) = stripe_base {
+                api = api.with_base_url(base);
+            }
+            api.validate().map(|()| api).map_err(|error| match error {
+                payhook_stripe_api::ConfigError::InvalidBaseUrl => {
+                    invalid("PAYHOOK_STRIPE_API_BASE", &error.to_string())
+                }
+                other => invalid("STRIPE_API_KEY", &other.to_string()),
+            })
+        })
+        .transpose()?;
     let paypal = match (
         env.text("PAYPAL_CLIENT_ID"),
         env.text("PAYPAL_CLIENT_SECRET"),
@@ -564,18 +514,27 @@ fn reconcile_config(env: &Env<'_>) -> Result<ReconcileConfig, ConfigError> {
                 "required when PAYPAL_CLIENT_SECRET is set",
             ))
         }
-        (Some(client_id), Some(client_secret)) => Some(PaypalApiSettings {
-            client_id: client_id.trim().to_owned(),
-            client_secret: Secret::new(client_secret.trim()),
-            environment,
-            base_url: paypal_base.unwrap_or_else(|| {
-                match environment {
-                    PaypalEnvironment::Live => PAYPAL_LIVE_API_BASE,
-                    PaypalEnvironment::Sandbox => PAYPAL_SANDBOX_API_BASE,
-                }
-                .to_owned()
-            }),
-        }),
+        (Some(client_id), Some(client_secret)) => {
+            let paypal_error = |error: payhook_paypal_api::ConfigError| {
+                let variable = match error {
+                    payhook_paypal_api::ConfigError::InvalidClientId => "PAYPAL_CLIENT_ID",
+                    payhook_paypal_api::ConfigError::InvalidClientSecret => "PAYPAL_CLIENT_SECRET",
+                    payhook_paypal_api::ConfigError::UnknownEnvironment => "PAYPAL_ENVIRONMENT",
+                    _ => "PAYHOOK_PAYPAL_API_BASE",
+                };
+                invalid(variable, &error.to_string())
+            };
+            let mut api = PayPalApiConfig::new(
+                client_id.trim(),
+                Secret::new(client_secret.trim()),
+                environment,
+            )
+            .map_err(paypal_error)?;
+            if let Some(base) = paypal_base {
+                api = api.with_base_url(&base).map_err(paypal_error)?;
+            }
+            Some(PaypalApiSettings { api, environment })
+        }
     };
     let interval = duration("PAYHOOK_RECONCILE_INTERVAL", DEFAULT_RECONCILE_INTERVAL)?;
     if interval.is_zero() {
@@ -934,10 +893,9 @@ mod tests {
         assert_eq!(stripe.api_key.expose(), "sk_test_123");
         assert_eq!(stripe.base_url, "https://api.stripe.com");
         let paypal = reconcile.paypal.unwrap();
-        assert_eq!(paypal.client_id, "client-1");
-        assert_eq!(paypal.client_secret.expose(), "secret-1");
-        assert_eq!(paypal.environment, PaypalEnvironment::Live);
-        assert_eq!(paypal.base_url, "https://api-m.paypal.com");
+        assert_eq!(paypal.api.client_id(), "client-1");
+        assert_eq!(paypal.environment, PayPalEnvironment::Live);
+        assert_eq!(paypal.api.base_url(), "https://api-m.paypal.com");
         assert_eq!(reconcile.after, Duration::from_secs(30));
         assert_eq!(reconcile.interval, Duration::from_secs(3600));
         assert_eq!(reconcile.batch, 25);
@@ -954,8 +912,8 @@ mod tests {
             .reconcile
             .paypal
             .unwrap();
-        assert_eq!(sandbox.environment, PaypalEnvironment::Sandbox);
-        assert_eq!(sandbox.base_url, "https://api-m.sandbox.paypal.com");
+        assert_eq!(sandbox.environment, PayPalEnvironment::Sandbox);
+        assert_eq!(sandbox.api.base_url(), "https://api-m.sandbox.paypal.com");
         let local = config(&[
             credentials[0],
             credentials[1],
@@ -965,7 +923,7 @@ mod tests {
         ])
         .unwrap()
         .reconcile;
-        assert_eq!(local.paypal.unwrap().base_url, "http://127.0.0.1:9999");
+        assert_eq!(local.paypal.unwrap().api.base_url(), "http://127.0.0.1:9999");
         assert_eq!(local.stripe.unwrap().base_url, "http://[::1]:8080");
         for allowed in [
             "https://stripe-proxy.internal",
@@ -988,7 +946,12 @@ mod tests {
 
     #[test]
     fn reconciliation_refusals_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 16] = [
+        let cases: [(&[(&str, &str)], &str); 18] = [
+            (&[("STRIPE_API_KEY", "sk_test_a b")], "STRIPE_API_KEY"),
+            (
+                &[("PAYPAL_CLIENT_ID", "client 1"), ("PAYPAL_CLIENT_SECRET", "secret-1")],
+                "PAYPAL_CLIENT_ID",
+            ),
             (&[("PAYPAL_CLIENT_ID", "client-1")], "PAYPAL_CLIENT_SECRET"),
             (&[("PAYPAL_CLIENT_SECRET", "secret-1")], "PAYPAL_CLIENT_ID"),
             (&[("PAYPAL_ENVIRONMENT", "production")], "PAYPAL_ENVIRONMENT"),

@@ -11,7 +11,6 @@ pub mod check;
 pub mod config;
 pub mod dispatcher;
 pub mod error;
-pub mod gateway_apis;
 pub mod gateways;
 pub mod headers;
 pub mod limits;

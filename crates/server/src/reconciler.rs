@@ -26,6 +26,9 @@ use payhook_domain::{
 };
 use tokio::sync::watch;
 
+use payhook_paypal_api::{PayPalApi, PayPalApiConfig};
+use payhook_stripe_api::{StripeApi, StripeApiConfig};
+
 use crate::config::ReconcileConfig;
 use crate::metrics::ReconcileMetrics;
 
@@ -44,6 +47,59 @@ pub trait ApiFactory: Send + Sync {
     fn build(&self) -> Rc<dyn GatewayApi>;
 }
 
+impl ApiFactory for StripeApiConfig {
+    fn gateway(&self) -> &'static str {
+        "stripe"
+    }
+
+    fn build(&self) -> Rc<dyn GatewayApi> {
+        match StripeApi::new(self.clone()) {
+            Ok(api) => Rc::new(api),
+            // The configuration was validated when it was read; should a
+            // client still be refused, its payments are reported, not
+            // panicked over.
+            Err(error) => Rc::new(Unusable {
+                gateway: "stripe",
+                reason: error.to_string(),
+            }),
+        }
+    }
+}
+
+impl ApiFactory for PayPalApiConfig {
+    fn gateway(&self) -> &'static str {
+        "paypal"
+    }
+
+    fn build(&self) -> Rc<dyn GatewayApi> {
+        Rc::new(PayPalApi::new(self.clone()))
+    }
+}
+
+/// A gateway whose client could not be built: every check is an error
+/// naming why.
+struct Unusable {
+    gateway: &'static str,
+    reason: String,
+}
+
+#[async_trait::async_trait(?Send)]
+impl GatewayApi for Unusable {
+    fn gateway(&self) -> &str {
+        self.gateway
+    }
+
+    async fn state(
+        &self,
+        _payment: &payhook_domain::Payment,
+    ) -> Result<payhook_domain::GatewayState, GatewayApiError> {
+        Err(GatewayApiError::Malformed(format!(
+            "the API client is unusable: {}",
+            self.reason
+        )))
+    }
+}
+
 /// The gateways whose API credentials are configured.
 #[derive(Clone, Default)]
 pub struct GatewayApis {
@@ -57,14 +113,15 @@ impl std::fmt::Debug for GatewayApis {
 }
 
 impl GatewayApis {
-    /// The API of each gateway whose credentials `config` holds.
+    /// The API of each gateway whose credentials `config` holds. The
+    /// PayPal configuration is cloned, so every thread shares its token.
     pub fn from_config(config: &ReconcileConfig) -> Self {
         let mut apis = Self::default();
         if let Some(stripe) = &config.stripe {
-            apis = apis.with(Arc::new(crate::gateway_apis::stripe(stripe, API_TIMEOUT)));
+            apis = apis.with(Arc::new(stripe.clone().with_timeout(API_TIMEOUT)));
         }
         if let Some(paypal) = &config.paypal {
-            apis = apis.with(Arc::new(crate::gateway_apis::paypal(paypal, API_TIMEOUT)));
+            apis = apis.with(Arc::new(paypal.api.clone().with_timeout(API_TIMEOUT)));
         }
         apis
     }
