@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
-use payhook_domain::ports::{EventOutcome, StoredEvent};
+use payhook_domain::ports::{EventOutcome, EventSource, StoredEvent};
+use payhook_domain::reconcile::ReconcileCheck;
 use payhook_domain::{
     AmountMismatch, Currency, Dispute, DisputeStatus, EventKind, GatewayEvent, LedgerEntry, Money,
     NotificationKind, Order, OrderId, OutboxMessage, OutboxStatus, Payment, PaymentId, References,
@@ -12,7 +13,7 @@ use payhook_domain::{
 };
 
 use crate::report;
-use crate::schema::{orders, outbox, payments, refunds, webhook_events};
+use crate::schema::{orders, outbox, payments, reconciliations, refunds, webhook_events};
 
 /// A stored row that does not describe a valid domain value.
 #[derive(Debug, thiserror::Error)]
@@ -257,6 +258,7 @@ pub(crate) struct EventRow {
     pub received_at: NaiveDateTime,
     pub processed_at: NaiveDateTime,
     pub report: Option<String>,
+    pub source: String,
 }
 
 impl TryFrom<EventRow> for StoredEvent {
@@ -279,6 +281,8 @@ impl TryFrom<EventRow> for StoredEvent {
         };
         let attempts = u32::try_from(row.attempts)
             .map_err(|_| corrupt(format!("negative attempts {}", row.attempts)))?;
+        let source = EventSource::parse(&row.source)
+            .ok_or_else(|| corrupt(format!("unknown source {:?}", row.source)))?;
         let report = row
             .report
             .as_deref()
@@ -305,7 +309,7 @@ impl TryFrom<EventRow> for StoredEvent {
             attempts,
             received_at: utc(row.received_at),
             processed_at: utc(row.processed_at),
-            source: payhook_domain::ports::EventSource::Webhook,
+            source,
         })
     }
 }
@@ -330,6 +334,7 @@ pub(crate) struct NewEventRow<'a> {
     pub received_at: NaiveDateTime,
     pub processed_at: NaiveDateTime,
     pub report: Option<&'a str>,
+    pub source: &'a str,
 }
 
 /// One refund of a payment's ledger, as stored.
@@ -422,4 +427,47 @@ impl TryFrom<OutboxRow> for OutboxMessage {
             delivered_at: row.delivered_at.map(utc),
         })
     }
+}
+
+/// A payment's reconciliation state, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = reconciliations)]
+pub(crate) struct ReconcileRow {
+    pub payment_id: i64,
+    pub failures: i32,
+    pub checked_at: Option<NaiveDateTime>,
+    pub gateway_state: Option<String>,
+    pub result: Option<String>,
+}
+
+impl ReconcileRow {
+    /// The last check, `None` when the payment was claimed but never
+    /// checked.
+    pub(crate) fn last_check(self) -> Result<Option<ReconcileCheck>, CorruptRow> {
+        let corrupt = |reason: String| CorruptRow::new("reconciliations", self.payment_id, reason);
+        let failures = u32::try_from(self.failures)
+            .map_err(|_| corrupt(format!("negative failures {}", self.failures)))?;
+        match (self.checked_at, self.result) {
+            (Some(checked_at), Some(result)) => Ok(Some(ReconcileCheck {
+                checked_at: utc(checked_at),
+                gateway_state: self.gateway_state,
+                result,
+                failures,
+            })),
+            (None, None) => Ok(None),
+            _ => Err(corrupt("a check time without its result or back".into())),
+        }
+    }
+}
+
+/// A check as written: every column, `due_at` included.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = reconciliations, primary_key(payment_id), treat_none_as_null = true)]
+pub(crate) struct CheckRow<'a> {
+    pub payment_id: i64,
+    pub due_at: Option<NaiveDateTime>,
+    pub failures: i32,
+    pub checked_at: Option<NaiveDateTime>,
+    pub gateway_state: Option<&'a str>,
+    pub result: Option<&'a str>,
 }

@@ -77,6 +77,8 @@ diesel::table! {
         received_at -> Timestamp,
         processed_at -> Timestamp,
         report -> Nullable<Text>,
+        source -> Text,
+        pruned_at -> Nullable<Timestamp>,
     }
 }
 
@@ -97,7 +99,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    reconciliations (payment_id) {
+        payment_id -> BigInt,
+        due_at -> Nullable<Timestamp>,
+        failures -> Integer,
+        checked_at -> Nullable<Timestamp>,
+        gateway_state -> Nullable<Text>,
+        result -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(payments -> orders (order_id));
 diesel::joinable!(outbox -> payments (payment_id));
 diesel::joinable!(refunds -> payments (payment_id));
-diesel::allow_tables_to_appear_in_same_query!(orders, payments, webhook_events, outbox, refunds);
+diesel::joinable!(reconciliations -> payments (payment_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    orders,
+    payments,
+    webhook_events,
+    outbox,
+    refunds,
+    reconciliations
+);

@@ -66,6 +66,7 @@ pub(super) fn record_event(
         received_at: at,
         processed_at: at,
         report: report.as_deref(),
+        source: to_apply.source.as_str(),
     };
     // `ON CONFLICT DO NOTHING` rather than catching the unique violation:
     // on PostgreSQL a failed statement aborts the transaction, so catching
@@ -221,6 +222,9 @@ pub(crate) fn webhook_events(
     }
     if let Some(payment_id) = filter.payment_id {
         query = query.filter(webhook_events::payment_id.eq(payment_id.0));
+    }
+    if let Some(source) = filter.source {
+        query = query.filter(webhook_events::source.eq(source.as_str()));
     }
     if let Some(after) = filter.received_after {
         query = query.filter(webhook_events::received_at.ge(naive(after)));

@@ -8,6 +8,8 @@
 //! - `apply`: applying one event or a group-commit batch, and the refunds
 //!   and disputes that waited for a payment to complete;
 //! - `refunds`: reading a payment's refund ledger;
+//! - `reconcile`: the payments due for a check against the gateway's API,
+//!   their claim, and each payment's last check;
 //! - `decision`: the writes of one decision, described once for both
 //!   backends.
 //!
@@ -42,6 +44,7 @@ mod events;
 pub(crate) mod inspect;
 mod lookup;
 mod orders;
+mod reconcile;
 mod refunds;
 
 use diesel::prelude::*;
@@ -55,6 +58,7 @@ use crate::models::CorruptRow;
 pub(crate) use apply::{apply_event, apply_events};
 pub(crate) use events::{webhook_event, webhook_events};
 pub(crate) use orders::{create_order, create_payment, mark_pending, order, payment};
+pub(crate) use reconcile::{due_payments, last_check, record_check};
 pub(crate) use refunds::refunds;
 
 /// The first key of the PostgreSQL advisory locks on external ids ("phx1");

@@ -13,6 +13,7 @@ mod lifecycle;
 mod migrations;
 mod open;
 mod outbox;
+mod reconcile;
 mod reference;
 mod refunds;
 mod schema;

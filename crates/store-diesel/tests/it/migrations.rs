@@ -17,11 +17,12 @@ use crate::support::{
 };
 
 /// The versions of the migrations both folders hold.
-const VERSIONS: [&str; 4] = [
+const VERSIONS: [&str; 5] = [
     "20261127000001",
     "20261127000002",
     "20261204000003",
     "20261204000004",
+    "20261204000005",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,11 +84,12 @@ async fn reads_on_an_unmigrated_database_are_errors_not_empty_answers() {
     }
 }
 
-/// The last version before the lifecycle migration, the lifecycle's, and
-/// the refunds migration after it.
+/// The last version before the lifecycle migration, the lifecycle's, the
+/// refunds migration after it, and reconciliation's.
 const BEFORE_LIFECYCLE: &str = "20261127000002";
 const LIFECYCLE: &str = "20261204000003";
 const REFUNDS: &str = "20261204000004";
+const RECONCILE: &str = "20261204000005";
 
 /// A plain connection beside the store's pool, for what the store's API
 /// cannot do: write rows of an older schema and read every column back as
@@ -596,8 +598,8 @@ async fn the_lifecycle_migration_keeps_every_row_and_backfills_paid_sums() {
         // The store of this version writes payments with the refunds
         // migration's columns too.
         assert_eq!(
-            store.migrate().expect("the refunds migration"),
-            [REFUNDS],
+            store.migrate().expect("the refunds and later migrations"),
+            [REFUNDS, RECONCILE],
             "{name}"
         );
 
@@ -719,4 +721,103 @@ async fn a_table_rebuild_that_fails_midway_leaves_nothing_open_and_can_be_retrie
         raw.count("SELECT COUNT(*) AS n FROM pragma_foreign_key_check"),
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconcile_migration_keeps_every_row_and_marks_old_events_as_webhooks() {
+    for db in databases() {
+        let name = db.backend;
+        let store = db.open(&StoreOptions::default());
+        assert_eq!(
+            store.migrate_to(REFUNDS).expect("migrate to version 4"),
+            VERSIONS[..4],
+            "{name}"
+        );
+        let mut raw = Raw::connect(&db);
+        let seeded = seed_before_lifecycle(&mut raw);
+        raw.execute(&format!(
+            "INSERT INTO refunds (payment_id, refund_id, amount_minor, currency, status, \
+             status_at, created_at, updated_at) VALUES ({}, 're_1', 500, 'USD', 'succeeded', \
+             '2026-11-29 10:00:00', '2026-11-29 10:00:00', '2026-11-29 10:00:00')",
+            seeded.completed
+        ));
+        let before = Snapshot::take(&mut raw);
+        let refunds_before = raw.count("SELECT COUNT(*) AS n FROM refunds");
+
+        assert_eq!(
+            store.migrate().expect("the reconcile migration"),
+            [RECONCILE],
+            "{name}"
+        );
+        // The rows are as they were; the only new key is the new table's.
+        let mut after = Snapshot::take(&mut raw);
+        let new_key = ForeignKey {
+            from_table: "reconciliations".into(),
+            from_column: "payment_id".into(),
+            to_table: "payments".into(),
+        };
+        let position = after.foreign_keys.iter().position(|key| *key == new_key);
+        after
+            .foreign_keys
+            .remove(position.unwrap_or_else(|| panic!("{name}: no key {new_key:?}")));
+        assert_eq!(after, before, "{name}: rows changed");
+        assert_eq!(
+            raw.count("SELECT COUNT(*) AS n FROM refunds"),
+            refunds_before,
+            "{name}"
+        );
+        // Every event recorded before came from a webhook, and keeps its body.
+        assert_eq!(
+            raw.count(
+                "SELECT COUNT(*) AS n FROM webhook_events \
+                 WHERE source = 'webhook' AND pruned_at IS NULL"
+            ),
+            i64::try_from(before.events.len()).expect("small"),
+            "{name}"
+        );
+        let events = store
+            .webhook_events(payhook_domain::ports::EventFilter::default())
+            .await
+            .expect("events");
+        assert_eq!(events.len(), before.events.len(), "{name}");
+        assert!(
+            events
+                .iter()
+                .all(|e| e.source == payhook_domain::ports::EventSource::Webhook),
+            "{name}: {events:?}"
+        );
+        assert_eq!(
+            raw.count("SELECT COUNT(*) AS n FROM reconciliations"),
+            0,
+            "{name}"
+        );
+        // The source is checked like every other code.
+        let bogus = format!(
+            "UPDATE webhook_events SET source = 'bogus' WHERE id = {}",
+            before.events[0].id
+        );
+        assert!(raw.try_execute(&bogus).is_err(), "{name}: {bogus}");
+
+        // The payment left pending before the migration is due for a check.
+        let due = payhook_domain::ReconcileStore::due_payments(
+            &store,
+            &payhook_domain::reconcile::DueQuery {
+                gateways: vec!["stripe".into()],
+                unchanged_since: chrono::DateTime::from_timestamp(1_900_000_000, 0).expect("time"),
+                now: chrono::DateTime::from_timestamp(1_900_000_000, 0).expect("time"),
+                limit: 10,
+            },
+            Some(std::time::Duration::from_secs(60)),
+        )
+        .await
+        .expect("due");
+        assert_eq!(
+            due.iter().map(|p| p.id).collect::<Vec<_>>(),
+            [PaymentId(seeded.waiting)],
+            "{name}"
+        );
+        // A claim's row references the payment, as the foreign key says.
+        let orphan = "INSERT INTO reconciliations (payment_id, failures) VALUES (999999, 0)";
+        assert!(raw.try_execute(orphan).is_err(), "{name}: {orphan}");
+    }
 }

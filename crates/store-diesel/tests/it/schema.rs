@@ -95,10 +95,16 @@ fn sqlite_and_postgres_migrations_define_the_same_schema() {
     let tables = |columns: &BTreeSet<ColumnRow>| -> BTreeSet<String> {
         columns.iter().map(|c| c.table_name.clone()).collect()
     };
-    let expected_tables: BTreeSet<String> =
-        ["orders", "outbox", "payments", "refunds", "webhook_events"]
-            .map(String::from)
-            .into();
+    let expected_tables: BTreeSet<String> = [
+        "orders",
+        "outbox",
+        "payments",
+        "reconciliations",
+        "refunds",
+        "webhook_events",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(tables(&lite_columns), expected_tables);
     assert_eq!(tables(&pg_columns), expected_tables);
     assert_eq!(

@@ -1,0 +1,5 @@
+DROP INDEX payments_pending_external;
+DROP TABLE reconciliations;
+DROP INDEX webhook_events_unpruned;
+ALTER TABLE webhook_events DROP COLUMN pruned_at;
+ALTER TABLE webhook_events DROP COLUMN source;
