@@ -395,7 +395,10 @@ mod tests {
             .to_vec();
         assert_eq!(documented::<EventSourceName>(), names);
         for name in names {
-            assert_eq!(EventSource::parse(name).map(EventSource::as_str), Some(name));
+            assert_eq!(
+                EventSource::parse(name).map(EventSource::as_str),
+                Some(name)
+            );
         }
     }
 

@@ -159,7 +159,12 @@ pub fn describe(config: &Config) -> String {
 /// A duration as `parse_duration` reads it, in the largest whole unit.
 fn duration(value: std::time::Duration) -> String {
     let millis = value.as_millis();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
         if millis != 0 && millis % size == 0 {
             return format!("{}{unit}", millis / size);
         }

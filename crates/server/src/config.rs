@@ -442,7 +442,9 @@ fn api_base(name: &'static str, url: &str) -> Result<String, ConfigError> {
     }
     let host = match authority.strip_prefix('[') {
         Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
     };
     let loopback = host.eq_ignore_ascii_case("localhost")
         || host
@@ -907,11 +909,15 @@ mod tests {
             ("PAYPAL_CLIENT_ID", "client-1"),
             ("PAYPAL_CLIENT_SECRET", "secret-1"),
         ];
-        let sandbox = config(&[credentials[0], credentials[1], ("PAYPAL_ENVIRONMENT", "sandbox")])
-            .unwrap()
-            .reconcile
-            .paypal
-            .unwrap();
+        let sandbox = config(&[
+            credentials[0],
+            credentials[1],
+            ("PAYPAL_ENVIRONMENT", "sandbox"),
+        ])
+        .unwrap()
+        .reconcile
+        .paypal
+        .unwrap();
         assert_eq!(sandbox.environment, PayPalEnvironment::Sandbox);
         assert_eq!(sandbox.api.base_url(), "https://api-m.sandbox.paypal.com");
         let local = config(&[
@@ -923,7 +929,10 @@ mod tests {
         ])
         .unwrap()
         .reconcile;
-        assert_eq!(local.paypal.unwrap().api.base_url(), "http://127.0.0.1:9999");
+        assert_eq!(
+            local.paypal.unwrap().api.base_url(),
+            "http://127.0.0.1:9999"
+        );
         assert_eq!(local.stripe.unwrap().base_url, "http://[::1]:8080");
         for allowed in [
             "https://stripe-proxy.internal",
@@ -949,25 +958,70 @@ mod tests {
         let cases: [(&[(&str, &str)], &str); 18] = [
             (&[("STRIPE_API_KEY", "sk_test_a b")], "STRIPE_API_KEY"),
             (
-                &[("PAYPAL_CLIENT_ID", "client 1"), ("PAYPAL_CLIENT_SECRET", "secret-1")],
+                &[
+                    ("PAYPAL_CLIENT_ID", "client 1"),
+                    ("PAYPAL_CLIENT_SECRET", "secret-1"),
+                ],
                 "PAYPAL_CLIENT_ID",
             ),
             (&[("PAYPAL_CLIENT_ID", "client-1")], "PAYPAL_CLIENT_SECRET"),
             (&[("PAYPAL_CLIENT_SECRET", "secret-1")], "PAYPAL_CLIENT_ID"),
-            (&[("PAYPAL_ENVIRONMENT", "production")], "PAYPAL_ENVIRONMENT"),
-            (&[("PAYHOOK_RECONCILE_AFTER", "15")], "PAYHOOK_RECONCILE_AFTER"),
-            (&[("PAYHOOK_RECONCILE_AFTER", "-1m")], "PAYHOOK_RECONCILE_AFTER"),
-            (&[("PAYHOOK_RECONCILE_AFTER", "1.5h")], "PAYHOOK_RECONCILE_AFTER"),
-            (&[("PAYHOOK_RECONCILE_INTERVAL", "0s")], "PAYHOOK_RECONCILE_INTERVAL"),
-            (&[("PAYHOOK_RECONCILE_INTERVAL", "5 minutes")], "PAYHOOK_RECONCILE_INTERVAL"),
-            (&[("PAYHOOK_RECONCILE_BATCH", "0")], "PAYHOOK_RECONCILE_BATCH"),
-            (&[("PAYHOOK_RECONCILE_BATCH", "10001")], "PAYHOOK_RECONCILE_BATCH"),
-            (&[("PAYHOOK_STRIPE_API_BASE", "http://api.stripe.com")], "PAYHOOK_STRIPE_API_BASE"),
-            (&[("PAYHOOK_STRIPE_API_BASE", "http://10.0.0.1:80")], "PAYHOOK_STRIPE_API_BASE"),
-            (&[("PAYHOOK_STRIPE_API_BASE", "ftp://127.0.0.1")], "PAYHOOK_STRIPE_API_BASE"),
-            (&[("PAYHOOK_PAYPAL_API_BASE", "https://")], "PAYHOOK_PAYPAL_API_BASE"),
-            (&[("PAYHOOK_PAYPAL_API_BASE", "https://user:pw@api.example")], "PAYHOOK_PAYPAL_API_BASE"),
-            (&[("PAYHOOK_PAYPAL_API_BASE", "http://localhost.evil.example")], "PAYHOOK_PAYPAL_API_BASE"),
+            (
+                &[("PAYPAL_ENVIRONMENT", "production")],
+                "PAYPAL_ENVIRONMENT",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_AFTER", "15")],
+                "PAYHOOK_RECONCILE_AFTER",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_AFTER", "-1m")],
+                "PAYHOOK_RECONCILE_AFTER",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_AFTER", "1.5h")],
+                "PAYHOOK_RECONCILE_AFTER",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_INTERVAL", "0s")],
+                "PAYHOOK_RECONCILE_INTERVAL",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_INTERVAL", "5 minutes")],
+                "PAYHOOK_RECONCILE_INTERVAL",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_BATCH", "0")],
+                "PAYHOOK_RECONCILE_BATCH",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_BATCH", "10001")],
+                "PAYHOOK_RECONCILE_BATCH",
+            ),
+            (
+                &[("PAYHOOK_STRIPE_API_BASE", "http://api.stripe.com")],
+                "PAYHOOK_STRIPE_API_BASE",
+            ),
+            (
+                &[("PAYHOOK_STRIPE_API_BASE", "http://10.0.0.1:80")],
+                "PAYHOOK_STRIPE_API_BASE",
+            ),
+            (
+                &[("PAYHOOK_STRIPE_API_BASE", "ftp://127.0.0.1")],
+                "PAYHOOK_STRIPE_API_BASE",
+            ),
+            (
+                &[("PAYHOOK_PAYPAL_API_BASE", "https://")],
+                "PAYHOOK_PAYPAL_API_BASE",
+            ),
+            (
+                &[("PAYHOOK_PAYPAL_API_BASE", "https://user:pw@api.example")],
+                "PAYHOOK_PAYPAL_API_BASE",
+            ),
+            (
+                &[("PAYHOOK_PAYPAL_API_BASE", "http://localhost.evil.example")],
+                "PAYHOOK_PAYPAL_API_BASE",
+            ),
         ];
         for (vars, variable) in cases {
             let error = config(vars).unwrap_err();
@@ -984,7 +1038,16 @@ mod tests {
         assert_eq!(parse_duration(" 15m "), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
-        for bad in ["", "m", "15", "15 m", "1.5h", "-1s", "15min", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "m",
+            "15",
+            "15 m",
+            "1.5h",
+            "-1s",
+            "15min",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

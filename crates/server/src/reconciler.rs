@@ -202,8 +202,10 @@ fn report(report: &CheckReport, metrics: &ReconcileMetrics, warned: &mut HashSet
                         "the gateway refused the API credentials: its payments are not \
                          reconciled until they are fixed"
                     }
-                    _ => "the gateway's API is unavailable or rate limiting: its payments \
-                          are checked again later",
+                    _ => {
+                        "the gateway's API is unavailable or rate limiting: its payments \
+                          are checked again later"
+                    }
                 };
                 tracing::warn!(
                     gateway = %report.gateway,
@@ -551,7 +553,10 @@ mod tests {
         let table = render(&reports, Mode::Apply);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 6, "{table}");
-        assert!(lines[0].starts_with("PAYMENT  TRANSACTION  GATEWAY  STATUS"), "{table}");
+        assert!(
+            lines[0].starts_with("PAYMENT  TRANSACTION  GATEWAY  STATUS"),
+            "{table}"
+        );
         assert!(
             lines[1].contains("TXN-7")
                 && lines[1].contains("pending_external → completed")

@@ -439,7 +439,10 @@ async fn the_reconcile_route_and_the_last_reconciliation_are_documented() {
     let operation = &document["paths"]["/api/v1/order-payments/{id}/reconcile/"]["post"];
     assert_eq!(operation["security"][0]["bearer"], serde_json::json!([]));
     for status in ["200", "400", "401", "404", "429", "500", "502", "503"] {
-        assert!(operation["responses"].get(status).is_some(), "{status}: {operation}");
+        assert!(
+            operation["responses"].get(status).is_some(),
+            "{status}: {operation}"
+        );
     }
     assert!(
         operation["responses"]["502"]["headers"]
@@ -474,7 +477,10 @@ async fn the_reconcile_route_and_the_last_reconciliation_are_documented() {
         ["applied", "already_known", "would_apply", "no_change"]
     );
     let payment = properties(&document, "PaymentBody");
-    assert!(payment.iter().any(|p| p == "last_reconciliation"), "{payment:?}");
+    assert!(
+        payment.iter().any(|p| p == "last_reconciliation"),
+        "{payment:?}"
+    );
     let last = referred(&document, "PaymentBody", "last_reconciliation");
     let mut fields: Vec<&str> = last["properties"]
         .as_object()

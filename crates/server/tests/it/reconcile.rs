@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use awc::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{intent_succeeded, paypal_completed, spawn_app_with, success, TestApp};
+use crate::helpers::{
+    intent_succeeded, paypal_completed, paypal_fixture_path, spawn_app_with, success, TestApp,
+    PAYPAL_WEBHOOK_ID,
+};
 use crate::reconcile_standin::{
     paypal_object, stripe_object, Reply, StandIn, PAYPAL_CLIENT_ID, PAYPAL_CLIENT_SECRET,
     STRIPE_KEY,
@@ -30,7 +33,12 @@ fn stripe_app(stand_in: &StandIn, extra: &[(&str, &str)]) -> TestApp {
 /// A server reconciling PayPal payments with `stand_in`, as
 /// [`stripe_app`] does Stripe's.
 fn paypal_app(stand_in: &StandIn, extra: &[(&str, &str)]) -> TestApp {
+    // PayPal's webhooks too, to show one arriving after reconciliation.
+    let cert = paypal_fixture_path("test-only-cert.pem");
+    let cert = cert.to_str().expect("a UTF-8 path").to_owned();
     let mut variables = vec![
+        ("PAYPAL_WEBHOOK_ID", PAYPAL_WEBHOOK_ID),
+        ("PAYPAL_CERT_FILE", cert.as_str()),
         ("PAYPAL_CLIENT_ID", PAYPAL_CLIENT_ID),
         ("PAYPAL_CLIENT_SECRET", PAYPAL_CLIENT_SECRET),
         ("PAYHOOK_PAYPAL_API_BASE", stand_in.base.as_str()),
@@ -78,7 +86,10 @@ async fn a_payment_whose_webhook_never_came_is_completed_in_the_background_and_n
     let payment = app.pending_payment("pi_reconcile_lost").await;
     stripe.reply(
         "pi_reconcile_lost",
-        Reply::Object(stripe_object("payment_intent.succeeded", "pi_reconcile_lost")),
+        Reply::Object(stripe_object(
+            "payment_intent.succeeded",
+            "pi_reconcile_lost",
+        )),
     );
 
     let completed = wait_status(&app, &payment, "completed").await;
@@ -92,7 +103,10 @@ async fn a_payment_whose_webhook_never_came_is_completed_in_the_background_and_n
     // The audit shows the event with its source, found by the filter.
     let reconciled = events(&app, "source=reconcile").await;
     assert_eq!(reconciled.len(), 1, "{reconciled:?}");
-    assert_eq!(reconciled[0]["event_id"], "reconcile:pi_reconcile_lost:succeeded");
+    assert_eq!(
+        reconciled[0]["event_id"],
+        "reconcile:pi_reconcile_lost:succeeded"
+    );
     assert_eq!(reconciled[0]["event_type"], "payment_intent.succeeded");
     assert_eq!(reconciled[0]["source"], "reconcile");
     assert_eq!(reconciled[0]["outcome"], "confirmed");
@@ -100,7 +114,12 @@ async fn a_payment_whose_webhook_never_came_is_completed_in_the_background_and_n
 
     // Passes go on: a completed payment is not due, never asked again.
     actix_rt::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(stripe.checks_of("pi_reconcile_lost"), 1, "{:?}", stripe.seen());
+    assert_eq!(
+        stripe.checks_of("pi_reconcile_lost"),
+        1,
+        "{:?}",
+        stripe.seen()
+    );
     let seen = stripe.seen();
     assert_eq!(seen[0].path, "/v1/payment_intents/pi_reconcile_lost");
     assert_eq!(seen[0].credential, STRIPE_KEY);
@@ -129,7 +148,10 @@ async fn a_payment_whose_webhook_never_came_is_completed_in_the_background_and_n
         "{metrics}"
     );
     assert_eq!(
-        sample(&metrics, "payhook_reconcile_changes_total{gateway=\"stripe\"}"),
+        sample(
+            &metrics,
+            "payhook_reconcile_changes_total{gateway=\"stripe\"}"
+        ),
         1
     );
     assert!(sample(&metrics, "payhook_reconcile_last_pass_timestamp_seconds") > 1_700_000_000);
@@ -142,15 +164,24 @@ async fn a_canceled_intent_cancels_the_payment() {
     let payment = app.pending_payment("pi_reconcile_canceled").await;
     stripe.reply(
         "pi_reconcile_canceled",
-        Reply::Object(stripe_object("payment_intent.canceled", "pi_reconcile_canceled")),
+        Reply::Object(stripe_object(
+            "payment_intent.canceled",
+            "pi_reconcile_canceled",
+        )),
     );
     let canceled = wait_status(&app, &payment, "canceled").await;
-    assert_eq!(canceled["last_reconciliation"]["result"], "applied: canceled");
+    assert_eq!(
+        canceled["last_reconciliation"]["result"],
+        "applied: canceled"
+    );
     assert_eq!(app.order_status(&payment).await, "pending");
     assert_eq!(app.outbox_kinds().await, ["payment.canceled"]);
     let reconciled = events(&app, "source=reconcile").await;
     assert_eq!(reconciled.len(), 1, "{reconciled:?}");
-    assert_eq!(reconciled[0]["event_id"], "reconcile:pi_reconcile_canceled:canceled");
+    assert_eq!(
+        reconciled[0]["event_id"],
+        "reconcile:pi_reconcile_canceled:canceled"
+    );
 }
 
 #[actix_rt::test]
@@ -175,7 +206,10 @@ async fn rate_limiting_and_failures_change_nothing_and_are_retried_later() {
             .is_some_and(|r| r.starts_with("error: rate_limited")),
         "{unchanged}"
     );
-    assert_eq!(unchanged["last_reconciliation"]["gateway_state"], Value::Null);
+    assert_eq!(
+        unchanged["last_reconciliation"]["gateway_state"],
+        Value::Null
+    );
 
     // Asked again later: still rate limited, then failing, nothing changes.
     stripe
@@ -184,7 +218,11 @@ async fn rate_limiting_and_failures_change_nothing_and_are_retried_later() {
     stripe.reply("pi_reconcile_busy", Reply::Status(500, None));
     let before_failure = stripe.checks_of("pi_reconcile_busy");
     stripe
-        .wait_checks("pi_reconcile_busy", before_failure + 1, Duration::from_secs(10))
+        .wait_checks(
+            "pi_reconcile_busy",
+            before_failure + 1,
+            Duration::from_secs(10),
+        )
         .await;
     let failed = app.payment(&payment).await;
     assert_eq!(failed["status"], "pending_external");
@@ -194,7 +232,10 @@ async fn rate_limiting_and_failures_change_nothing_and_are_retried_later() {
     // Once the gateway answers, the payment completes.
     stripe.reply(
         "pi_reconcile_busy",
-        Reply::Object(stripe_object("payment_intent.succeeded", "pi_reconcile_busy")),
+        Reply::Object(stripe_object(
+            "payment_intent.succeeded",
+            "pi_reconcile_busy",
+        )),
     );
     wait_status(&app, &payment, "completed").await;
     assert_eq!(app.outbox_kinds().await, ["order.paid"]);
@@ -223,7 +264,10 @@ async fn refused_credentials_are_counted_once_per_pass_and_change_nothing() {
     let app = stripe_app(&stripe, &[("PAYHOOK_RECONCILE_INTERVAL", "200ms")]);
     let mut payments = Vec::new();
     for n in 0..3 {
-        payments.push(app.pending_payment(&format!("pi_reconcile_refused_{n}")).await);
+        payments.push(
+            app.pending_payment(&format!("pi_reconcile_refused_{n}"))
+                .await,
+        );
     }
     // Several passes, each asking once: after the first 401 the gateway is
     // paused for the rest of the pass, and its other payments skipped.
@@ -267,7 +311,11 @@ async fn refused_credentials_are_counted_once_per_pass_and_change_nothing() {
 async fn a_paypal_order_completed_without_its_webhook_completes_with_its_capture() {
     let paypal = StandIn::paypal();
     let app = paypal_app(&paypal, &[("PAYHOOK_RECONCILE_AFTER", "1d")]);
-    let order_ids = ["5O190127TN364715T", "8MC585209K746392H", "9LE62613G5442011J"];
+    let order_ids = [
+        "5O190127TN364715T",
+        "8MC585209K746392H",
+        "9LE62613G5442011J",
+    ];
     let mut payments = Vec::new();
     for order_id in order_ids {
         payments.push(app.pending_payment_for("paypal", order_id).await);
@@ -300,7 +348,8 @@ async fn a_paypal_order_completed_without_its_webhook_completes_with_its_capture
     assert!(paypal
         .seen()
         .iter()
-        .all(|seen| seen.path.starts_with("/v2/checkout/orders/") && seen.credential == "paypal-token"));
+        .all(|seen| seen.path.starts_with("/v2/checkout/orders/")
+            && seen.credential == "paypal-token"));
     paypal.assert_no_unexpected_request();
 
     // PayPal's webhook after it: already completed.
@@ -324,7 +373,10 @@ async fn the_reconcile_route_checks_one_payment_on_demand() {
     let id = payment["id"].clone();
     stripe.reply(
         "pi_reconcile_route",
-        Reply::Object(stripe_object("payment_intent.succeeded", "pi_reconcile_route")),
+        Reply::Object(stripe_object(
+            "payment_intent.succeeded",
+            "pi_reconcile_route",
+        )),
     );
 
     // A dry run says what would change and writes nothing.
@@ -373,7 +425,9 @@ async fn the_reconcile_route_checks_one_payment_on_demand() {
         "the gateway is rate limiting (429)"
     );
     assert_eq!(
-        busy.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        busy.headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
         Some("7")
     );
     stripe.reply("pi_reconcile_route_busy", Reply::Status(503, None));
@@ -397,7 +451,9 @@ async fn the_reconcile_route_checks_one_payment_on_demand() {
         .is_some_and(|r| r.starts_with("error: unavailable")));
 
     // No such payment; a bad query; no token.
-    app.reconcile(999_999, "").await.assert_error(StatusCode::NOT_FOUND);
+    app.reconcile(999_999, "")
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
     app.reconcile(&id, "dry_run=maybe")
         .await
         .assert_error(StatusCode::BAD_REQUEST);
@@ -450,7 +506,10 @@ async fn the_route_answers_503_for_a_gateway_without_credentials() {
          (set PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET)"
     );
     // The payment JSON says it was never checked.
-    assert_eq!(app.payment(&payment).await["last_reconciliation"], Value::Null);
+    assert_eq!(
+        app.payment(&payment).await["last_reconciliation"],
+        Value::Null
+    );
 }
 
 #[actix_rt::test]

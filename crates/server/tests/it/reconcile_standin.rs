@@ -208,12 +208,7 @@ fn header(request: &HttpRequest, name: &str) -> String {
 
 async fn unexpected(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let line = format!("{} {}", request.method(), request.uri());
-    shared
-        .script
-        .lock()
-        .expect("script")
-        .unexpected
-        .push(line);
+    shared.script.lock().expect("script").unexpected.push(line);
     HttpResponse::NotFound().json(json!({"error": {"message": "Unrecognized request URL"}}))
 }
 
@@ -272,7 +267,11 @@ async fn serve_stripe_object(
     let Kind::Stripe { keys } = &shared.kind else {
         return unexpected(request, shared).await;
     };
-    let object = request.match_info().get("id").unwrap_or_default().to_owned();
+    let object = request
+        .match_info()
+        .get("id")
+        .unwrap_or_default()
+        .to_owned();
     let authorization = header(&request, "authorization");
     let key = authorization
         .strip_prefix("Bearer ")
@@ -323,10 +322,14 @@ async fn paypal_token(
     let mut script = shared.script.lock().expect("script");
     script.token_calls += 1;
     let form = String::from_utf8_lossy(&body).into_owned();
-    if !form.split('&').any(|pair| pair == "grant_type=client_credentials")
+    if !form
+        .split('&')
+        .any(|pair| pair == "grant_type=client_credentials")
         || !header(&request, "content-type").starts_with("application/x-www-form-urlencoded")
     {
-        script.unexpected.push(format!("token call with form {form:?}"));
+        script
+            .unexpected
+            .push(format!("token call with form {form:?}"));
         return HttpResponse::BadRequest().json(json!({"error": "unsupported_grant_type"}));
     }
     let expected = format!(
@@ -355,7 +358,11 @@ async fn paypal_order(request: HttpRequest, shared: web::Data<Shared>) -> HttpRe
     if !matches!(shared.kind, Kind::Paypal { .. }) {
         return unexpected(request, shared).await;
     }
-    let object = request.match_info().get("id").unwrap_or_default().to_owned();
+    let object = request
+        .match_info()
+        .get("id")
+        .unwrap_or_default()
+        .to_owned();
     let authorization = header(&request, "authorization");
     let valid = {
         let script = shared.script.lock().expect("script");
