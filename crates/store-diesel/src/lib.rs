@@ -97,6 +97,7 @@ mod group;
 mod models;
 mod ops;
 mod outbox;
+mod prune;
 mod reconcile;
 mod report;
 mod schema;
@@ -122,6 +123,7 @@ use conn::{DbConn, StoreConn};
 pub use conn::{Target, UnsupportedUrl};
 #[cfg(feature = "testing")]
 pub use ops::inspect::{EventRecord, OutboxEntry};
+pub use prune::{PruneQuery, PruneReport};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");

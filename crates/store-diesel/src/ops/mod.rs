@@ -8,6 +8,8 @@
 //! - `apply`: applying one event or a group-commit batch, and the refunds
 //!   and disputes that waited for a payment to complete;
 //! - `refunds`: reading a payment's refund ledger;
+//! - `prune`: the retention pruner's batches (event bodies, delivered
+//!   outbox rows);
 //! - `reconcile`: the payments due for a check against the gateway's API,
 //!   their claim, and each payment's last check;
 //! - `decision`: the writes of one decision, described once for both
@@ -44,6 +46,7 @@ mod events;
 pub(crate) mod inspect;
 mod lookup;
 mod orders;
+pub(crate) mod prune;
 mod reconcile;
 mod refunds;
 

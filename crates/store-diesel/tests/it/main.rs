@@ -13,6 +13,7 @@ mod lifecycle;
 mod migrations;
 mod open;
 mod outbox;
+mod prune;
 mod reconcile;
 mod reference;
 mod refunds;
