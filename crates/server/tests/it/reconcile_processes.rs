@@ -294,6 +294,9 @@ async fn refused_credentials_are_logged_once_per_pass_and_no_secret_is_ever_show
         assert!(Instant::now() < deadline, "too few passes");
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
+    // Calls first: every call seen is of a pass that has finished, or of
+    // the one in flight.
+    let calls = stripe.seen().len();
     let passes = logged(&server, "reconciliation pass finished");
     let warnings = logged(&server, REFUSED);
     // One warning per pass (not one per payment), each naming the gateway
@@ -500,4 +503,55 @@ async fn two_processes_ask_about_each_payment_once_per_pass() {
         drop((a, b));
         stripe.stop().await;
     }
+}
+
+#[actix_rt::test]
+async fn sigterm_stops_the_reconciler_in_the_middle_of_a_pass() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let database_url = format!("sqlite://{}", directory.path().join("term.db").display());
+    // The stand-in holds every answer for a minute: the pass stays in flight.
+    let stripe = StandIn::stripe(&[STRIPE_KEY]);
+    stripe.gate(2, Duration::from_secs(60));
+    let mut server = Server::start(
+        &database_url,
+        &[
+            ("STRIPE_API_KEY", STRIPE_KEY),
+            ("PAYHOOK_STRIPE_API_BASE", stripe.base.as_str()),
+            ("PAYHOOK_RECONCILE_AFTER", "0s"),
+            ("PAYHOOK_RECONCILE_INTERVAL", "200ms"),
+        ],
+    );
+    let payments = pending_payments(&server.address, "term_reconcile", 1).await;
+    stripe
+        .wait_checks("pi_term_reconcile_0", 1, Duration::from_secs(10))
+        .await;
+    let signal = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(signal.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().expect("poll the server") {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server exits without waiting for the gateway"
+        );
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    let log = server.log.lock().expect("the log").join("\n");
+    assert!(log.contains("reconciler stopped"), "{log}");
+    assert!(log.contains("closing the database pool"), "{log}");
+    // Nothing was applied; the claim runs out and the payment is due again.
+    let store =
+        DieselStore::open(&database_url, &StoreOptions::default()).expect("open the database");
+    let payment = store
+        .payment(PaymentId(payments[0]))
+        .await
+        .expect("a payment");
+    assert_eq!(payment.status.as_str(), "pending_external");
+    assert!(store.events().await.expect("the events").is_empty());
 }
