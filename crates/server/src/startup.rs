@@ -109,8 +109,8 @@ fn log_reconciliation(apis: &GatewayApis, config: &ReconcileConfig) {
     let gateways = apis.gateways().join(", ");
     tracing::info!(
         gateways = %gateways,
-        after_s = config.after.as_secs(),
-        interval_s = config.interval.as_secs(),
+        after_ms = u64::try_from(config.after.as_millis()).unwrap_or(u64::MAX),
+        interval_ms = u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX),
         batch = config.batch,
         "reconciliation is on for {gateways}: payments pending longer than \
          PAYHOOK_RECONCILE_AFTER are checked with the gateway's API every \
