@@ -147,6 +147,7 @@ pub mod event;
 pub mod json;
 pub mod money;
 pub mod outbox;
+pub mod overview;
 pub mod payment;
 pub mod ports;
 pub mod reconcile;
@@ -164,6 +165,7 @@ pub use dispute::{next_dispute, Dispute, DisputeChange, DisputeStatus};
 pub use event::{EventKind, GatewayEvent, Lookup, References, Report};
 pub use money::{AmountText, Currency, Money, MoneyError};
 pub use outbox::{NextStep, NotifyError, OutboxMessage, OutboxStatus, RetryPolicy};
+pub use overview::{Overview, OverviewStore, WebhookCount};
 pub use payment::{
     AmountMismatch, NewOrder, NewPayment, Order, OrderId, OrderStatus, Payment, PaymentId,
     PaymentStatus, TransitionError, UnknownStatus,

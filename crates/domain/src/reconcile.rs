@@ -160,6 +160,23 @@ pub enum GatewayApiError {
 }
 
 impl GatewayApiError {
+    /// The error for an answer with HTTP status `status` other than 2xx,
+    /// the same for every gateway: 401 and 403 refuse the credentials, 404
+    /// does not know the object, 429 rate limits (with the wait its
+    /// `Retry-After` asked, see [`parse_retry_after`]), 5xx failed, and
+    /// anything else refused the request.
+    pub fn from_status(status: u16, retry_after: Option<Duration>) -> Self {
+        match status {
+            401 | 403 => Self::Unauthorized { status },
+            404 => Self::NotFound,
+            429 => Self::RateLimited { retry_after },
+            500..=599 => Self::Unavailable {
+                status: Some(status),
+            },
+            _ => Self::Rejected { status },
+        }
+    }
+
     /// True for failures that pass on their own (429, 5xx, no answer): the
     /// payment is checked again later, with backoff.
     pub fn is_transient(&self) -> bool {
@@ -185,6 +202,26 @@ impl GatewayApiError {
             Self::Malformed(_) => "malformed",
         }
     }
+}
+
+/// The longest wait taken from a `Retry-After`: a larger value is read as
+/// this, so that one odd header cannot stop reconciliation for good.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a `Retry-After` header (RFC 9110, section 10.2.3) says to wait,
+/// seen at `now`: delay seconds or an HTTP date, capped at
+/// [`MAX_RETRY_AFTER`]; `None` when it is neither. A date in the past is no
+/// wait.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a u64 is still "a very long time".
+        Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX))
+    } else {
+        let at = DateTime::parse_from_rfc2822(value).ok()?;
+        (at.with_timezone(&Utc) - now).to_std().unwrap_or_default()
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// A gateway's API, asked about one payment at a time.
@@ -735,6 +772,62 @@ mod tests {
         assert_eq!(state.event_id(), "reconcile:pi_1:succeeded");
         assert_eq!(state.event_type(), "payment_intent.succeeded");
         assert!(!format!("{state:?}").contains("secret"));
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date_and_capped() {
+        // Sun, 06 Nov 1994 08:49:37 GMT, RFC 9110's example.
+        let now = DateTime::<Utc>::from_timestamp(784_111_777, 0).expect("time");
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(parse_retry_after("172800", now), Some(MAX_RETRY_AFTER));
+        for bad in ["", "-5", "1.5", "soon", "Sun, 06 Nov"] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn statuses_map_the_same_for_every_gateway() {
+        let wait = Some(Duration::from_secs(7));
+        assert_eq!(
+            GatewayApiError::from_status(401, None),
+            GatewayApiError::Unauthorized { status: 401 }
+        );
+        assert_eq!(
+            GatewayApiError::from_status(403, None),
+            GatewayApiError::Unauthorized { status: 403 }
+        );
+        assert_eq!(
+            GatewayApiError::from_status(404, None),
+            GatewayApiError::NotFound
+        );
+        assert_eq!(
+            GatewayApiError::from_status(429, wait),
+            GatewayApiError::RateLimited { retry_after: wait }
+        );
+        assert_eq!(
+            GatewayApiError::from_status(502, None),
+            GatewayApiError::Unavailable { status: Some(502) }
+        );
+        assert_eq!(
+            GatewayApiError::from_status(302, None),
+            GatewayApiError::Rejected { status: 302 }
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! payment is marked pending under an id they name) with one lock, so it is
 //! a reference for what a store must do, not a performance model.
 
+mod overview;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 

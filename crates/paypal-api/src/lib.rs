@@ -63,8 +63,6 @@
 //! server passes the credentials and the base URL), writes no log, and
 //! calls nothing but the two endpoints above.
 
-mod retry_after;
-
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,6 +70,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use awc::http::header;
 use payhook_adapters_paypal::api::{is_order_id, order_state};
+use payhook_domain::reconcile::parse_retry_after;
 use payhook_domain::{GatewayApi, GatewayApiError, GatewayState, Payment, Secret};
 use serde::Deserialize;
 
@@ -436,20 +435,11 @@ fn body_or_error<B: AsRef<[u8]>>(
 /// The error for a status that is neither success nor handled by the
 /// caller.
 fn status_error(status: u16, headers: &header::HeaderMap) -> GatewayApiError {
-    match status {
-        401 | 403 => GatewayApiError::Unauthorized { status },
-        404 => GatewayApiError::NotFound,
-        429 => GatewayApiError::RateLimited {
-            retry_after: headers
-                .get(header::RETRY_AFTER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| retry_after::parse(value, std::time::SystemTime::now())),
-        },
-        500..=599 => GatewayApiError::Unavailable {
-            status: Some(status),
-        },
-        _ => GatewayApiError::Rejected { status },
-    }
+    let retry_after = headers
+        .get(header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| parse_retry_after(value, chrono::Utc::now()));
+    GatewayApiError::from_status(status, retry_after)
 }
 
 /// PayPal's OAuth2 error answer; only the code is read.

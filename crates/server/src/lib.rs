@@ -9,6 +9,7 @@ pub mod api_types;
 pub mod auth;
 pub mod check;
 pub mod config;
+pub mod console;
 pub mod dispatcher;
 pub mod error;
 pub mod gateways;

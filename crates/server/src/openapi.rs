@@ -40,6 +40,7 @@ impl Modify for BearerSecurity {
         api::create_order,
         api::get_order,
         api::create_payment,
+        api::search_payments,
         api::get_payment,
         api::external_pending,
         reconcile::reconcile_payment,

@@ -174,6 +174,7 @@ impl Application {
             ),
             openapi_json: crate::openapi::document_json()
                 .context("cannot serialize the OpenAPI document")?,
+            console: crate::console::Sessions::default(),
         });
         let notification_counter = state.metrics.notification_counter();
         let reconcile_metrics = state.metrics.reconcile();

@@ -36,4 +36,6 @@ pub struct AppState {
     /// The OpenAPI document as served, serialized once at start-up (it
     /// never changes while the process runs).
     pub openapi_json: String,
+    /// The operator console's sessions (this process's only).
+    pub console: crate::console::Sessions,
 }

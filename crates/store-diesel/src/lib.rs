@@ -97,6 +97,7 @@ mod group;
 mod models;
 mod ops;
 mod outbox;
+mod overview;
 mod prune;
 mod reconcile;
 mod report;

@@ -49,7 +49,7 @@
 //! | 2xx, another object, not the documented JSON, or over 1 MiB ([`MAX_BODY`]) | `Malformed` |
 //! | 401, 403 | `Unauthorized` |
 //! | 404 | `NotFound` |
-//! | 429 | `RateLimited`, with `Retry-After` seconds when sent (at most a day) |
+//! | 429 | `RateLimited`, with `Retry-After` (seconds or an HTTP date, at most a day) when sent |
 //! | 5xx | `Unavailable` with the status |
 //! | no connection, timeout ([`StripeApiConfig::timeout`], default 10 s) | `Unavailable` without a status |
 //! | any other status (other 4xx; 1xx, 3xx: redirects are not followed) | `Rejected` |
@@ -67,9 +67,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use awc::error::{PayloadError, SendRequestError};
-use awc::http::{StatusCode, Uri};
+use awc::http::Uri;
 use payhook_adapters_stripe::api::ApiObject;
 pub use payhook_adapters_stripe::api::API_VERSION;
+use payhook_domain::reconcile::parse_retry_after;
 use payhook_domain::{GatewayApi, GatewayApiError, GatewayState, Payment, Secret};
 
 /// Stripe's production API.
@@ -81,10 +82,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read: a PaymentIntent or Session is a few KiB, even
 /// with an expanded PaymentIntent.
 pub const MAX_BODY: usize = 1024 * 1024;
-
-/// The longest `Retry-After` believed, so that one odd answer cannot pause
-/// a gateway's reconciliation for ever.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The longest id sent: Stripe's ids are well below it.
 const MAX_ID_LEN: usize = 255;
@@ -257,11 +254,15 @@ impl StripeApi {
         let status = response.status();
         tracing::debug!(%path, status = status.as_u16(), "Stripe API answered");
         if !status.is_success() {
-            let retry_after = retry_after(response.headers().get("Retry-After"));
+            let retry_after = response
+                .headers()
+                .get("Retry-After")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| parse_retry_after(value, chrono::Utc::now()));
             // Read (a bounded part of) the answer so the connection can be
             // reused; its content is not needed.
             let _ = response.body().limit(64 * 1024).await;
-            return Err(status_error(status, retry_after));
+            return Err(GatewayApiError::from_status(status.as_u16(), retry_after));
         }
         let body = match response.body().limit(MAX_BODY).await {
             Ok(body) => body,
@@ -334,26 +335,6 @@ fn is_bare_id(id: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
 }
 
-/// The error for a status other than 2xx.
-fn status_error(status: StatusCode, retry_after: Option<Duration>) -> GatewayApiError {
-    let code = status.as_u16();
-    match code {
-        401 | 403 => GatewayApiError::Unauthorized { status: code },
-        404 => GatewayApiError::NotFound,
-        429 => GatewayApiError::RateLimited { retry_after },
-        500..=599 => GatewayApiError::Unavailable { status: Some(code) },
-        _ => GatewayApiError::Rejected { status: code },
-    }
-}
-
-/// `Retry-After` in seconds, capped at [`MAX_RETRY_AFTER`]; `None` when
-/// absent or in another form (an HTTP date), which the reconciler's own
-/// backoff then covers.
-fn retry_after(value: Option<&awc::http::header::HeaderValue>) -> Option<Duration> {
-    let seconds: u64 = value?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
-}
-
 /// A short name for a failed send, for the debug log: awc's own texts are
 /// not logged, so that nothing of the request can leak through them.
 fn describe_send_error(error: &SendRequestError) -> &'static str {
@@ -389,40 +370,6 @@ mod tests {
             assert!(!is_bare_id(bad), "{bad}");
         }
         assert!(!is_bare_id(&format!("pi_{}", "a".repeat(MAX_ID_LEN))));
-    }
-
-    #[test]
-    fn retry_after_is_seconds_and_capped() {
-        use awc::http::header::HeaderValue;
-        assert_eq!(
-            retry_after(Some(&HeaderValue::from_static("7"))),
-            Some(Duration::from_secs(7))
-        );
-        assert_eq!(
-            retry_after(Some(&HeaderValue::from_static("99999999999"))),
-            Some(MAX_RETRY_AFTER)
-        );
-        assert_eq!(
-            retry_after(Some(&HeaderValue::from_static(
-                "Wed, 21 Oct 2015 07:28:00 GMT"
-            ))),
-            None
-        );
-        assert_eq!(retry_after(None), None);
-    }
-
-    #[test]
-    fn statuses_map_to_errors() {
-        let map = |code: u16| status_error(StatusCode::from_u16(code).unwrap(), None);
-        assert_eq!(map(401), GatewayApiError::Unauthorized { status: 401 });
-        assert_eq!(map(403), GatewayApiError::Unauthorized { status: 403 });
-        assert_eq!(map(404), GatewayApiError::NotFound);
-        assert_eq!(map(429), GatewayApiError::RateLimited { retry_after: None });
-        assert_eq!(map(500), GatewayApiError::Unavailable { status: Some(500) });
-        assert_eq!(map(599), GatewayApiError::Unavailable { status: Some(599) });
-        assert_eq!(map(400), GatewayApiError::Rejected { status: 400 });
-        assert_eq!(map(402), GatewayApiError::Rejected { status: 402 });
-        assert_eq!(map(302), GatewayApiError::Rejected { status: 302 });
     }
 
     #[test]

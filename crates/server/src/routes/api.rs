@@ -4,8 +4,8 @@
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
 use payhook_domain::{
-    AmountText, Currency, Dispute, Money, Order, OrderId, Payment, PaymentId, ReconcileCheck,
-    ReconcileStore, Refund,
+    AmountText, Currency, Dispute, Money, Order, OrderId, OverviewStore, Payment, PaymentId,
+    ReconcileCheck, ReconcileStore, Refund,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -419,4 +419,83 @@ pub async fn external_pending(
     // Marking pending applies the events that came first, and a payment they
     // complete takes the refunds that waited for it: read them after.
     Ok(HttpResponse::Ok().json(PaymentBody::read(&state, payment).await?))
+}
+
+/// Most payments one search lists: a search names a payment by an id, so
+/// more than a handful means the query is not one.
+pub(crate) const SEARCH_LIMIT: u32 = 50;
+
+/// The query of `GET /api/v1/order-payments/`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    q: Option<String>,
+}
+
+/// One page of `GET /api/v1/order-payments/`.
+#[derive(Serialize, ToSchema)]
+struct SearchPage {
+    /// The payments the query names, by ascending id (at most 50).
+    items: Vec<PaymentBody>,
+}
+
+/// The search text of `q`, trimmed: 400 when `q` is missing, empty or
+/// longer than 255 characters (what the OpenAPI document says), `None`
+/// when it can name no payment (blank, with NUL, or over 255 bytes: no id
+/// is). The console reads its search box through this too, so both take
+/// the same texts.
+pub(crate) fn search_text(q: Option<&str>) -> Result<Option<&str>, ApiError> {
+    let Some(q) = q.filter(|q| (1..=255).contains(&q.chars().count())) else {
+        return Err(ApiError::BadRequest(
+            "invalid q: expected a payhook payment id, a transaction id, an external id or a \
+             gateway reference (1 to 255 characters)"
+                .into(),
+        ));
+    };
+    let text = q.trim();
+    let names_nothing = text.is_empty() || text.len() > 255 || text.contains('\0');
+    Ok((!names_nothing).then_some(text))
+}
+
+/// The payments `text` names, as [`payhook_domain::OverviewStore::search_payments`]
+/// finds them, at most [`SEARCH_LIMIT`]; none for a text that names nothing.
+pub(crate) async fn search(state: &AppState, text: Option<&str>) -> Result<Vec<Payment>, ApiError> {
+    match text {
+        Some(text) => Ok(state.store.search_payments(text, SEARCH_LIMIT).await?),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `GET /api/v1/order-payments/?q=<id or reference>`: the payments whose
+/// payhook id, transaction id, external id or gateway reference is `q`
+/// exactly, `{"items": [...]}` by ascending id (empty when none, and for a
+/// `q` that can name nothing: blank, or holding NUL).
+#[utoipa::path(
+    get,
+    path = "/api/v1/order-payments/",
+    tag = "payments",
+    security(("bearer" = [])),
+    params(
+        ("q" = String, Query, min_length = 1, max_length = 255,
+         description = "A payhook payment id, a transaction id (`TXN-...`), an external id or a gateway reference, matched exactly (surrounding spaces ignored)"),
+    ),
+    responses(
+        (status = 200, description = "The payments named, by ascending id; `items` is empty when none", body = SearchPage),
+        (status = 400, description = "`q` is missing, empty or longer than 255 characters, or the query has another parameter", body = crate::api_types::ErrorBody),
+        Unauthorized,
+        ManagementErrors,
+    ),
+)]
+pub async fn search_payments(
+    _: Authorized,
+    state: web::Data<AppState>,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let text = search_text(query.q.as_deref())?;
+    let mut items = Vec::new();
+    for payment in search(&state, text).await? {
+        items.push(PaymentBody::read(&state, payment).await?);
+    }
+    Ok(HttpResponse::Ok().json(SearchPage { items }))
 }

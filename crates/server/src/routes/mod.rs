@@ -37,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .error_handler(|_, _| ApiError::NotFound("no such resource".into()).into()),
     );
     register(cfg);
+    crate::console::routes(cfg);
 }
 
 /// An HTTP method a route answers.
@@ -116,6 +117,11 @@ pub const ROUTES: &[Endpoint] = &[
         verb: Verb::Post,
         path: "/api/v1/order-payments/",
         handler: |r| r.to(api::create_payment),
+    },
+    Endpoint {
+        verb: Verb::Get,
+        path: "/api/v1/order-payments/",
+        handler: |r| r.to(api::search_payments),
     },
     Endpoint {
         verb: Verb::Get,

@@ -7,6 +7,8 @@
 //! their signing cannot hide itself.
 
 mod audit;
+mod console;
+mod console_browser;
 mod errors;
 mod gateway_binding;
 mod generic_flow;

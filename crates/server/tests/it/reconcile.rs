@@ -100,6 +100,24 @@ async fn a_payment_whose_webhook_never_came_is_completed_in_the_background_and_n
     assert_eq!(last["gateway_state"], "payment_intent succeeded");
     assert!(last["checked_at"].as_str().is_some(), "{completed}");
 
+    // The operator console shows the same check on the payment's page.
+    let session = crate::console::sign_in(&app).await;
+    let page = crate::console::get(
+        &app,
+        &format!("/console/payments/{}/", payment["id"]),
+        Some(&session),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("Last reconciliation")
+            && page
+                .body
+                .contains("<code>payment_intent succeeded</code>, applied: confirmed"),
+        "{}",
+        page.body
+    );
+
     // The audit shows the event with its source, found by the filter.
     let reconciled = events(&app, "source=reconcile").await;
     assert_eq!(reconciled.len(), 1, "{reconciled:?}");

@@ -12,6 +12,7 @@
 //!   outbox rows);
 //! - `reconcile`: the payments due for a check against the gateway's API,
 //!   their claim, and each payment's last check;
+//! - `overview`: the operator's reads (search, counts), which write nothing;
 //! - `decision`: the writes of one decision, described once for both
 //!   backends.
 //!
@@ -37,7 +38,7 @@
 //! them; that delivery's second lookup sees the payment.
 //!
 //! The outbox's own units of work (claims, delivery results) are in
-//! `crate::outbox`; nothing here reads the outbox.
+//! `crate::outbox`; only `overview`'s reads look at it here.
 
 mod apply;
 mod decision;
@@ -46,6 +47,7 @@ mod events;
 pub(crate) mod inspect;
 mod lookup;
 mod orders;
+pub(crate) mod overview;
 pub(crate) mod prune;
 mod reconcile;
 mod refunds;

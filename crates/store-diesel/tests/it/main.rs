@@ -13,6 +13,7 @@ mod lifecycle;
 mod migrations;
 mod open;
 mod outbox;
+mod overview;
 mod prune;
 mod reconcile;
 mod reference;
