@@ -222,6 +222,16 @@ pub fn stored_outcome_names() -> impl Iterator<Item = &'static str> {
     )
 }
 
+/// Where a recorded event came from, as `source` filters it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventSourceName {
+    /// A webhook call the gateway made, its signature verified.
+    Webhook,
+    /// The gateway's API, asked by reconciliation.
+    Reconcile,
+}
+
 /// The stored outcome of a webhook event, as `outcome` filters it.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -378,6 +388,21 @@ mod tests {
     }
 
     #[test]
+    fn every_event_source_is_documented() {
+        use payhook_domain::ports::EventSource;
+        let names: Vec<&str> = [EventSource::Webhook, EventSource::Reconcile]
+            .map(EventSource::as_str)
+            .to_vec();
+        assert_eq!(documented::<EventSourceName>(), names);
+        for name in names {
+            assert_eq!(
+                EventSource::parse(name).map(EventSource::as_str),
+                Some(name)
+            );
+        }
+    }
+
+    #[test]
     fn the_schemas_are_string_enums() {
         for schema in [
             PaymentStatusName::schema(),
@@ -386,6 +411,7 @@ mod tests {
             DisputeStatusName::schema(),
             RefundStatusName::schema(),
             EventKindName::schema(),
+            EventSourceName::schema(),
         ] {
             let schema = serde_json::to_value(schema).expect("a schema serialises");
             assert_eq!(schema["type"], Value::from("string"), "{schema}");

@@ -126,6 +126,50 @@ pub fn describe(config: &Config) -> String {
         "PAYHOOK_PRUNE_INTERVAL",
         &crate::pruner::format_period(config.prune_interval),
     );
+    let reconcile = &config.reconcile;
+    line("STRIPE_API_KEY", masked(reconcile.stripe.is_some()));
+    line(
+        "PAYHOOK_STRIPE_API_BASE",
+        reconcile
+            .stripe
+            .as_ref()
+            .map_or("(unused: no STRIPE_API_KEY)", |s| s.base_url.as_str()),
+    );
+    match &reconcile.paypal {
+        Some(paypal) => {
+            line("PAYPAL_CLIENT_ID", paypal.api.client_id());
+            line("PAYPAL_CLIENT_SECRET", masked(true));
+            line("PAYPAL_ENVIRONMENT", paypal.environment.as_str());
+            line("PAYHOOK_PAYPAL_API_BASE", paypal.api.base_url());
+        }
+        None => {
+            line("PAYPAL_CLIENT_ID", "(unset)");
+            line("PAYPAL_CLIENT_SECRET", "(unset)");
+            line("PAYPAL_ENVIRONMENT", "(unused: no PayPal API credentials)");
+            line(
+                "PAYHOOK_PAYPAL_API_BASE",
+                "(unused: no PayPal API credentials)",
+            );
+        }
+    }
+    let gateways = reconcile.gateways();
+    line(
+        "reconciled gateways",
+        &if gateways.is_empty() {
+            "(none: reconciliation is off)".to_owned()
+        } else {
+            gateways.join(", ")
+        },
+    );
+    line(
+        "PAYHOOK_RECONCILE_AFTER",
+        &crate::config::format_duration(reconcile.after),
+    );
+    line(
+        "PAYHOOK_RECONCILE_INTERVAL",
+        &crate::config::format_duration(reconcile.interval),
+    );
+    line("PAYHOOK_RECONCILE_BATCH", &reconcile.batch.to_string());
     out
 }
 
@@ -134,4 +178,77 @@ pub fn describe(config: &Config) -> String {
 pub fn validate(config: &Config) -> anyhow::Result<()> {
     Gateways::from_config(config)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(vars: &[(&str, &str)]) -> String {
+        let config = Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+        .expect("a valid configuration");
+        describe(&config)
+    }
+
+    #[test]
+    fn reconciliation_credentials_are_masked() {
+        let text = described(&[
+            ("STRIPE_API_KEY", "sk_test_keyvalue"),
+            ("PAYPAL_CLIENT_ID", "client-id-1"),
+            ("PAYPAL_CLIENT_SECRET", "client-secret-value"),
+            ("PAYPAL_ENVIRONMENT", "sandbox"),
+            ("PAYHOOK_RECONCILE_AFTER", "90s"),
+        ]);
+        assert!(!text.contains("sk_test_keyvalue"), "{text}");
+        assert!(!text.contains("client-secret-value"), "{text}");
+        for expected in [
+            "STRIPE_API_KEY                       = [set, redacted]",
+            "PAYHOOK_STRIPE_API_BASE              = https://api.stripe.com",
+            "PAYPAL_CLIENT_ID                     = client-id-1",
+            "PAYPAL_CLIENT_SECRET                 = [set, redacted]",
+            "PAYHOOK_PAYPAL_API_BASE              = https://api-m.sandbox.paypal.com",
+            "reconciled gateways                  = stripe, paypal",
+            "PAYHOOK_RECONCILE_AFTER              = 90s",
+            "PAYHOOK_RECONCILE_INTERVAL           = 5m",
+            "PAYHOOK_RECONCILE_BATCH              = 100",
+        ] {
+            assert!(text.contains(expected), "{expected} not in {text}");
+        }
+    }
+
+    #[test]
+    fn reconciliation_shows_as_off_without_credentials() {
+        let text = described(&[]);
+        assert!(
+            text.contains("reconciled gateways                  = (none: reconciliation is off)"),
+            "{text}"
+        );
+        assert!(text.contains("STRIPE_API_KEY                       = (unset)"));
+    }
+
+    #[test]
+    fn durations_print_in_their_largest_whole_unit() {
+        use std::time::Duration;
+        assert_eq!(crate::config::format_duration(Duration::ZERO), "0s");
+        assert_eq!(
+            crate::config::format_duration(Duration::from_millis(1500)),
+            "1500ms"
+        );
+        assert_eq!(
+            crate::config::format_duration(Duration::from_secs(90)),
+            "90s"
+        );
+        assert_eq!(
+            crate::config::format_duration(Duration::from_secs(900)),
+            "15m"
+        );
+        assert_eq!(
+            crate::config::format_duration(Duration::from_secs(7200)),
+            "2h"
+        );
+    }
 }

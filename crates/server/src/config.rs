@@ -10,6 +10,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use payhook_domain::{AmountPolicy, Secret};
+use payhook_paypal_api::{PayPalApiConfig, PayPalEnvironment};
+use payhook_stripe_api::StripeApiConfig;
 
 /// A variable whose value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +72,8 @@ pub struct Config {
     pub retention_days: Option<u32>,
     /// How often the background pruner runs (`PAYHOOK_PRUNE_INTERVAL`).
     pub prune_interval: Duration,
+    /// Reconciliation with the gateways' APIs.
+    pub reconcile: ReconcileConfig,
 }
 
 /// How log lines are written.
@@ -334,6 +338,253 @@ fn notify_config(env: &Env<'_>) -> Result<NotifyConfig, ConfigError> {
     })
 }
 
+/// Default of `PAYHOOK_RECONCILE_AFTER`: 15 minutes.
+pub const DEFAULT_RECONCILE_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Default of `PAYHOOK_RECONCILE_INTERVAL`: 5 minutes.
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Default of `PAYHOOK_RECONCILE_BATCH`.
+pub const DEFAULT_RECONCILE_BATCH: u32 = 100;
+/// Largest `PAYHOOK_RECONCILE_BATCH`: a pass is one claim statement, and
+/// a batch this large already costs more API calls per interval than a
+/// gateway's rate limit lets through.
+pub const MAX_RECONCILE_BATCH: u32 = 10_000;
+
+/// Reconciliation: asking the gateways' APIs about payments whose webhook
+/// never came. A gateway is reconciled only when its API credentials are
+/// set.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// `STRIPE_API_KEY` and `PAYHOOK_STRIPE_API_BASE`; `None` leaves Stripe
+    /// payments alone.
+    pub stripe: Option<StripeApiConfig>,
+    /// `PAYPAL_CLIENT_ID`, `PAYPAL_CLIENT_SECRET`, `PAYPAL_ENVIRONMENT` and
+    /// `PAYHOOK_PAYPAL_API_BASE`; `None` leaves PayPal payments alone.
+    pub paypal: Option<PaypalApiSettings>,
+    /// A payment is checked once it has been `pending_external` this long
+    /// (`PAYHOOK_RECONCILE_AFTER`).
+    pub after: Duration,
+    /// Time between passes (`PAYHOOK_RECONCILE_INTERVAL`).
+    pub interval: Duration,
+    /// Most payments checked per pass (`PAYHOOK_RECONCILE_BATCH`).
+    pub batch: u32,
+}
+
+impl ReconcileConfig {
+    /// The gateways whose API credentials are set, in a fixed order.
+    pub fn gateways(&self) -> Vec<&'static str> {
+        let mut gateways = Vec::new();
+        if self.stripe.is_some() {
+            gateways.push("stripe");
+        }
+        if self.paypal.is_some() {
+            gateways.push("paypal");
+        }
+        gateways
+    }
+}
+
+/// PayPal's API: the client credentials (in [`PayPalApiConfig`], with the
+/// access-token cache every clone shares) and the environment they belong
+/// to.
+#[derive(Debug, Clone)]
+pub struct PaypalApiSettings {
+    /// The client, its base URL and its token cache.
+    pub api: PayPalApiConfig,
+    /// `PAYPAL_ENVIRONMENT`.
+    pub environment: PayPalEnvironment,
+}
+
+/// Reads a duration written as a whole number and a unit: `500ms`, `30s`,
+/// `15m`, `1h`, `2d` (`0s` is zero). Used for the reconciliation settings
+/// and `payhook reconcile --older-than`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const EXPECTED: &str = "expected a whole number and a unit, e.g. 500ms, 30s, 15m, 1h or 1d";
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| EXPECTED.to_owned())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| EXPECTED.to_owned())?;
+    let unit_millis: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(EXPECTED.to_owned()),
+    };
+    number
+        .checked_mul(unit_millis)
+        .map(Duration::from_millis)
+        .ok_or_else(|| "the duration is too long".to_owned())
+}
+
+/// A duration as [`parse_duration`] reads it, in the largest whole unit
+/// that shows it exactly (`90d`, `1h`, `1500ms`, `0s`).
+pub fn format_duration(value: Duration) -> String {
+    let millis = value.as_millis();
+    if millis == 0 {
+        return "0s".to_owned();
+    }
+    [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ]
+    .into_iter()
+    .find(|(_, size)| millis % size == 0)
+    .map_or_else(
+        || format!("{millis}ms"),
+        |(unit, size)| format!("{}{unit}", millis / size),
+    )
+}
+
+/// Checks an API base URL: `https://host[:port]`, or `http://` to a
+/// loopback host (a local stand-in: credentials never cross a network in
+/// clear text). Returns it without a trailing slash.
+fn api_base(name: &'static str, url: &str) -> Result<String, ConfigError> {
+    let url = url.trim().trim_end_matches('/');
+    let (secure, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => {
+            return Err(Env::invalid(
+                name,
+                "expected an https:// URL (http:// only to a loopback address)",
+            ))
+        }
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty()
+        || authority.contains('@')
+        || rest.contains(['?', '#'])
+        || rest.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Env::invalid(
+            name,
+            "expected a URL with a host and no user, query or fragment",
+        ));
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !secure && !loopback {
+        return Err(Env::invalid(
+            name,
+            "plain http:// is only allowed to a loopback address (127.0.0.1, ::1, localhost); \
+             use https://",
+        ));
+    }
+    Ok(url.to_owned())
+}
+
+fn reconcile_config(env: &Env<'_>) -> Result<ReconcileConfig, ConfigError> {
+    let invalid = Env::invalid;
+    let duration = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+        env.text(name)
+            .map_or(Ok(default), |text| parse_duration(&text))
+            .map_err(|reason| invalid(name, &reason))
+    };
+    let stripe_base = env
+        .text("PAYHOOK_STRIPE_API_BASE")
+        .map(|url| api_base("PAYHOOK_STRIPE_API_BASE", &url))
+        .transpose()?;
+    let paypal_base = env
+        .text("PAYHOOK_PAYPAL_API_BASE")
+        .map(|url| api_base("PAYHOOK_PAYPAL_API_BASE", &url))
+        .transpose()?;
+    let environment = env.choice(
+        "PAYPAL_ENVIRONMENT",
+        &[
+            ("live", PayPalEnvironment::Live),
+            ("sandbox", PayPalEnvironment::Sandbox),
+        ],
+        PayPalEnvironment::Live,
+        "expected live or sandbox",
+    )?;
+    let stripe = env
+        .text("STRIPE_API_KEY")
+        .map(|key| {
+            let mut api = StripeApiConfig::new(Secret::new(key.trim()));
+            if let Some(base) = stripe_base {
+                api = api.with_base_url(base);
+            }
+            api.validate().map(|()| api).map_err(|error| match error {
+                payhook_stripe_api::ConfigError::InvalidBaseUrl => {
+                    invalid("PAYHOOK_STRIPE_API_BASE", &error.to_string())
+                }
+                other => invalid("STRIPE_API_KEY", &other.to_string()),
+            })
+        })
+        .transpose()?;
+    let paypal = match (
+        env.text("PAYPAL_CLIENT_ID"),
+        env.text("PAYPAL_CLIENT_SECRET"),
+    ) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                "PAYPAL_CLIENT_SECRET",
+                "required when PAYPAL_CLIENT_ID is set",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "PAYPAL_CLIENT_ID",
+                "required when PAYPAL_CLIENT_SECRET is set",
+            ))
+        }
+        (Some(client_id), Some(client_secret)) => {
+            let paypal_error = |error: payhook_paypal_api::ConfigError| {
+                let variable = match error {
+                    payhook_paypal_api::ConfigError::InvalidClientId => "PAYPAL_CLIENT_ID",
+                    payhook_paypal_api::ConfigError::InvalidClientSecret => "PAYPAL_CLIENT_SECRET",
+                    payhook_paypal_api::ConfigError::UnknownEnvironment => "PAYPAL_ENVIRONMENT",
+                    _ => "PAYHOOK_PAYPAL_API_BASE",
+                };
+                invalid(variable, &error.to_string())
+            };
+            let mut api = PayPalApiConfig::new(
+                client_id.trim(),
+                Secret::new(client_secret.trim()),
+                environment,
+            )
+            .map_err(paypal_error)?;
+            if let Some(base) = paypal_base {
+                api = api.with_base_url(&base).map_err(paypal_error)?;
+            }
+            Some(PaypalApiSettings { api, environment })
+        }
+    };
+    let interval = duration("PAYHOOK_RECONCILE_INTERVAL", DEFAULT_RECONCILE_INTERVAL)?;
+    if interval.is_zero() {
+        return Err(invalid(
+            "PAYHOOK_RECONCILE_INTERVAL",
+            "must be longer than zero",
+        ));
+    }
+    Ok(ReconcileConfig {
+        stripe,
+        paypal,
+        after: duration("PAYHOOK_RECONCILE_AFTER", DEFAULT_RECONCILE_AFTER)?,
+        interval,
+        batch: env.number(
+            "PAYHOOK_RECONCILE_BATCH",
+            DEFAULT_RECONCILE_BATCH,
+            1..=MAX_RECONCILE_BATCH,
+            "expected a number from 1 to 10000",
+        )?,
+    })
+}
+
 /// The defaults of the design brief.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://payhook.db";
 /// Listen address when `PAYHOOK_ADDR` is unset.
@@ -471,6 +722,7 @@ impl Config {
             max_in_flight: env.positive("PAYHOOK_MAX_IN_FLIGHT", 512)?.get() as usize,
             group_commit: env.bool("PAYHOOK_GROUP_COMMIT", true)?,
             notify: notify_config(&env)?,
+            reconcile: reconcile_config(&env)?,
             database_url: Secret::new(database_url),
             addr,
             api_token: env.text("PAYHOOK_API_TOKEN").map(Secret::new),
@@ -705,12 +957,200 @@ mod tests {
     }
 
     #[test]
+    fn reconciliation_is_off_without_credentials_and_has_the_documented_defaults() {
+        let reconcile = config(&[]).unwrap().reconcile;
+        assert!(reconcile.stripe.is_none());
+        assert!(reconcile.paypal.is_none());
+        assert!(reconcile.gateways().is_empty());
+        assert_eq!(reconcile.after, Duration::from_secs(15 * 60));
+        assert_eq!(reconcile.interval, Duration::from_secs(5 * 60));
+        assert_eq!(reconcile.batch, 100);
+    }
+
+    #[test]
+    fn each_gateway_is_reconciled_once_its_credentials_are_set() {
+        let reconcile = config(&[
+            ("STRIPE_API_KEY", "sk_test_123"),
+            ("PAYPAL_CLIENT_ID", "client-1"),
+            ("PAYPAL_CLIENT_SECRET", "secret-1"),
+            ("PAYHOOK_RECONCILE_AFTER", "30s"),
+            ("PAYHOOK_RECONCILE_INTERVAL", "1h"),
+            ("PAYHOOK_RECONCILE_BATCH", "25"),
+        ])
+        .unwrap()
+        .reconcile;
+        assert_eq!(reconcile.gateways(), ["stripe", "paypal"]);
+        let stripe = reconcile.stripe.unwrap();
+        assert_eq!(stripe.api_key.expose(), "sk_test_123");
+        assert_eq!(stripe.base_url, "https://api.stripe.com");
+        let paypal = reconcile.paypal.unwrap();
+        assert_eq!(paypal.api.client_id(), "client-1");
+        assert_eq!(paypal.environment, PayPalEnvironment::Live);
+        assert_eq!(paypal.api.base_url(), "https://api-m.paypal.com");
+        assert_eq!(reconcile.after, Duration::from_secs(30));
+        assert_eq!(reconcile.interval, Duration::from_secs(3600));
+        assert_eq!(reconcile.batch, 25);
+    }
+
+    #[test]
+    fn paypal_sandbox_and_base_url_overrides() {
+        let credentials = [
+            ("PAYPAL_CLIENT_ID", "client-1"),
+            ("PAYPAL_CLIENT_SECRET", "secret-1"),
+        ];
+        let sandbox = config(&[
+            credentials[0],
+            credentials[1],
+            ("PAYPAL_ENVIRONMENT", "sandbox"),
+        ])
+        .unwrap()
+        .reconcile
+        .paypal
+        .unwrap();
+        assert_eq!(sandbox.environment, PayPalEnvironment::Sandbox);
+        assert_eq!(sandbox.api.base_url(), "https://api-m.sandbox.paypal.com");
+        let local = config(&[
+            credentials[0],
+            credentials[1],
+            ("PAYHOOK_PAYPAL_API_BASE", "http://127.0.0.1:9999/"),
+            ("STRIPE_API_KEY", "sk_test_1"),
+            ("PAYHOOK_STRIPE_API_BASE", "http://[::1]:8080"),
+        ])
+        .unwrap()
+        .reconcile;
+        assert_eq!(
+            local.paypal.unwrap().api.base_url(),
+            "http://127.0.0.1:9999"
+        );
+        assert_eq!(local.stripe.unwrap().base_url, "http://[::1]:8080");
+        for allowed in [
+            "https://stripe-proxy.internal",
+            "https://10.0.0.5:8443/prefix",
+            "http://localhost:12111",
+            "http://127.0.0.2",
+        ] {
+            let base = config(&[
+                ("STRIPE_API_KEY", "sk_test_1"),
+                ("PAYHOOK_STRIPE_API_BASE", allowed),
+            ])
+            .unwrap()
+            .reconcile
+            .stripe
+            .unwrap()
+            .base_url;
+            assert_eq!(base, allowed, "{allowed}");
+        }
+    }
+
+    #[test]
+    fn reconciliation_refusals_name_their_variable() {
+        let cases: [(&[(&str, &str)], &str); 18] = [
+            (&[("STRIPE_API_KEY", "sk_test_a b")], "STRIPE_API_KEY"),
+            (
+                &[
+                    ("PAYPAL_CLIENT_ID", "client 1"),
+                    ("PAYPAL_CLIENT_SECRET", "secret-1"),
+                ],
+                "PAYPAL_CLIENT_ID",
+            ),
+            (&[("PAYPAL_CLIENT_ID", "client-1")], "PAYPAL_CLIENT_SECRET"),
+            (&[("PAYPAL_CLIENT_SECRET", "secret-1")], "PAYPAL_CLIENT_ID"),
+            (
+                &[("PAYPAL_ENVIRONMENT", "production")],
+                "PAYPAL_ENVIRONMENT",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_AFTER", "15")],
+                "PAYHOOK_RECONCILE_AFTER",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_AFTER", "-1m")],
+                "PAYHOOK_RECONCILE_AFTER",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_AFTER", "1.5h")],
+                "PAYHOOK_RECONCILE_AFTER",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_INTERVAL", "0s")],
+                "PAYHOOK_RECONCILE_INTERVAL",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_INTERVAL", "5 minutes")],
+                "PAYHOOK_RECONCILE_INTERVAL",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_BATCH", "0")],
+                "PAYHOOK_RECONCILE_BATCH",
+            ),
+            (
+                &[("PAYHOOK_RECONCILE_BATCH", "10001")],
+                "PAYHOOK_RECONCILE_BATCH",
+            ),
+            (
+                &[("PAYHOOK_STRIPE_API_BASE", "http://api.stripe.com")],
+                "PAYHOOK_STRIPE_API_BASE",
+            ),
+            (
+                &[("PAYHOOK_STRIPE_API_BASE", "http://10.0.0.1:80")],
+                "PAYHOOK_STRIPE_API_BASE",
+            ),
+            (
+                &[("PAYHOOK_STRIPE_API_BASE", "ftp://127.0.0.1")],
+                "PAYHOOK_STRIPE_API_BASE",
+            ),
+            (
+                &[("PAYHOOK_PAYPAL_API_BASE", "https://")],
+                "PAYHOOK_PAYPAL_API_BASE",
+            ),
+            (
+                &[("PAYHOOK_PAYPAL_API_BASE", "https://user:pw@api.example")],
+                "PAYHOOK_PAYPAL_API_BASE",
+            ),
+            (
+                &[("PAYHOOK_PAYPAL_API_BASE", "http://localhost.evil.example")],
+                "PAYHOOK_PAYPAL_API_BASE",
+            ),
+        ];
+        for (vars, variable) in cases {
+            let error = config(vars).unwrap_err();
+            assert_eq!(error.variable, variable, "{vars:?}");
+            assert!(!error.to_string().contains("secret-1"), "{error}");
+        }
+    }
+
+    #[test]
+    fn durations_are_a_number_and_a_unit() {
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration(" 15m "), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        for bad in [
+            "",
+            "m",
+            "15",
+            "15 m",
+            "1.5h",
+            "-1s",
+            "15min",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let config = config(&[
             ("STRIPE_WEBHOOK_SECRET", "whsec_topsecret"),
             ("PAYHOOK_API_TOKEN", "token-topsecret"),
             ("WEBHOOK_SECRET", "whsec_generic-topsecret"),
             ("DATABASE_URL", "postgres://u:pw-topsecret@h/db"),
+            ("STRIPE_API_KEY", "sk_test_topsecret"),
+            ("PAYPAL_CLIENT_ID", "client-1"),
+            ("PAYPAL_CLIENT_SECRET", "paypal-topsecret"),
         ])
         .unwrap();
         let printed = format!("{config:?}");

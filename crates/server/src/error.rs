@@ -5,7 +5,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use payhook_domain::ports::StoreError;
-use payhook_domain::{PaymentError, WebhookError};
+use payhook_domain::{PaymentError, ReconcileError, WebhookError};
 use serde_json::json;
 
 /// Everything a route can answer other than success.
@@ -46,6 +46,15 @@ pub enum ApiError {
     /// A feature or gateway is not configured, or the database is down (503).
     #[error("{0}")]
     Unavailable(String),
+    /// A gateway's API gave no usable answer (502); nothing was changed.
+    /// The message is the API error's text, which never holds a credential.
+    #[error("{message}")]
+    BadGateway {
+        /// What went wrong.
+        message: String,
+        /// Seconds to wait, when the gateway was rate limiting.
+        retry_after: Option<u64>,
+    },
     /// Anything else (500); the cause is logged, not shown.
     #[error("internal server error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -83,6 +92,7 @@ impl ResponseError for ApiError {
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,6 +120,12 @@ impl ResponseError for ApiError {
             Self::ReceivingBusy => {
                 response.insert_header((header::RETRY_AFTER, "1"));
                 response.force_close();
+            }
+            Self::BadGateway {
+                retry_after: Some(seconds),
+                ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, seconds.to_string()));
             }
             _ => {}
         }
@@ -161,6 +177,20 @@ impl From<WebhookError> for ApiError {
             WebhookError::Verify(_) | WebhookError::Parse(_) => Self::BadRequest(error.to_string()),
             WebhookError::EventNotFound(_) => Self::NotFound(error.to_string()),
             WebhookError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ReconcileError> for ApiError {
+    fn from(error: ReconcileError) -> Self {
+        match error {
+            ReconcileError::NotConfigured(gateway) => {
+                Self::Unavailable(crate::reconciler::not_configured(&gateway))
+            }
+            ReconcileError::Store(store) => store.into(),
+            // The domain's error is non-exhaustive: a variant added there
+            // is a processing error here until it is given a status.
+            other => Self::internal(other),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod notify;
 pub mod openapi;
 pub mod pruner;
+pub mod reconciler;
 pub mod routes;
 pub mod runtime;
 pub mod startup;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use payhook_server::{check, open_store, telemetry, Application, Config};
+use payhook_server::{check, open_store, reconciler, telemetry, Application, Config};
 
 /// Receives payment-gateway webhooks and confirms orders exactly once.
 ///
@@ -37,6 +37,22 @@ enum Command {
         #[arg(long, value_name = "AGE", value_parser = parse_age)]
         older_than: Option<std::time::Duration>,
     },
+    /// Ask the gateways' APIs about payments stuck in pending_external, once,
+    /// and print what was checked and changed.
+    ///
+    /// Exits non-zero on a database error, or when every check failed.
+    Reconcile {
+        /// Check payments pending at least this long (e.g. 30s, 15m, 2h);
+        /// default PAYHOOK_RECONCILE_AFTER.
+        #[arg(long, value_name = "DURATION", value_parser = payhook_server::config::parse_duration, conflicts_with = "payment")]
+        older_than: Option<std::time::Duration>,
+        /// Check only this payment (payhook's id), whatever its status.
+        #[arg(long, value_name = "ID")]
+        payment: Option<i64>,
+        /// Ask the gateways and print what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn parse_age(text: &str) -> Result<std::time::Duration, String> {
@@ -59,6 +75,29 @@ async fn main() -> ExitCode {
         Command::CheckConfig => {
             print!("{}", check::describe(&config));
             check::validate(&config).context("configuration check failed")
+        }
+        Command::Reconcile {
+            older_than,
+            payment,
+            dry_run,
+        } => {
+            let _ = telemetry::init_stderr(config.log_format);
+            let options = reconciler::CommandOptions {
+                older_than,
+                payment,
+                dry_run,
+            };
+            match reconciler::run_command(&config, options).await {
+                Ok((table, summary)) => {
+                    print!("{table}");
+                    if summary.all_failed() {
+                        Err(anyhow::anyhow!("every check failed"))
+                    } else {
+                        Ok(())
+                    }
+                }
+                Err(error) => Err(error),
+            }
         }
         Command::Migrate => {
             let _ = telemetry::init(config.log_format);

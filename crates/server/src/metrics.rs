@@ -63,6 +63,75 @@ impl NotificationCounter {
     }
 }
 
+/// Labels of `payhook_reconcile_checks_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileCheckLabels {
+    /// The payment's gateway.
+    pub gateway: String,
+    /// What came of the check ([`payhook_domain::CheckResult::as_str`]).
+    pub result: &'static str,
+}
+
+/// Labels of `payhook_reconcile_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileErrorLabels {
+    /// The payment's gateway.
+    pub gateway: String,
+    /// Why the API gave no usable answer
+    /// ([`payhook_domain::GatewayApiError::as_str`]).
+    pub error: &'static str,
+}
+
+/// A gateway label owned, for gateways named at run time.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayName {
+    /// The gateway's name.
+    pub gateway: String,
+}
+
+/// The reconciliation counters, shared by the background reconciler and
+/// the reconcile route.
+#[derive(Clone, Debug, Default)]
+pub struct ReconcileMetrics {
+    checks: Family<ReconcileCheckLabels, Counter>,
+    changes: Family<GatewayName, Counter>,
+    errors: Family<ReconcileErrorLabels, Counter>,
+    last_pass: Gauge,
+}
+
+impl ReconcileMetrics {
+    /// Counts one check: its result, a change of the payment's status, and
+    /// the API's error.
+    pub fn check(&self, report: &payhook_domain::CheckReport) {
+        self.checks
+            .get_or_create(&ReconcileCheckLabels {
+                gateway: report.gateway.clone(),
+                result: report.result.as_str(),
+            })
+            .inc();
+        if report.changed() && matches!(report.result, payhook_domain::CheckResult::Applied(_)) {
+            self.changes
+                .get_or_create(&GatewayName {
+                    gateway: report.gateway.clone(),
+                })
+                .inc();
+        }
+        if let payhook_domain::CheckResult::Error(error) = &report.result {
+            self.errors
+                .get_or_create(&ReconcileErrorLabels {
+                    gateway: report.gateway.clone(),
+                    error: error.as_str(),
+                })
+                .inc();
+        }
+    }
+
+    /// Records the end of a pass at `at`.
+    pub fn pass_finished(&self, at: chrono::DateTime<chrono::Utc>) {
+        self.last_pass.set(at.timestamp());
+    }
+}
+
 /// Requests the HTTP layer refused as malformed before they reached the
 /// application (it answers them a bare 400 or 431 and closes). actix-http
 /// has no hook for them but its log line, so the log layer of
@@ -89,6 +158,7 @@ pub struct Metrics {
     outbox_backlog: Gauge,
     notifications: NotificationCounter,
     pruned: crate::pruner::PrunedCounter,
+    reconcile: ReconcileMetrics,
 }
 
 impl Default for Metrics {
@@ -170,8 +240,30 @@ impl Metrics {
             "Rows removed by the retention pruner: event bodies emptied, delivered outbox rows deleted",
             pruned.0.clone(),
         );
+        let reconcile = ReconcileMetrics::default();
+        registry.register(
+            "reconcile_checks",
+            "Payments checked against their gateway's API, by gateway and result",
+            reconcile.checks.clone(),
+        );
+        registry.register(
+            "reconcile_changes",
+            "Payments whose status reconciliation changed, by gateway",
+            reconcile.changes.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Checks the gateway's API gave no usable answer to, by gateway and error",
+            reconcile.errors.clone(),
+        );
+        registry.register(
+            "reconcile_last_pass_timestamp_seconds",
+            "Unix time at which the last background reconciliation pass finished (0: none yet)",
+            reconcile.last_pass.clone(),
+        );
         Self {
             notifications,
+            reconcile,
             registry,
             webhooks,
             latency,
@@ -216,6 +308,11 @@ impl Metrics {
     /// The retention pruner's counter, for the background pruner.
     pub fn pruned_counter(&self) -> crate::pruner::PrunedCounter {
         self.pruned.clone()
+    }
+
+    /// The reconciliation counters, for the reconciler and the route.
+    pub fn reconcile(&self) -> ReconcileMetrics {
+        self.reconcile.clone()
     }
 
     /// Renders the registry in `format` after setting the scrape-time gauges.

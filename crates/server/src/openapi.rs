@@ -8,7 +8,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{api, events, health, meta, notifications, webhooks};
+use crate::routes::{api, events, health, meta, notifications, reconcile, webhooks};
 
 /// Adds the management API's bearer token scheme, named `bearer`.
 struct BearerSecurity;
@@ -43,6 +43,7 @@ impl Modify for BearerSecurity {
         api::search_payments,
         api::get_payment,
         api::external_pending,
+        reconcile::reconcile_payment,
         events::list_events,
         events::get_event,
         events::replay_event,

@@ -200,40 +200,20 @@ pub async fn prune_command(
     Ok(())
 }
 
-/// Reads a period such as `90d`, `12h`, `30m`, `45s` or `500ms`: a positive
-/// whole number and its unit. `None` for anything else, zero included.
+/// Reads a period such as `90d`, `12h`, `30m`, `45s` or `500ms`: a
+/// positive whole number and its unit (the configuration's durations,
+/// [`crate::config::parse_duration`], without zero). `None` for anything
+/// else.
 pub fn parse_period(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok().filter(|n| *n > 0)?;
-    let unit_ms: u64 = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    number.checked_mul(unit_ms).map(Duration::from_millis)
+    crate::config::parse_duration(text)
+        .ok()
+        .filter(|period| !period.is_zero())
 }
 
 /// `period` in the largest unit that shows it exactly, as
 /// [`parse_period`] reads it back.
 pub fn format_period(period: Duration) -> String {
-    let ms = period.as_millis();
-    [
-        (86_400_000, "d"),
-        (3_600_000, "h"),
-        (60_000, "m"),
-        (1_000, "s"),
-    ]
-    .into_iter()
-    .find(|(unit, _)| ms >= *unit && ms % unit == 0)
-    .map_or_else(
-        || format!("{ms}ms"),
-        |(unit, name)| format!("{}{name}", ms / unit),
-    )
+    crate::config::format_duration(period)
 }
 
 #[cfg(test)]

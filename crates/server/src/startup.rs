@@ -9,23 +9,25 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use payhook_domain::ports::{Notifier, OutboxStore, Store};
-use payhook_domain::{PaymentService, WebhookService};
+use payhook_domain::{AmountPolicy, PaymentService, ReconcileSettings, WebhookService};
 use payhook_store_diesel::{DieselStore, StoreOptions};
 
-use crate::config::{Config, NotifyConfig};
+use crate::config::{Config, NotifyConfig, ReconcileConfig};
 use crate::dispatcher::{DispatchSettings, Dispatcher, BATCH, LEASE};
 use crate::gateways::Gateways;
 use crate::headers::security_headers;
 use crate::limits::Limits;
-use crate::metrics::{Metrics, NotificationCounter, ParseErrorCounter};
+use crate::metrics::{Metrics, NotificationCounter, ParseErrorCounter, ReconcileMetrics};
 use crate::notify::{HttpNotifier, LogNotifier};
 use crate::pruner::{PrunedCounter, Pruner};
+use crate::reconciler::{BackgroundReconciler, GatewayApis, RouteReconciler};
 use crate::routes::routes;
 use crate::runtime::{ApiToken, RandomTransactionIds, SystemClock};
 use crate::state::AppState;
 use crate::telemetry::RequestId;
 
-fn store_options(config: &Config) -> StoreOptions {
+/// The store's options from the configuration.
+pub(crate) fn store_options(config: &Config) -> StoreOptions {
     StoreOptions {
         pool_size: config.db_pool_size,
         connect_timeout: config.db_timeout,
@@ -92,6 +94,32 @@ pub struct Application {
     retention_days: Option<u32>,
     prune_interval: std::time::Duration,
     pruned_counter: PrunedCounter,
+    apis: GatewayApis,
+    reconcile_settings: ReconcileSettings,
+    amount_policy: AmountPolicy,
+    reconcile_metrics: ReconcileMetrics,
+}
+
+/// Says once at start-up which gateways are reconciled, never with their
+/// credentials.
+fn log_reconciliation(apis: &GatewayApis, config: &ReconcileConfig) {
+    if apis.is_empty() {
+        tracing::info!(
+            "reconciliation is off: no gateway API credentials \
+             (STRIPE_API_KEY, PAYPAL_CLIENT_ID + PAYPAL_CLIENT_SECRET)"
+        );
+        return;
+    }
+    let gateways = apis.gateways().join(", ");
+    tracing::info!(
+        gateways = %gateways,
+        after_ms = u64::try_from(config.after.as_millis()).unwrap_or(u64::MAX),
+        interval_ms = u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX),
+        batch = config.batch,
+        "reconciliation is on for {gateways}: payments pending longer than \
+         PAYHOOK_RECONCILE_AFTER are checked with the gateway's API every \
+         PAYHOOK_RECONCILE_INTERVAL"
+    );
 }
 
 impl Application {
@@ -154,6 +182,13 @@ impl Application {
         });
         let notification_counter = state.metrics.notification_counter();
         let pruned_counter = state.metrics.pruned_counter();
+        let reconcile_metrics = state.metrics.reconcile();
+        let apis = GatewayApis::from_config(&config.reconcile);
+        log_reconciliation(&apis, &config.reconcile);
+        let reconcile_settings = crate::reconciler::settings(&config.reconcile);
+        let amount_policy = config.amount_policy;
+        let worker_apis = apis.clone();
+        let worker_store = store.clone();
         match &config.notify.callback {
             Some(callback) => tracing::info!(
                 url = %callback.url,
@@ -170,10 +205,20 @@ impl Application {
             .context("listener has no address")?
             .port();
         let server = HttpServer::new(move || {
+            // Each worker thread asks the gateways with clients of its own:
+            // awc's client is bound to the thread that made it.
+            let reconciler = worker_apis.reconciler(
+                worker_store.clone(),
+                worker_store.clone(),
+                Arc::new(SystemClock),
+                amount_policy,
+                reconcile_settings,
+            );
             App::new()
                 .wrap(actix_web::middleware::from_fn(security_headers))
                 .wrap(RequestId)
                 .app_data(state.clone())
+                .app_data(web::Data::new(RouteReconciler::new(reconciler)))
                 .configure(routes)
         })
         // SIGTERM or SIGINT: stop accepting, let requests in flight finish
@@ -197,6 +242,10 @@ impl Application {
             retention_days: config.retention_days,
             prune_interval: config.prune_interval,
             pruned_counter,
+            apis,
+            reconcile_settings,
+            amount_policy,
+            reconcile_metrics,
         })
     }
 
@@ -213,10 +262,12 @@ impl Application {
     /// Serves until the process is asked to stop (SIGINT or SIGTERM), then
     /// lets in-flight requests finish.
     ///
-    /// The outbox dispatcher runs beside the server on the same runtime and
-    /// stops after the requests have drained (finishing the batch in flight);
-    /// so does the retention pruner, unless retention is off (it stops
-    /// between two batches).
+    /// The outbox dispatcher, the retention pruner (unless retention is
+    /// off) and, when a gateway's API credentials are set, the background
+    /// reconciler run beside the server on the same runtime and stop after
+    /// the requests have drained (the dispatcher finishing the batch in
+    /// flight, the pruner between two batches, the reconciler abandoning
+    /// its pass).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let notifier: Rc<dyn Notifier> = match &self.notify.callback {
@@ -251,12 +302,30 @@ impl Application {
                 None
             }
         };
+        let reconciling = (!self.apis.is_empty()).then(|| {
+            let store: Arc<dyn Store> = self.store.clone();
+            let reconciler = self.apis.reconciler(
+                store,
+                self.store.clone(),
+                Arc::new(SystemClock),
+                self.amount_policy,
+                self.reconcile_settings,
+            );
+            actix_web::rt::spawn(
+                BackgroundReconciler::new(reconciler, self.reconcile_metrics.clone())
+                    .run(stopped.clone()),
+            )
+        });
         let dispatching = actix_web::rt::spawn(dispatcher.run(stopped));
         let served = self.server.await;
         let _ = stop.send(true);
         if let Some(pruning) = pruning {
             // It stops at once (a batch in flight finishes on its own thread).
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), pruning).await;
+        }
+        if let Some(reconciling) = reconciling {
+            // It stops at once when told; a pass in flight is abandoned.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), reconciling).await;
         }
         let grace = self.notify.timeout + std::time::Duration::from_secs(2);
         if tokio::time::timeout(grace, dispatching).await.is_err() {

@@ -28,12 +28,24 @@ use crate::metrics::ParseErrorCounter;
 /// show. A second call (tests) finds one installed and leaves it; the
 /// counter it returns then stays at zero.
 pub fn init(format: LogFormat) -> ParseErrorCounter {
+    install(format, false)
+}
+
+/// As [`init`], writing to stderr: for commands whose stdout is their
+/// result (`payhook reconcile` prints a table there).
+pub fn init_stderr(format: LogFormat) -> ParseErrorCounter {
+    install(format, true)
+}
+
+fn install(format: LogFormat, stderr: bool) -> ParseErrorCounter {
     let parse_errors = ParseErrorCounter::default();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let output = tracing_subscriber::fmt::layer().with_target(false);
-    let output = match format {
-        LogFormat::Json => output.json().boxed(),
-        LogFormat::Pretty => output.boxed(),
+    let output = match (format, stderr) {
+        (LogFormat::Json, false) => output.json().boxed(),
+        (LogFormat::Pretty, false) => output.boxed(),
+        (LogFormat::Json, true) => output.json().with_writer(std::io::stderr).boxed(),
+        (LogFormat::Pretty, true) => output.with_writer(std::io::stderr).boxed(),
     };
     let _ = tracing_subscriber::registry()
         .with(filter)

@@ -14,7 +14,7 @@ use chrono::{TimeDelta, Utc};
 use maud::Markup;
 use payhook_domain::ports::{EventFilter, EventOutcome, OutboxStore};
 use payhook_domain::{
-    EventKind, OutboxStatus, OverviewStore, PaymentId, WebhookError, WebhookOutcome,
+    EventKind, OutboxStatus, OverviewStore, PaymentId, ReconcileStore, WebhookError, WebhookOutcome,
 };
 use serde::Deserialize;
 
@@ -261,6 +261,7 @@ pub async fn payment(
         &refunds,
         &events.items,
         &notifications,
+        state.store.last_check(id).await?.as_ref(),
     )))
 }
 

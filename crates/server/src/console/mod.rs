@@ -123,6 +123,8 @@ impl From<ApiError> for ConsoleError {
             ApiError::Conflict(message) => Self::Conflict(message),
             ApiError::TooManyRequests(seconds) => Self::TooManyRequests(seconds),
             ApiError::Unavailable(message) => Self::Unavailable(message),
+            // A gateway's API failing (reconciliation): not the user's doing.
+            ApiError::BadGateway { message, .. } => Self::Unavailable(message),
             ApiError::Overloaded | ApiError::ReceivingBusy => {
                 Self::Unavailable("server busy; retry later".into())
             }

@@ -8,7 +8,9 @@
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 use payhook_domain::ports::{EventDetail, EventFilter, EventOutcome, StoredEvent};
-use payhook_domain::{Money, Order, OutboxMessage, OutboxStatus, Overview, Payment, Refund};
+use payhook_domain::{
+    Money, Order, OutboxMessage, OutboxStatus, Overview, Payment, ReconcileCheck, Refund,
+};
 
 use super::chart::{bar_chart, Bar};
 use super::pretty::pretty_json;
@@ -243,6 +245,7 @@ pub fn payment(
     refunds: &[Refund],
     events: &[StoredEvent],
     notifications: &[OutboxMessage],
+    last_check: Option<&ReconcileCheck>,
 ) -> Markup {
     let mut timeline: Vec<Moment<'_>> = events
         .iter()
@@ -274,6 +277,16 @@ pub fn payment(
                     }
                     dt { "Created" } dd { (time(payment.created_at)) }
                     dt { "Last changed" } dd { (time(payment.updated_at)) }
+                    dt { "Last reconciliation" }
+                    dd {
+                        @match last_check {
+                            Some(check) => {
+                                (time(check.checked_at)) ": "
+                                (optional(check.gateway_state.as_deref())) ", " (check.result)
+                            }
+                            None => span class="none" { "never checked with the gateway's API" },
+                        }
+                    }
                 }
             }
             section aria-labelledby="order" {

@@ -4,7 +4,8 @@
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
 use payhook_domain::{
-    AmountText, Currency, Dispute, Money, Order, OrderId, OverviewStore, Payment, PaymentId, Refund,
+    AmountText, Currency, Dispute, Money, Order, OrderId, OverviewStore, Payment, PaymentId,
+    ReconcileCheck, ReconcileStore, Refund,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -139,9 +140,33 @@ impl From<Dispute> for DisputeBody {
     }
 }
 
+/// The last time reconciliation asked the payment's gateway about it.
+#[derive(Serialize, ToSchema)]
+struct LastReconciliationBody {
+    /// When the gateway's API was asked.
+    checked_at: String,
+    /// What it said, e.g. `payment_intent succeeded`; `null` when it gave
+    /// no usable answer.
+    #[schema(required = true)]
+    gateway_state: Option<String>,
+    /// What came of it, e.g. `applied: confirmed`, `no_change`,
+    /// `error: rate_limited (the gateway is rate limiting (429))`.
+    result: String,
+}
+
+impl From<ReconcileCheck> for LastReconciliationBody {
+    fn from(check: ReconcileCheck) -> Self {
+        Self {
+            checked_at: timestamp(check.checked_at),
+            gateway_state: check.gateway_state,
+            result: check.result,
+        }
+    }
+}
+
 /// A payment.
 #[derive(Serialize, ToSchema)]
-struct PaymentBody {
+pub(crate) struct PaymentBody {
     #[schema(value_type = i64)]
     id: PaymentId,
     #[schema(value_type = i64)]
@@ -169,14 +194,18 @@ struct PaymentBody {
     /// The current dispute; `null` when there is none.
     #[schema(required = true)]
     dispute: Option<DisputeBody>,
+    /// The last check of the payment with its gateway's API
+    /// (reconciliation); `null` when it was never checked.
+    #[schema(required = true)]
+    last_reconciliation: Option<LastReconciliationBody>,
     created_at: String,
     updated_at: String,
 }
 
 impl PaymentBody {
     /// The payment with its `refunds` (as [`payhook_domain::PaymentService::refunds`]
-    /// lists them).
-    fn new(payment: Payment, refunds: Vec<Refund>) -> Self {
+    /// lists them) and its last reconciliation check.
+    fn new(payment: Payment, refunds: Vec<Refund>, last_check: Option<ReconcileCheck>) -> Self {
         Self {
             id: payment.id,
             order_id: payment.order_id,
@@ -190,6 +219,7 @@ impl PaymentBody {
             refunded_amount: payment.refunded_amount.amount_string(),
             refunds: refunds.into_iter().map(RefundBody::from).collect(),
             dispute: payment.dispute.map(DisputeBody::from),
+            last_reconciliation: last_check.map(LastReconciliationBody::from),
             created_at: timestamp(payment.created_at),
             updated_at: timestamp(payment.updated_at),
             transaction_id: payment.transaction_id,
@@ -199,10 +229,12 @@ impl PaymentBody {
         }
     }
 
-    /// The payment with its refunds read from `state`'s store.
-    async fn read(state: &AppState, payment: Payment) -> Result<Self, ApiError> {
+    /// The payment with its refunds and last reconciliation check read
+    /// from `state`'s store.
+    pub(crate) async fn read(state: &AppState, payment: Payment) -> Result<Self, ApiError> {
         let refunds = state.payments.refunds(payment.id).await?;
-        Ok(Self::new(payment, refunds))
+        let last_check = state.store.last_check(payment.id).await?;
+        Ok(Self::new(payment, refunds, last_check))
     }
 }
 
@@ -319,8 +351,8 @@ pub async fn create_payment(
         .payments
         .create_payment(order_id, body.payment_method, amount)
         .await?;
-    // A payment just created has no refund yet: nothing to read.
-    Ok(HttpResponse::Created().json(PaymentBody::new(payment, Vec::new())))
+    // A payment just created has no refund and no check yet: nothing to read.
+    Ok(HttpResponse::Created().json(PaymentBody::new(payment, Vec::new(), None)))
 }
 
 /// `GET /api/v1/order-payments/{id}/`.

@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
-use payhook_domain::ports::{EventDetail, EventFilter, EventOutcome, StoredEvent};
+use payhook_domain::ports::{EventDetail, EventFilter, EventOutcome, EventSource, StoredEvent};
 use payhook_domain::{EventKind, PaymentId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -41,6 +41,10 @@ struct EventItem {
     kind: &'static str,
     #[schema(value_type = crate::api_types::EventOutcomeName)]
     outcome: &'static str,
+    /// Where the event came from: a `webhook` the gateway sent, or the
+    /// gateway's API asked by reconciliation (`reconcile`).
+    #[schema(value_type = crate::api_types::EventSourceName)]
+    source: &'static str,
     #[schema(value_type = Option<i64>)]
     payment_id: Option<PaymentId>,
     attempts: u32,
@@ -54,6 +58,7 @@ impl From<StoredEvent> for EventItem {
             id: stored.id,
             kind: stored.event.kind.as_str(),
             outcome: stored.outcome.as_str(),
+            source: stored.source.as_str(),
             payment_id: stored.payment_id,
             attempts: stored.attempts,
             received_at: timestamp(stored.received_at),
@@ -141,6 +146,7 @@ struct ListQuery {
     gateway: Option<String>,
     outcome: Option<String>,
     kind: Option<String>,
+    source: Option<String>,
     payment_id: Option<String>,
     received_after: Option<String>,
     received_before: Option<String>,
@@ -226,7 +232,13 @@ impl ListQuery {
                 .payment_id
                 .map(|text| id("payment_id", &text).map(PaymentId))
                 .transpose()?,
-            source: None,
+            source: self
+                .source
+                .map(|name| {
+                    EventSource::parse(&name)
+                        .ok_or_else(|| invalid("source", "one of webhook, reconcile"))
+                })
+                .transpose()?,
             received_after: self
                 .received_after
                 .map(|text| time("received_after", &text))
@@ -246,7 +258,7 @@ impl ListQuery {
 
 /// `GET /api/v1/webhook-events/`: one page of recorded events by ascending
 /// id, `{"items": [...], "next_after_id": <id or null>}`. Filters:
-/// `gateway`, `outcome`, `kind`, `payment_id`, `received_after` (inclusive) and
+/// `gateway`, `outcome`, `kind`, `source`, `payment_id`, `received_after` (inclusive) and
 /// `received_before` (exclusive) as RFC 3339; pages: `limit` (default 50,
 /// at most 500) and the cursor `after_id`. 400 names a bad parameter.
 #[utoipa::path(
@@ -258,6 +270,7 @@ impl ListQuery {
         ("gateway" = Option<String>, Query, min_length = 1, max_length = 255, description = "Only this gateway's events, e.g. `stripe`"),
         ("outcome" = inline(Option<crate::api_types::EventOutcomeName>), Query, description = "Only events with this outcome"),
         ("kind" = inline(Option<crate::api_types::EventKindName>), Query, description = "Only events of this kind, e.g. `refund` or `dispute`"),
+        ("source" = inline(Option<crate::api_types::EventSourceName>), Query, description = "Only events from this source: `webhook` calls or `reconcile` (the gateway's API)"),
         ("payment_id" = Option<i64>, Query, minimum = 0, description = "Only events applied to this payment"),
         ("received_after" = Option<String>, Query, format = DateTime, description = "Received at or after this RFC 3339 time"),
         ("received_before" = Option<String>, Query, format = DateTime, description = "Received before this RFC 3339 time"),

@@ -8,6 +8,7 @@ pub mod events;
 pub mod health;
 pub mod meta;
 pub mod notifications;
+pub mod reconcile;
 pub mod webhooks;
 
 use actix_web::http::header;
@@ -131,6 +132,11 @@ pub const ROUTES: &[Endpoint] = &[
         verb: Verb::Post,
         path: "/api/v1/order-payments/{id}/external-pending/",
         handler: |r| r.to(api::external_pending),
+    },
+    Endpoint {
+        verb: Verb::Post,
+        path: "/api/v1/order-payments/{id}/reconcile/",
+        handler: |r| r.to(reconcile::reconcile_payment),
     },
     Endpoint {
         verb: Verb::Get,

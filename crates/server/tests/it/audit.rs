@@ -14,7 +14,7 @@ use crate::helpers::{
 };
 
 /// The fields of a listed event, and nothing more (no body).
-const ITEM_FIELDS: [&str; 10] = [
+const ITEM_FIELDS: [&str; 11] = [
     "attempts",
     "event_id",
     "event_type",
@@ -25,6 +25,7 @@ const ITEM_FIELDS: [&str; 10] = [
     "payment_id",
     "processed_at",
     "received_at",
+    "source",
 ];
 
 /// The listed events of `query`, asserting a 200.

@@ -283,6 +283,28 @@ impl TestApp {
         read(self.api_get(&format!("/api/v1/webhook-events/{id}/"))).await
     }
 
+    /// `POST /api/v1/order-payments/{id}/reconcile/`, with `?<query>` when
+    /// `query` is not empty.
+    pub async fn reconcile(&self, id: impl Display, query: &str) -> Answer {
+        let mut path = format!("/api/v1/order-payments/{id}/reconcile/");
+        if !query.is_empty() {
+            path = format!("{path}?{query}");
+        }
+        read(self.authorized(self.client.post(self.url(&path))).send()).await
+    }
+
+    /// `GET /metrics` as text.
+    pub async fn metrics_text(&self) -> String {
+        let mut response = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("the server answers");
+        let body = response.body().limit(4 << 20).await.expect("a body");
+        String::from_utf8(body.to_vec()).expect("UTF-8 metrics")
+    }
+
     /// `POST /api/v1/webhook-events/{id}/replay/`, without a body.
     pub async fn replay_event(&self, id: impl Display) -> Answer {
         let url = self.url(&format!("/api/v1/webhook-events/{id}/replay/"));

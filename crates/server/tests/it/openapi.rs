@@ -409,3 +409,85 @@ async fn the_outcome_filter_lists_the_refund_and_dispute_outcomes() {
             .assert_status(StatusCode::OK);
     }
 }
+
+#[actix_rt::test]
+async fn the_event_list_documents_the_source_filter_and_field() {
+    let app = spawn_app();
+    let document = document(&app).await;
+    let parameters = document["paths"]["/api/v1/webhook-events/"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let source = parameters
+        .iter()
+        .find(|p| p["name"] == "source")
+        .expect("a source parameter");
+    assert_eq!(source["in"], "query");
+    assert_eq!(
+        source["schema"]["enum"],
+        serde_json::json!(["webhook", "reconcile"])
+    );
+    assert_eq!(
+        property_enum(&document, "EventItem", "source"),
+        ["webhook", "reconcile"]
+    );
+}
+
+#[actix_rt::test]
+async fn the_reconcile_route_and_the_last_reconciliation_are_documented() {
+    let app = spawn_app();
+    let document = document(&app).await;
+    let operation = &document["paths"]["/api/v1/order-payments/{id}/reconcile/"]["post"];
+    assert_eq!(operation["security"][0]["bearer"], serde_json::json!([]));
+    for status in ["200", "400", "401", "404", "429", "500", "502", "503"] {
+        assert!(
+            operation["responses"].get(status).is_some(),
+            "{status}: {operation}"
+        );
+    }
+    assert!(
+        operation["responses"]["502"]["headers"]
+            .get("Retry-After")
+            .is_some(),
+        "{operation}"
+    );
+    let dry_run = operation["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "dry_run")
+        .expect("a dry_run parameter");
+    assert_eq!(dry_run["in"], "query");
+    let answer = properties(&document, "ReconcileAnswer");
+    assert_eq!(
+        answer,
+        [
+            "gateway",
+            "gateway_state",
+            "outcome",
+            "payment",
+            "payment_id",
+            "result",
+            "status",
+            "status_before",
+            "transaction_id"
+        ]
+    );
+    assert_eq!(
+        property_enum(&document, "ReconcileAnswer", "result"),
+        ["applied", "already_known", "would_apply", "no_change"]
+    );
+    let payment = properties(&document, "PaymentBody");
+    assert!(
+        payment.iter().any(|p| p == "last_reconciliation"),
+        "{payment:?}"
+    );
+    let last = referred(&document, "PaymentBody", "last_reconciliation");
+    let mut fields: Vec<&str> = last["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["checked_at", "gateway_state", "result"]);
+}

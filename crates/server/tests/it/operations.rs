@@ -466,7 +466,7 @@ fn help_lists_the_commands() {
     let output = payhook(&["--help"], &[]);
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
-    for command in ["serve", "migrate", "check-config"] {
+    for command in ["serve", "migrate", "check-config", "reconcile"] {
         assert!(text.contains(command), "{text}");
     }
 }
