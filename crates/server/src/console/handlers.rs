@@ -12,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{TimeDelta, Utc};
 use maud::Markup;
-use payhook_domain::ports::{EventFilter, EventOutcome, OutboxStore};
+use payhook_domain::ports::{EventFilter, EventOutcome, EventSource, OutboxStore};
 use payhook_domain::{
     EventKind, OutboxStatus, OverviewStore, PaymentId, ReconcileStore, WebhookError, WebhookOutcome,
 };
@@ -276,6 +276,8 @@ struct EventParameters {
     #[serde(default)]
     payment_id: String,
     #[serde(default)]
+    source: String,
+    #[serde(default)]
     after_id: String,
 }
 
@@ -307,8 +309,13 @@ fn event_filter(parameters: &EventParameters) -> Result<EventFilter, String> {
         }
         _ => return Err("unknown kind".into()),
     };
+    let source = match parameters.source.as_str() {
+        "" => None,
+        name => Some(EventSource::parse(name).ok_or("unknown source")?),
+    };
     Ok(EventFilter {
         gateway: (!gateway.is_empty()).then(|| gateway.to_owned()),
+        source,
         outcome,
         kind,
         payment_id: id("the payment id", &parameters.payment_id)?.map(PaymentId),
@@ -332,6 +339,7 @@ pub async fn events(
         outcome: parameters.outcome.clone(),
         kind: parameters.kind.clone(),
         payment_id: parameters.payment_id.clone(),
+        source: parameters.source.clone(),
     };
     match event_filter(&parameters) {
         Ok(filter) => {

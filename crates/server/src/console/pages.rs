@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
-use payhook_domain::ports::{EventDetail, EventFilter, EventOutcome, StoredEvent};
+use payhook_domain::ports::{EventDetail, EventFilter, EventOutcome, EventSource, StoredEvent};
 use payhook_domain::{
     Money, Order, OutboxMessage, OutboxStatus, Overview, Payment, ReconcileCheck, Refund,
 };
@@ -382,6 +382,8 @@ pub struct EventFilterForm {
     pub kind: String,
     /// The payment id typed.
     pub payment_id: String,
+    /// The source chosen (`webhook` or `reconcile`).
+    pub source: String,
 }
 
 impl EventFilterForm {
@@ -393,6 +395,7 @@ impl EventFilterForm {
             ("outcome", &self.outcome),
             ("kind", &self.kind),
             ("payment_id", &self.payment_id),
+            ("source", &self.source),
         ] {
             if !value.is_empty() {
                 query.push_str(name);
@@ -405,6 +408,9 @@ impl EventFilterForm {
         query
     }
 }
+
+/// The sources an event may come from, as the filter offers them.
+pub const SOURCE_NAMES: [&str; 2] = ["webhook", "reconcile"];
 
 /// `value` percent-encoded for a query string.
 fn url_encode(value: &str) -> impl Iterator<Item = String> + '_ {
@@ -448,6 +454,7 @@ pub fn events(
                 }
                 p { (select("outcome", "Outcome", &outcomes, &form.outcome)) }
                 p { (select("kind", "Kind", &STORED_KIND_NAMES, &form.kind)) }
+                p { (select("source", "Source", &SOURCE_NAMES, &form.source)) }
                 p {
                     label for="payment_id" { "Payment id" }
                     input id="payment_id" name="payment_id" type="text" inputmode="numeric" value=(form.payment_id);
@@ -464,8 +471,8 @@ pub fn events(
                 table id="events-table" {
                     thead { tr {
                         th scope="col" { "Event" } th scope="col" { "Received" } th scope="col" { "Gateway" }
-                        th scope="col" { "Type" } th scope="col" { "Kind" } th scope="col" { "Outcome" }
-                        th scope="col" { "Payment" } th scope="col" class="number" { "Attempts" }
+                        th scope="col" { "Source" } th scope="col" { "Type" } th scope="col" { "Kind" }
+                        th scope="col" { "Outcome" } th scope="col" { "Payment" } th scope="col" class="number" { "Attempts" }
                     } }
                     tbody {
                         @for event in listed {
@@ -473,6 +480,7 @@ pub fn events(
                                 td { a href={ "/console/events/" (event.id) "/" } { "Event " (event.id) } }
                                 td { (time(event.received_at)) }
                                 td { (event.event.gateway) }
+                                td { (event.source.as_str()) }
                                 td { code { (event.event.event_type) } }
                                 td { (event.event.kind.as_str()) }
                                 td { (event.outcome.as_str()) }
@@ -529,6 +537,13 @@ pub fn event(session: &Session, detail: &EventDetail, notice: Option<&str>) -> M
                 dl {
                     dt { "Outcome" } dd { strong id="outcome" { (record.outcome.as_str()) } }
                     dt { "Gateway" } dd { (event.gateway) }
+                    dt { "Source" }
+                    dd {
+                        @match record.source {
+                            EventSource::Reconcile => "reconcile (payhook asked the gateway's API)",
+                            _ => "webhook (signature verified)",
+                        }
+                    }
                     dt { "Event id" } dd { code { (event.event_id) } }
                     dt { "Type" } dd { code { (event.event_type) } }
                     dt { "Kind" } dd { (event.kind.as_str()) }
@@ -564,6 +579,9 @@ pub fn event(session: &Session, detail: &EventDetail, notice: Option<&str>) -> M
             }
             section aria-labelledby="body" {
                 h2 id="body" { "Raw body" }
+                @if let Some(pruned_at) = detail.pruned_at {
+                    p id="pruned" { "Removed by retention at " (time(pruned_at)) ". The record stays, so a late re-delivery is still recognised." }
+                } @else {
                 @match &body {
                     Ok(text) => {
                         @match pretty_json(text) {
@@ -572,6 +590,7 @@ pub fn event(session: &Session, detail: &EventDetail, notice: Option<&str>) -> M
                         }
                     }
                     Err(_) => p { "The body is not UTF-8 text; the API answers it as base64 (" code { "payload_base64" } ")." },
+                }
                 }
             }
         },

@@ -129,6 +129,38 @@ async fn a_payment_whose_webhook_never_came_is_completed_in_the_background_and_n
     assert_eq!(reconciled[0]["source"], "reconcile");
     assert_eq!(reconciled[0]["outcome"], "confirmed");
     assert!(events(&app, "source=webhook").await.is_empty());
+    // So does the console's list, with the same filter, and the event page.
+    let listed =
+        crate::console::get(&app, "/console/events/?source=reconcile", Some(&session)).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert!(
+        listed.body.contains("<td>reconcile</td>")
+            && listed.body.contains("payment_intent.succeeded"),
+        "{}",
+        listed.body
+    );
+    let none = crate::console::get(&app, "/console/events/?source=webhook", Some(&session)).await;
+    assert!(
+        none.body.contains("No event passes these filters."),
+        "{}",
+        none.body
+    );
+    let event = crate::console::get(
+        &app,
+        &format!("/console/events/{}/", reconciled[0]["id"]),
+        Some(&session),
+    )
+    .await;
+    assert!(
+        event
+            .body
+            .contains("reconcile (payhook asked the gateway&#39;s API)")
+            || event
+                .body
+                .contains("reconcile (payhook asked the gateway's API)"),
+        "{}",
+        event.body
+    );
 
     // Passes go on: a completed payment is not due, never asked again.
     actix_rt::time::sleep(Duration::from_millis(1000)).await;

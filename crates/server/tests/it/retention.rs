@@ -322,6 +322,15 @@ async fn the_pruner_empties_old_bodies_and_deletes_delivered_notifications_only(
         let detail = detail.assert_status(StatusCode::OK);
         assert!(detail["pruned_at"].is_string(), "{name}: {detail}");
         assert!(detail.get("payload").is_none(), "{name}: {detail}");
+        // The console says the same, and shows no body.
+        let session = crate::console::sign_in(app).await;
+        let page =
+            crate::console::get(app, &format!("/console/events/{event_id}/"), Some(&session)).await;
+        assert!(
+            page.body.contains("Removed by retention at") && !page.body.contains("id=\"raw-body\""),
+            "{name}: {}",
+            page.body
+        );
         let listed = app.list_events("").await;
         let listed = listed.assert_status(StatusCode::OK);
         assert_eq!(
