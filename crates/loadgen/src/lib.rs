@@ -20,11 +20,13 @@
 pub mod db;
 pub mod load;
 pub mod mix;
+pub mod pace;
 pub mod plan;
 pub mod preload;
 pub mod proc_stats;
 pub mod rng;
 pub mod server;
+pub mod soak;
 pub mod stats;
 pub mod stripe;
 pub mod target;
