@@ -480,8 +480,13 @@ pub fn plot(path: &Path, rows: &[Row], storage: &[String], title: &str) -> anyho
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..x_end, 0.0..y_end)
             .map_err(|e| draw_error(&e))?;
+        // Only the labelled grid lines: the light ones between them made
+        // most of the file (660 lines for four panels).
         chart
             .configure_mesh()
+            .max_light_lines(0)
+            .x_labels(8)
+            .y_labels(6)
             .x_desc("minute")
             .draw()
             .map_err(|e| draw_error(&e))?;
@@ -519,15 +524,44 @@ struct Returned {
     name: String,
 }
 
+/// How long the soak's own write transactions took: on SQLite each holds
+/// the one write lock, so a long one would show in the server's latency.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WriteTimes {
+    /// Transactions committed.
+    pub transactions: usize,
+    /// Their time in all.
+    pub total: Duration,
+    /// The longest.
+    pub max: Duration,
+}
+
+impl WriteTimes {
+    /// Counts one transaction of `took`.
+    pub fn add(&mut self, took: Duration) {
+        self.transactions += 1;
+        self.total += took;
+        self.max = self.max.max(took);
+    }
+
+    /// Adds `other`'s transactions.
+    pub fn merge(&mut self, other: &Self) {
+        self.transactions += other.transactions;
+        self.total += other.total;
+        self.max = self.max.max(other.max);
+    }
+}
+
 /// Writes `plans` as pending payments into `db` (see the module
 /// documentation), [`INSERT_BATCH`] per transaction, at `now`, and returns
-/// them with their ids.
+/// them with their ids, and how long the transactions took.
 pub fn insert_pending(
     db: &mut Database,
     plans: Vec<PaymentPlan>,
     run_id: &str,
     now: NaiveDateTime,
-) -> anyhow::Result<Vec<Prepared>> {
+) -> anyhow::Result<(Vec<Prepared>, WriteTimes)> {
+    let mut times = WriteTimes::default();
     let at = timestamp_literal(db.dialect(), now);
     let begin = match db.dialect() {
         // Take the write lock first: a deferred transaction would fail
@@ -550,6 +584,7 @@ pub fn insert_pending(
             })
             .collect::<Vec<_>>()
             .join(", ");
+        let started = Instant::now();
         db.batch(begin)
             .context("cannot begin a chunk's transaction")?;
         let written = (|| -> anyhow::Result<Vec<Prepared>> {
@@ -612,6 +647,7 @@ pub fn insert_pending(
             Ok(written) => {
                 db.batch("COMMIT")
                     .context("cannot commit a chunk's payments")?;
+                times.add(started.elapsed());
                 prepared.extend(written);
             }
             Err(error) => {
@@ -620,7 +656,7 @@ pub fn insert_pending(
             }
         }
     }
-    Ok(prepared)
+    Ok((prepared, times))
 }
 
 /// The ids of a chunk's payments, in plan order: two runs of consecutive
@@ -716,6 +752,8 @@ pub struct SoakOutcome {
     pub api: ApiCheck,
     /// The database check of every payment, and of the run's events.
     pub database: DatabaseCheck,
+    /// The soak's own write transactions (its payments).
+    pub writes: WriteTimes,
     /// The failed checks, as [`load::failures`] words them; empty when
     /// the soak passed.
     pub failures: Vec<String>,
@@ -861,6 +899,7 @@ pub async fn run(
     let mut running: std::collections::VecDeque<actix_rt::task::JoinHandle<SendOutcome>> =
         std::collections::VecDeque::new();
     let mut sent = SendOutcome::default();
+    let mut writes = WriteTimes::default();
     let mut next_index = 0;
     let mut number = 0;
     let stream = async {
@@ -883,7 +922,8 @@ pub async fn run(
             .await
             .context("writing a chunk panicked")?;
             inserter = Some(db);
-            let prepared = prepared?;
+            let (prepared, took) = prepared?;
+            writes.merge(&took);
             // Two chunks are sent at once, so that one's tail and the
             // next one's start overlap; a third waits, made, in reserve.
             while running.len() >= 2 {
@@ -1003,6 +1043,7 @@ pub async fn run(
         sent,
         api,
         database,
+        writes,
         failures,
     })
 }
@@ -1067,6 +1108,14 @@ pub fn summary_lines(outcome: &SoakOutcome) -> Vec<String> {
         format!(
             "soak summary: refunded in all {}",
             decimal(outcome.database.refunded_total.unwrap_or(0))
+        ),
+        format!(
+            "soak summary: the soak's own writes: {} transactions of up to {INSERT_BATCH} \
+             payments, mean {:.2} ms, max {:.2} ms",
+            outcome.writes.transactions,
+            outcome.writes.total.as_secs_f64() * 1000.0
+                / outcome.writes.transactions.max(1) as f64,
+            outcome.writes.max.as_secs_f64() * 1000.0
         ),
     ]
 }
@@ -1210,6 +1259,7 @@ mod tests {
             assert!(svg.contains(text), "{text}");
         }
         assert!(svg.matches("<polyline").count() >= 7, "a line per series");
+        assert!(svg.len() < 50_000, "{} bytes", svg.len());
     }
 
     #[test]
@@ -1240,5 +1290,14 @@ mod tests {
         assert_eq!(chunk_seed(5, 0), 5);
         assert_ne!(chunk_seed(5, 1), chunk_seed(5, 2));
         assert_eq!(duplicates_of(0.1, 1_000), 100);
+        let mut times = WriteTimes::default();
+        times.add(Duration::from_millis(3));
+        times.add(Duration::from_millis(5));
+        let mut all = WriteTimes::default();
+        all.merge(&times);
+        all.merge(&times);
+        assert_eq!(all.transactions, 4);
+        assert_eq!(all.total, Duration::from_millis(16));
+        assert_eq!(all.max, Duration::from_millis(5));
     }
 }

@@ -58,6 +58,8 @@ fn short_soak(scratch: &Scratch, storage_columns: &[&str]) {
         assert!((25.0..=70.0).contains(&rate), "{rate} requests/s");
         assert!(outcome.summary.rss_first_mib.is_some());
         assert!(outcome.summary.p99_ms.is_some());
+        assert!(outcome.writes.transactions >= outcome.payments / soak::INSERT_BATCH);
+        assert!(outcome.writes.max > Duration::ZERO);
 
         let text = std::fs::read_to_string(&csv).expect("the CSV file");
         let mut lines = text.lines();
