@@ -52,7 +52,7 @@ pub const CHUNK_SECS: f64 = 1.0;
 
 /// Payments written per transaction when a chunk is made: small, so the
 /// SQLite write lock is never held long enough to show in the server's p99.
-pub const INSERT_BATCH: usize = 250;
+pub const INSERT_BATCH: usize = 100;
 
 /// Why a `--duration` was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -524,24 +524,30 @@ struct Returned {
     name: String,
 }
 
-/// How long the soak's own write transactions took: on SQLite each holds
-/// the one write lock, so a long one would show in the server's latency.
+/// How long the soak's own write transactions held the database: on
+/// SQLite each holds the one write lock from its `BEGIN IMMEDIATE` to its
+/// `COMMIT`, so a long one would show in the server's latency. The time
+/// spent waiting for the lock (behind the server's writer) is apart.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct WriteTimes {
     /// Transactions committed.
     pub transactions: usize,
-    /// Their time in all.
+    /// Their time from holding the lock to the commit, in all.
     pub total: Duration,
-    /// The longest.
+    /// The longest of those.
     pub max: Duration,
+    /// The longest wait for the lock (for `BEGIN` to return).
+    pub max_wait: Duration,
 }
 
 impl WriteTimes {
-    /// Counts one transaction of `took`.
-    pub fn add(&mut self, took: Duration) {
+    /// Counts one transaction that waited `wait` for the lock and then
+    /// held it for `held`.
+    pub fn add(&mut self, wait: Duration, held: Duration) {
         self.transactions += 1;
-        self.total += took;
-        self.max = self.max.max(took);
+        self.total += held;
+        self.max = self.max.max(held);
+        self.max_wait = self.max_wait.max(wait);
     }
 
     /// Adds `other`'s transactions.
@@ -549,6 +555,7 @@ impl WriteTimes {
         self.transactions += other.transactions;
         self.total += other.total;
         self.max = self.max.max(other.max);
+        self.max_wait = self.max_wait.max(other.max_wait);
     }
 }
 
@@ -584,9 +591,10 @@ pub fn insert_pending(
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let started = Instant::now();
+        let asked = Instant::now();
         db.batch(begin)
             .context("cannot begin a chunk's transaction")?;
+        let started = Instant::now();
         let written = (|| -> anyhow::Result<Vec<Prepared>> {
             let order_ids: HashMap<String, i64> = db
                 .load::<Returned>(&format!(
@@ -647,7 +655,7 @@ pub fn insert_pending(
             Ok(written) => {
                 db.batch("COMMIT")
                     .context("cannot commit a chunk's payments")?;
-                times.add(started.elapsed());
+                times.add(started - asked, started.elapsed());
                 prepared.extend(written);
             }
             Err(error) => {
@@ -1111,11 +1119,13 @@ pub fn summary_lines(outcome: &SoakOutcome) -> Vec<String> {
         ),
         format!(
             "soak summary: the soak's own writes: {} transactions of up to {INSERT_BATCH} \
-             payments, mean {:.2} ms, max {:.2} ms",
+             payments, holding the database for mean {:.2} ms, max {:.2} ms (after waiting \
+             up to {:.2} ms for it)",
             outcome.writes.transactions,
             outcome.writes.total.as_secs_f64() * 1000.0
                 / outcome.writes.transactions.max(1) as f64,
-            outcome.writes.max.as_secs_f64() * 1000.0
+            outcome.writes.max.as_secs_f64() * 1000.0,
+            outcome.writes.max_wait.as_secs_f64() * 1000.0
         ),
     ]
 }
@@ -1291,13 +1301,14 @@ mod tests {
         assert_ne!(chunk_seed(5, 1), chunk_seed(5, 2));
         assert_eq!(duplicates_of(0.1, 1_000), 100);
         let mut times = WriteTimes::default();
-        times.add(Duration::from_millis(3));
-        times.add(Duration::from_millis(5));
+        times.add(Duration::from_millis(40), Duration::from_millis(3));
+        times.add(Duration::from_millis(1), Duration::from_millis(5));
         let mut all = WriteTimes::default();
         all.merge(&times);
         all.merge(&times);
         assert_eq!(all.transactions, 4);
         assert_eq!(all.total, Duration::from_millis(16));
         assert_eq!(all.max, Duration::from_millis(5));
+        assert_eq!(all.max_wait, Duration::from_millis(40));
     }
 }
