@@ -7,9 +7,11 @@
 //! Each phase runs at most `concurrency` requests at a time and visits
 //! every item once. The measured delivery phase never retries a failure,
 //! so it shows in the counts; the one answer it sends again is a 409 for a
-//! refund re-delivered before its payment's success (payhook keeps such an
-//! event and answers it so), counted apart. Setup repeats a call answered
-//! 5xx a few times and counts the repeats.
+//! refund or dispute report re-delivered before its payment's success
+//! (payhook keeps such an event and answers it so), counted apart. Setup
+//! repeats a call answered 5xx a few times and counts the repeats. A soak
+//! delivers the same way, a chunk of payments at a time, each request
+//! started by its [`Pace`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +26,7 @@ use serde_json::{json, Value};
 
 use crate::db::{literal, Database};
 use crate::mix::{Kind, Mix};
+use crate::pace::Pace;
 use crate::plan::{self, EventType, PaymentPlan, StoredPayment};
 use crate::rng::SplitMix64;
 use crate::stats::Tally;
@@ -39,6 +42,17 @@ pub const CONFIRMED: &str = "Payment confirmed";
 /// The outcome payhook records for a refund report it applied.
 pub const REFUND_RECORDED_OUTCOME: &str = "refund_recorded";
 
+/// The outcome payhook records for a dispute report it applied.
+pub const DISPUTE_RECORDED_OUTCOME: &str = "dispute_recorded";
+
+/// The outcome payhook records for a dispute report that changed nothing:
+/// the opening report of a dispute whose closing one came first (a
+/// re-delivery overtook it).
+pub const DISPUTE_UNCHANGED_OUTCOME: &str = "dispute_unchanged";
+
+/// The `status` of payhook's answer to an event type it does not handle.
+pub const IGNORED: &str = "ignored";
+
 /// The largest answer body read; payhook's are a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
@@ -53,7 +67,7 @@ const SETUP_RETRIES: u32 = 3;
 const EARLY_RETRIES: u32 = 2;
 
 /// How one run talks to the server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoadConfig {
     /// The server.
     pub url: LoopbackUrl,
@@ -76,6 +90,23 @@ pub struct LoadConfig {
     pub run_id: String,
 }
 
+impl std::fmt::Debug for LoadConfig {
+    // The token and the endpoint secret stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadConfig")
+            .field("url", &self.url)
+            .field("token", &"[redacted]")
+            .field("stripe_secret", &"[redacted]")
+            .field("events", &self.events)
+            .field("mix", &self.mix)
+            .field("duplicates", &self.duplicates)
+            .field("concurrency", &self.concurrency)
+            .field("seed", &self.seed)
+            .field("run_id", &self.run_id)
+            .finish()
+    }
+}
+
 /// One payment created for the run, with what the run will do to it.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -83,7 +114,9 @@ pub struct Prepared {
     pub order_id: i64,
     /// payhook's payment id.
     pub payment_id: i64,
-    /// Its kind, amount, PaymentIntent (its external id), events and refund.
+    /// payhook's `TXN-...` of the payment, which a checkout session names.
+    pub transaction_id: String,
+    /// Its kind, amount, ids, events, refund and dispute.
     pub plan: PaymentPlan,
 }
 
@@ -96,6 +129,59 @@ pub fn planned_events(prepared: &[Prepared]) -> usize {
 pub fn count_of(prepared: &[Prepared], kind: Kind) -> usize {
     prepared.iter().filter(|p| p.plan.kind == kind).count()
 }
+
+/// What a run's checks expect, summed over its payments: all that
+/// [`failures`] needs of the plans, so a soak can add it up chunk by chunk
+/// without keeping every plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expected {
+    /// Payments, each confirmed once.
+    pub payments: usize,
+    /// Outbox rows ([`PaymentPlan::expected_outbox`]).
+    pub outbox_rows: usize,
+    /// Events payhook records ([`PaymentPlan::stored_events`]).
+    pub stored_events: usize,
+    /// `refund` payments.
+    pub refunds: usize,
+    /// `dispute` payments.
+    pub disputes: usize,
+    /// `not_handled` payments.
+    pub not_handled: usize,
+    /// The refunds' amounts, in cents.
+    pub refunded_minor: i64,
+}
+
+impl Expected {
+    /// What `prepared` expect.
+    pub fn of(prepared: &[Prepared]) -> Self {
+        let mut expected = Self::default();
+        for plan in prepared.iter().map(|p| &p.plan) {
+            expected.payments += 1;
+            expected.outbox_rows += plan.expected_outbox().len();
+            expected.stored_events += plan.stored_events();
+            expected.refunds += usize::from(plan.kind == Kind::Refund);
+            expected.disputes += usize::from(plan.kind == Kind::Dispute);
+            expected.not_handled += usize::from(plan.kind == Kind::NotHandled);
+            expected.refunded_minor += plan.refunded_minor();
+        }
+        expected
+    }
+
+    /// Adds what `other` expects.
+    pub fn add(&mut self, other: &Self) {
+        self.payments += other.payments;
+        self.outbox_rows += other.outbox_rows;
+        self.stored_events += other.stored_events;
+        self.refunds += other.refunds;
+        self.disputes += other.disputes;
+        self.not_handled += other.not_handled;
+        self.refunded_minor += other.refunded_minor;
+    }
+}
+
+/// Problems kept per check when checks are added up: enough to say what
+/// went wrong, bounded however long a soak ran.
+const KEPT_PROBLEMS: usize = 100;
 
 /// The payments of a run, and what it took to create them.
 #[derive(Debug, Clone, Default)]
@@ -130,11 +216,33 @@ pub struct SendOutcome {
     pub tally: Tally,
     /// The same, by event type.
     pub by_type: BTreeMap<EventType, Tally>,
-    /// Refund events answered 409 because they overtook their payment's
-    /// success, and so sent again after it.
+    /// Refund and dispute events answered 409 because they overtook their
+    /// payment's success, and so sent again after it.
     pub early: usize,
+    /// Final answers whose `status` was `ignored`, by event type.
+    pub ignored: BTreeMap<EventType, usize>,
     /// The first transport error, if any.
     pub first_error: Option<String>,
+}
+
+impl SendOutcome {
+    /// Adds `other`'s answers to these (not its latencies, which a soak
+    /// counts by window instead).
+    pub fn merge(&mut self, other: SendOutcome) {
+        self.elapsed += other.elapsed;
+        self.deliveries += other.deliveries;
+        self.tally.merge(&other.tally);
+        for (event_type, tally) in &other.by_type {
+            self.by_type.entry(*event_type).or_default().merge(tally);
+        }
+        self.early += other.early;
+        for (event_type, count) in other.ignored {
+            *self.ignored.entry(event_type).or_default() += count;
+        }
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
 }
 
 /// What the API check found.
@@ -146,6 +254,37 @@ pub struct ApiCheck {
     pub statuses: BTreeMap<String, usize>,
     /// Payments that did not, or were unreadable, with what was found.
     pub problems: Vec<(i64, String)>,
+    /// Problems found beyond those kept in `problems` (added-up checks
+    /// keep a bounded number).
+    pub more_problems: usize,
+}
+
+impl ApiCheck {
+    /// Adds `other`'s findings to these.
+    pub fn merge(&mut self, other: ApiCheck) {
+        self.as_planned += other.as_planned;
+        for (status, count) in other.statuses {
+            *self.statuses.entry(status).or_default() += count;
+        }
+        self.more_problems += other.more_problems;
+        keep_problems(&mut self.problems, &mut self.more_problems, other.problems);
+    }
+
+    /// Every problem found, kept or not.
+    pub fn problem_count(&self) -> usize {
+        self.problems.len() + self.more_problems
+    }
+}
+
+/// Appends `more` to `kept` up to [`KEPT_PROBLEMS`], counting the rest.
+fn keep_problems(kept: &mut Vec<(i64, String)>, beyond: &mut usize, more: Vec<(i64, String)>) {
+    for problem in more {
+        if kept.len() < KEPT_PROBLEMS {
+            kept.push(problem);
+        } else {
+            *beyond += 1;
+        }
+    }
 }
 
 /// What the database check found.
@@ -165,19 +304,61 @@ pub struct DatabaseCheck {
     pub events_confirmed: usize,
     /// Of those, how many of each (event type, outcome).
     pub outcomes: BTreeMap<(String, String), usize>,
+    /// `payments.refunded_minor` summed over this run's payments, when the
+    /// ledger was read.
+    pub refunded_total: Option<i64>,
     /// Payments whose rows are as their plan says.
     pub as_planned: usize,
     /// Payments whose rows are not, with what was found.
     pub problems: Vec<(i64, String)>,
+    /// Problems found beyond those kept in `problems`.
+    pub more_problems: usize,
 }
 
 impl DatabaseCheck {
+    /// Adds `other`'s findings to these; the table's total is `other`'s
+    /// when it counted one (the later count).
+    pub fn merge(&mut self, other: DatabaseCheck) {
+        self.outbox_rows += other.outbox_rows;
+        self.payments_with_rows += other.payments_with_rows;
+        self.outbox_total = self.outbox_total.max(other.outbox_total);
+        for (kind, count) in other.kinds {
+            *self.kinds.entry(kind).or_default() += count;
+        }
+        self.events_recorded += other.events_recorded;
+        self.events_confirmed += other.events_confirmed;
+        for (key, count) in other.outcomes {
+            *self.outcomes.entry(key).or_default() += count;
+        }
+        self.refunded_total = match (self.refunded_total, other.refunded_total) {
+            (None, None) => None,
+            (mine, theirs) => Some(mine.unwrap_or(0) + theirs.unwrap_or(0)),
+        };
+        self.as_planned += other.as_planned;
+        self.more_problems += other.more_problems;
+        keep_problems(&mut self.problems, &mut self.more_problems, other.problems);
+    }
+
+    /// Every problem found, kept or not.
+    pub fn problem_count(&self) -> usize {
+        self.problems.len() + self.more_problems
+    }
+
     /// Recorded events of `event_type` with `outcome`.
     pub fn outcome_count(&self, event_type: EventType, outcome: &str) -> usize {
         self.outcomes
             .get(&(event_type.as_str().to_owned(), outcome.to_owned()))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Recorded events of `event_type`, whatever their outcome.
+    pub fn type_count(&self, event_type: EventType) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|((recorded, _), _)| recorded == event_type.as_str())
+            .map(|(_, count)| count)
+            .sum()
     }
 }
 
@@ -336,7 +517,8 @@ async fn setup_call(
     }
 }
 
-/// Creates one order, its payment, and marks it pending at Stripe.
+/// Creates one order, its payment, and marks it pending at Stripe with
+/// its external id (its PaymentIntent, or its Checkout Session).
 async fn prepare_one(
     client: &Client,
     config: &LoadConfig,
@@ -364,6 +546,10 @@ async fn prepare_one(
                "amount": amount, "currency": "USD"}),
     )
     .await?;
+    let transaction_id = payment.1["transaction_id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("POST /api/v1/order-payments/ answered without a transaction_id"))?;
     let payment_id = id_of("POST /api/v1/order-payments/", 201, payment)?;
     let pending_path = format!("/api/v1/order-payments/{payment_id}/external-pending/");
     let (status, answer) = setup_call(
@@ -371,7 +557,7 @@ async fn prepare_one(
         config,
         retries,
         &pending_path,
-        json!({"external_id": plan.payment_intent}),
+        json!({"external_id": plan.external_id}),
     )
     .await?;
     if status != 200 || answer["status"] != "pending_external" {
@@ -380,6 +566,7 @@ async fn prepare_one(
     Ok(Prepared {
         order_id,
         payment_id,
+        transaction_id,
         plan,
     })
 }
@@ -448,6 +635,8 @@ struct Answered {
     event_type: EventType,
     status: u16,
     message: Option<String>,
+    /// The answer's `status` was `ignored`.
+    ignored: bool,
     latency: Duration,
     error: Option<String>,
     /// A 409 that is sent again after the payment's success.
@@ -478,6 +667,8 @@ struct Sender {
     /// answered, to send again when it is.
     waiting: Vec<RefCell<Vec<usize>>>,
     answers: RefCell<Vec<Answered>>,
+    /// A soak's pace: when to start each request, and where to count it.
+    pace: Option<Rc<Pace>>,
 }
 
 impl Sender {
@@ -487,6 +678,10 @@ impl Sender {
         let Event {
             event_type, body, ..
         } = &self.events[event];
+        let _permit = match &self.pace {
+            Some(pace) => Some(pace.start().await),
+            None => None,
+        };
         let signature = self.signer.header(chrono::Utc::now().timestamp(), body);
         let sent_at = Instant::now();
         let result = async {
@@ -509,20 +704,23 @@ impl Sender {
         .await;
         let latency = sent_at.elapsed();
         match result {
-            Ok((status, answer)) => Answered {
-                event_type: *event_type,
-                status,
-                message: serde_json::from_slice::<Value>(&answer)
-                    .ok()
-                    .and_then(|v| v["message"].as_str().map(str::to_owned)),
-                latency,
-                error: None,
-                early: false,
-            },
+            Ok((status, answer)) => {
+                let answer = serde_json::from_slice::<Value>(&answer).unwrap_or(Value::Null);
+                Answered {
+                    event_type: *event_type,
+                    status,
+                    message: answer["message"].as_str().map(str::to_owned),
+                    ignored: answer["status"] == IGNORED,
+                    latency,
+                    error: None,
+                    early: false,
+                }
+            }
             Err(error) => Answered {
                 event_type: *event_type,
                 status: 0,
                 message: None,
+                ignored: false,
                 latency,
                 error: Some(error),
                 early: false,
@@ -530,9 +728,19 @@ impl Sender {
         }
     }
 
+    /// Keeps `answered`, and counts it into the soak's window.
+    fn keep(&self, answered: Answered) {
+        if let Some(pace) = &self.pace {
+            let latency = answered.error.is_none().then_some(answered.latency);
+            let error = !answered.early && !(200..300).contains(&answered.status);
+            pace.record(latency, error);
+        }
+        self.answers.borrow_mut().push(answered);
+    }
+
     /// Sends event `event` until it has a final answer, and returns that
-    /// answer's status; `None` when the event was put aside. A refund event
-    /// answered 409 is an early one, not a failure: put aside while its
+    /// answer's status; `None` when the event was put aside. A refund or
+    /// dispute event answered 409 is an early one, not a failure: put aside while its
     /// payment's success is unanswered, sent again at once (up to
     /// [`EARLY_RETRIES`] times) when the success has been applied. Under a
     /// refused success, the 409 is final.
@@ -546,7 +754,7 @@ impl Sender {
                 let success = self.success[payment].get();
                 if success != Success::Refused {
                     answered.early = true;
-                    self.answers.borrow_mut().push(answered);
+                    self.keep(answered);
                     if success == Success::Unanswered {
                         self.waiting[payment].borrow_mut().push(event);
                         return None;
@@ -555,19 +763,19 @@ impl Sender {
                     continue;
                 }
             }
-            self.answers.borrow_mut().push(answered);
+            self.keep(answered);
             return Some(status);
         }
     }
 
     /// Delivers event `event`; when it is a success with a final answer,
-    /// records where the payment stands and sends the refund events that
-    /// waited for it.
+    /// records where the payment stands and sends the refund and dispute
+    /// events that waited for it.
     async fn deliver(&self, event: usize) {
         let status = self.send(event).await;
         let (payment, event_type) = (self.events[event].payment, self.events[event].event_type);
         let Some(status) = status else { return };
-        if event_type != EventType::PaymentIntentSucceeded {
+        if !event_type.is_success() {
             return;
         }
         let success = &self.success[payment];
@@ -605,12 +813,25 @@ impl Sender {
 /// plus the duplicates, interleaved, each freshly signed with the current
 /// time as Stripe does on every attempt.
 pub async fn deliver(client: &Client, config: &LoadConfig, prepared: &[Prepared]) -> SendOutcome {
+    deliver_paced(client, config, prepared, None).await
+}
+
+/// [`deliver`], each request started by `pace` when one is given (a
+/// soak's chunk) and counted into its window.
+pub async fn deliver_paced(
+    client: &Client,
+    config: &LoadConfig,
+    prepared: &[Prepared],
+    pace: Option<Rc<Pace>>,
+) -> SendOutcome {
     let created = chrono::Utc::now().timestamp();
     let mut events = Vec::with_capacity(planned_events(prepared));
     let mut chains = Vec::with_capacity(prepared.len());
     for (payment, item) in prepared.iter().enumerate() {
         let start = events.len();
-        let bodies = item.plan.bodies(item.order_id, created);
+        let bodies = item
+            .plan
+            .bodies(item.order_id, &item.transaction_id, created);
         for ((event_type, _), body) in item.plan.events.iter().zip(bodies) {
             events.push(Event {
                 payment,
@@ -634,6 +855,7 @@ pub async fn deliver(client: &Client, config: &LoadConfig, prepared: &[Prepared]
             .collect(),
         waiting: (0..prepared.len()).map(|_| RefCell::default()).collect(),
         answers: RefCell::default(),
+        pace,
     });
     let started = Instant::now();
     let work = {
@@ -664,6 +886,9 @@ pub async fn deliver(client: &Client, config: &LoadConfig, prepared: &[Prepared]
         if answer.early {
             outcome.early += 1;
         } else {
+            if answer.ignored {
+                *outcome.ignored.entry(answer.event_type).or_default() += 1;
+            }
             outcome.tally.add(answer.status, answer.message.as_deref());
             outcome
                 .by_type
@@ -728,7 +953,8 @@ struct OutboxRef {
     kind: String,
 }
 
-/// A payment's status and its order's, as the database check reads them.
+/// A payment's status, its order's and its gateway reference, as the
+/// database check reads them.
 #[derive(diesel::QueryableByName)]
 struct PaymentRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -737,15 +963,22 @@ struct PaymentRow {
     status: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
     order_status: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    gateway_reference: Option<String>,
 }
 
-/// A payment's refunded amount, as the database check reads it.
+/// A payment's refunded amount and dispute, as the database check reads
+/// them.
 #[derive(diesel::QueryableByName)]
-struct RefundedRow {
+struct LedgerRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     payment_id: i64,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     refunded_minor: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    dispute_id: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    dispute_status: Option<String>,
 }
 
 /// A row of `refunds`, as the database check reads it.
@@ -770,14 +1003,110 @@ struct EventOutcome {
     outcome: String,
 }
 
+/// A payment's ledger as read: its id, `refunded_minor`, `dispute_id`
+/// and `dispute_status`.
+pub type LedgerRead = (i64, i64, Option<String>, Option<String>);
+
+/// The rows of a run that the database check reads, before they are
+/// judged ([`RunRows::judge`]): apart, so that the judging can be tested
+/// on rows made up for it.
+#[derive(Debug, Clone, Default)]
+pub struct RunRows {
+    /// Rows in the whole outbox table.
+    pub outbox_total: usize,
+    /// Outbox rows of the run's payment id range: payment id, kind.
+    pub outbox: Vec<(i64, String)>,
+    /// Payments of that range: id, status, order status, gateway reference.
+    pub payments: Vec<(i64, String, String, Option<String>)>,
+    /// When read (runs with refunds or disputes): id, `refunded_minor`,
+    /// `dispute_id`, `dispute_status` of the same payments.
+    pub ledger: Option<Vec<LedgerRead>>,
+    /// `refunds` rows of the range: payment id, refund id, cents, status.
+    pub refunds: Vec<(i64, String, i64, String)>,
+    /// The type and outcome of every recorded event with the run's prefix.
+    pub events: Vec<(String, String)>,
+}
+
+impl RunRows {
+    /// Judges the rows against `plans` (by payment id): each of the plans'
+    /// payments by [`PaymentPlan::check_stored`], rows of other payments
+    /// of the range (another run's) left out.
+    pub fn judge(self, plans: &HashMap<i64, PaymentPlan>) -> DatabaseCheck {
+        let mut check = DatabaseCheck {
+            outbox_total: self.outbox_total,
+            ..DatabaseCheck::default()
+        };
+        let mut stored: HashMap<i64, StoredPayment> = HashMap::new();
+        for (payment_id, kind) in self.outbox {
+            if !plans.contains_key(&payment_id) {
+                continue;
+            }
+            check.outbox_rows += 1;
+            *check.kinds.entry(kind.clone()).or_default() += 1;
+            stored.entry(payment_id).or_default().outbox.push(kind);
+        }
+        check.payments_with_rows = stored.len();
+        for (payment_id, status, order_status, gateway_reference) in self.payments {
+            let payment = stored.entry(payment_id).or_default();
+            payment.status = status;
+            payment.order_status = order_status;
+            payment.gateway_reference = gateway_reference;
+        }
+        if let Some(ledger) = self.ledger {
+            let mut total = 0;
+            for (payment_id, refunded_minor, dispute_id, dispute_status) in ledger {
+                if !plans.contains_key(&payment_id) {
+                    continue;
+                }
+                total += refunded_minor;
+                let payment = stored.entry(payment_id).or_default();
+                payment.refunded_minor = Some(refunded_minor);
+                payment.dispute = match (dispute_id, dispute_status) {
+                    (None, None) => None,
+                    (id, status) => Some((id.unwrap_or_default(), status.unwrap_or_default())),
+                };
+            }
+            check.refunded_total = Some(total);
+        }
+        for (payment_id, refund_id, amount_minor, status) in self.refunds {
+            stored
+                .entry(payment_id)
+                .or_default()
+                .refunds
+                .push((refund_id, amount_minor, status));
+        }
+        let mut ids: Vec<&i64> = plans.keys().collect();
+        ids.sort_unstable();
+        let mut problems = Vec::new();
+        for id in ids {
+            let found = stored.remove(id).unwrap_or_default();
+            match plans[id].check_stored(&found) {
+                Ok(()) => check.as_planned += 1,
+                Err(problem) => problems.push((*id, problem)),
+            }
+        }
+        keep_problems(&mut check.problems, &mut check.more_problems, problems);
+        check.events_recorded = self.events.len();
+        check.events_confirmed = self
+            .events
+            .iter()
+            .filter(|(_, outcome)| outcome == "confirmed")
+            .count();
+        for (event_type, outcome) in self.events {
+            *check.outcomes.entry((event_type, outcome)).or_default() += 1;
+        }
+        check
+    }
+}
+
 /// Phase 3b: reads this run's rows in the database itself and checks each
 /// payment's against its plan ([`PaymentPlan::check_stored`]): statuses,
-/// outbox rows, and, in a run with refunds, `payments.refunded_minor` and
-/// the `refunds` rows (so a run without refunds still works against a
-/// database from before them). Its queries select only this run's rows
-/// (its payment id range, the events with its event id prefix), so other
-/// runs' rows and preloaded ones are neither read nor counted. Runs on a
-/// blocking thread of the runtime.
+/// gateway reference, outbox rows, and, in a run with refunds or disputes,
+/// `payments.refunded_minor`, the dispute and the `refunds` rows (so a
+/// run without them still works against a database from before them). Its
+/// queries select only this run's rows (its payment id range, the events
+/// with its event id prefix), so other runs' rows and preloaded ones are
+/// neither read nor counted. Runs on a blocking thread of the runtime.
 pub async fn check_database(
     database_url: &str,
     config: &LoadConfig,
@@ -789,111 +1118,114 @@ pub async fn check_database(
         .map(|p| (p.payment_id, p.plan.clone()))
         .collect();
     let prefix = format!("evt_load_{}_", config.run_id);
-    let with_refunds = config.mix.share(Kind::Refund) > 0;
-    actix_rt::task::spawn_blocking(move || count_run(&url, &plans, &prefix, with_refunds))
-        .await
-        .context("the database check panicked")?
+    let with_ledger = config.mix.share(Kind::Refund) > 0 || config.mix.share(Kind::Dispute) > 0;
+    let (low, high) = (
+        prepared.iter().map(|p| p.payment_id).min(),
+        prepared.iter().map(|p| p.payment_id).max(),
+    );
+    actix_rt::task::spawn_blocking(move || {
+        let mut db = Database::connect(&url)
+            .context("cannot open the database named by --verify-database-url")?;
+        let reading = Reading {
+            range: low.zip(high),
+            ledger: with_ledger,
+            events_prefix: Some(prefix),
+        };
+        Ok(read_run(&mut db, &reading)?.judge(&plans))
+    })
+    .await
+    .context("the database check panicked")?
 }
 
-/// The reading of [`check_database`], on one direct connection.
-fn count_run(
-    url: &str,
-    plans: &HashMap<i64, PaymentPlan>,
-    prefix: &str,
-    with_refunds: bool,
-) -> anyhow::Result<DatabaseCheck> {
-    let mut db = Database::connect(url)
-        .context("cannot open the database named by --verify-database-url")?;
-    let outbox_total = db
-        .count("SELECT COUNT(*) AS n FROM outbox")
-        .context("cannot count the outbox")?;
-    let mut check = DatabaseCheck {
-        outbox_total: usize::try_from(outbox_total).context("outbox count")?,
-        ..DatabaseCheck::default()
-    };
-    if let (Some(low), Some(high)) = (plans.keys().min(), plans.keys().max()) {
-        let mut stored: HashMap<i64, StoredPayment> = HashMap::new();
-        let rows: Vec<OutboxRef> = db
+/// What [`read_run`] reads.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    /// The rows of the payments with ids in this range, if any.
+    pub range: Option<(i64, i64)>,
+    /// Their refunded amounts, disputes and `refunds` rows too (a
+    /// database migrated for refunds and disputes).
+    pub ledger: bool,
+    /// The events whose id starts with this, and the outbox's total, if
+    /// given: a scan of the events table, done once per check.
+    pub events_prefix: Option<String>,
+}
+
+/// The reading of [`check_database`] (and of a soak's checks), on one
+/// direct connection: what `reading` names.
+pub fn read_run(db: &mut Database, reading: &Reading) -> anyhow::Result<RunRows> {
+    let mut rows = RunRows::default();
+    if reading.events_prefix.is_some() {
+        let outbox_total = db
+            .count("SELECT COUNT(*) AS n FROM outbox")
+            .context("cannot count the outbox")?;
+        rows.outbox_total = usize::try_from(outbox_total).context("outbox count")?;
+    }
+    if let Some((low, high)) = reading.range {
+        let outbox: Vec<OutboxRef> = db
             .load(&format!(
                 "SELECT payment_id, kind FROM outbox WHERE payment_id BETWEEN {low} AND {high}"
             ))
             .context("cannot read the outbox")?;
-        for row in rows
-            .into_iter()
-            .filter(|row| plans.contains_key(&row.payment_id))
-        {
-            check.outbox_rows += 1;
-            *check.kinds.entry(row.kind.clone()).or_default() += 1;
-            stored
-                .entry(row.payment_id)
-                .or_default()
-                .outbox
-                .push(row.kind);
-        }
-        check.payments_with_rows = stored.len();
+        rows.outbox = outbox.into_iter().map(|r| (r.payment_id, r.kind)).collect();
         let payments: Vec<PaymentRow> = db
             .load(&format!(
-                "SELECT p.id AS payment_id, p.status, o.status AS order_status \
+                "SELECT p.id AS payment_id, p.status, o.status AS order_status, \
+                 p.gateway_reference \
                  FROM payments p JOIN orders o ON o.id = p.order_id \
                  WHERE p.id BETWEEN {low} AND {high}"
             ))
             .context("cannot read the payments")?;
-        for row in payments {
-            let payment = stored.entry(row.payment_id).or_default();
-            payment.status = row.status;
-            payment.order_status = row.order_status;
-        }
-        if with_refunds {
-            let refunded: Vec<RefundedRow> = db
+        rows.payments = payments
+            .into_iter()
+            .map(|r| (r.payment_id, r.status, r.order_status, r.gateway_reference))
+            .collect();
+        if reading.ledger {
+            let ledger: Vec<LedgerRow> = db
                 .load(&format!(
-                    "SELECT id AS payment_id, refunded_minor FROM payments \
-                     WHERE id BETWEEN {low} AND {high}"
+                    "SELECT id AS payment_id, refunded_minor, dispute_id, dispute_status \
+                     FROM payments WHERE id BETWEEN {low} AND {high}"
                 ))
-                .context("cannot read payments.refunded_minor")?;
-            for row in refunded {
-                stored.entry(row.payment_id).or_default().refunded_minor = Some(row.refunded_minor);
-            }
+                .context("cannot read payments.refunded_minor and the disputes")?;
+            rows.ledger = Some(
+                ledger
+                    .into_iter()
+                    .map(|r| {
+                        (
+                            r.payment_id,
+                            r.refunded_minor,
+                            r.dispute_id,
+                            r.dispute_status,
+                        )
+                    })
+                    .collect(),
+            );
             let refunds: Vec<RefundRow> = db
                 .load(&format!(
                     "SELECT payment_id, refund_id, amount_minor, status FROM refunds \
                      WHERE payment_id BETWEEN {low} AND {high}"
                 ))
                 .context("cannot read the refunds")?;
-            for row in refunds {
-                stored.entry(row.payment_id).or_default().refunds.push((
-                    row.refund_id,
-                    row.amount_minor,
-                    row.status,
-                ));
-            }
-        }
-        let mut ids: Vec<&i64> = plans.keys().collect();
-        ids.sort_unstable();
-        for id in ids {
-            let found = stored.remove(id).unwrap_or_default();
-            match plans[id].check_stored(&found) {
-                Ok(()) => check.as_planned += 1,
-                Err(problem) => check.problems.push((*id, problem)),
-            }
+            rows.refunds = refunds
+                .into_iter()
+                .map(|r| (r.payment_id, r.refund_id, r.amount_minor, r.status))
+                .collect();
         }
     }
-    let events: Vec<EventOutcome> = db
-        .load(&format!(
-            "SELECT event_type, outcome FROM webhook_events \
-             WHERE gateway = 'stripe' AND substr(event_id, 1, {}) = {}",
-            prefix.chars().count(),
-            literal(prefix)
-        ))
-        .context("cannot read the events")?;
-    check.events_recorded = events.len();
-    check.events_confirmed = events.iter().filter(|e| e.outcome == "confirmed").count();
-    for event in events {
-        *check
-            .outcomes
-            .entry((event.event_type, event.outcome))
-            .or_default() += 1;
+    if let Some(prefix) = &reading.events_prefix {
+        let events: Vec<EventOutcome> = db
+            .load(&format!(
+                "SELECT event_type, outcome FROM webhook_events \
+                 WHERE gateway = 'stripe' AND substr(event_id, 1, {}) = {}",
+                prefix.chars().count(),
+                literal(prefix)
+            ))
+            .context("cannot read the events")?;
+        rows.events = events
+            .into_iter()
+            .map(|e| (e.event_type, e.outcome))
+            .collect();
     }
-    Ok(check)
+    Ok(rows)
 }
 
 /// The checks of a run, each failed one as a sentence saying what was
@@ -901,18 +1233,22 @@ fn count_run(
 /// the database check, when the run had a database to read.
 ///
 /// Exactly once, by kind: every payment confirmed by exactly one answer
-/// and one recorded event; every one of its events recorded once (a refund
-/// event as `refund_recorded`); each payment's outbox rows, statuses and
-/// refunded amount as its plan says (no `order.paid` and no
-/// `payment.refunded` twice), through the API and in the database.
+/// and one recorded event; every one of its events of a handled type
+/// recorded once (a refund report as `refund_recorded`, a dispute's
+/// closing report as `dispute_recorded`); every event of a type payhook
+/// does not handle answered 200 `ignored` and none stored; each payment's
+/// outbox rows, statuses, gateway reference, refunded amount and dispute
+/// as its plan says (no notification twice, none missing), through the
+/// API and in the database; the refunded amounts adding up to the sums
+/// sent.
 pub fn failures(
-    prepared: &[Prepared],
+    expected: &Expected,
     sent: &SendOutcome,
     api: &ApiCheck,
     database: Option<&DatabaseCheck>,
 ) -> Vec<String> {
     let mut failed = Vec::new();
-    let payments = prepared.len();
+    let payments = expected.payments;
     if sent.tally.failures() > 0 {
         failed.push(format!(
             "{} deliveries were not answered 2xx ({})",
@@ -926,31 +1262,49 @@ pub fn failures(
             "{confirmed} answers said {CONFIRMED:?}, expected exactly {payments}"
         ));
     }
+    let not_handled = expected.not_handled;
+    let answered_customer = sent
+        .by_type
+        .get(&EventType::CustomerCreated)
+        .map_or(0, |tally| tally.statuses.values().sum());
+    let ignored_customer = sent
+        .ignored
+        .get(&EventType::CustomerCreated)
+        .copied()
+        .unwrap_or(0);
+    let ignored_total: usize = sent.ignored.values().sum();
+    if answered_customer < not_handled
+        || ignored_customer != answered_customer
+        || ignored_total != ignored_customer
+    {
+        failed.push(format!(
+            "expected every customer.created answered 200 {IGNORED:?} (at least {not_handled}) \
+             and nothing else ignored, found {answered_customer} answered, {ignored_customer} \
+             of them ignored, {ignored_total} ignored in all"
+        ));
+    }
     for (id, problem) in api.problems.iter().take(5) {
         failed.push(format!("API: payment {id}: {problem}"));
     }
-    if api.problems.len() > 5 {
+    if api.problem_count() > 5 {
         failed.push(format!(
             "API: {} more payments not as planned",
-            api.problems.len() - 5
+            api.problem_count() - 5
         ));
     }
     let Some(db) = database else {
         return failed;
     };
-    let rows: usize = prepared
-        .iter()
-        .map(|p| p.plan.expected_outbox().len())
-        .sum();
+    let rows = expected.outbox_rows;
     if db.outbox_rows != rows || db.payments_with_rows != payments {
         failed.push(format!(
             "expected exactly {rows} outbox rows over {payments} payments (one order.paid \
-             each, one payment.refunded per refund, one order.refunded per refund in full), \
-             found {} over {}",
+             each, one payment.refunded per refund, one order.refunded per refund in full, \
+             one payment.disputed and one payment.dispute_closed per dispute), found {} over {}",
             db.outbox_rows, db.payments_with_rows
         ));
     }
-    let events = planned_events(prepared);
+    let events = expected.stored_events;
     if db.events_recorded != events || db.events_confirmed != payments {
         failed.push(format!(
             "expected {events} events recorded once each and {payments} of them confirmed, \
@@ -958,7 +1312,7 @@ pub fn failures(
             db.events_recorded, db.events_confirmed
         ));
     }
-    let refunds = count_of(prepared, Kind::Refund);
+    let refunds = expected.refunds;
     let refund_events: usize = [EventType::RefundCreated, EventType::ChargeRefunded]
         .into_iter()
         .map(|event_type| db.outcome_count(event_type, REFUND_RECORDED_OUTCOME))
@@ -969,13 +1323,42 @@ pub fn failures(
             2 * refunds
         ));
     }
+    let disputes = expected.disputes;
+    let closed = db.outcome_count(EventType::ChargeDisputeClosed, DISPUTE_RECORDED_OUTCOME);
+    let opened = db.outcome_count(EventType::ChargeDisputeCreated, DISPUTE_RECORDED_OUTCOME)
+        + db.outcome_count(EventType::ChargeDisputeCreated, DISPUTE_UNCHANGED_OUTCOME);
+    if closed != disputes || opened != disputes {
+        failed.push(format!(
+            "expected the {disputes} charge.dispute.closed recorded as \
+             {DISPUTE_RECORDED_OUTCOME} and the {disputes} charge.dispute.created as \
+             {DISPUTE_RECORDED_OUTCOME} (or {DISPUTE_UNCHANGED_OUTCOME} after a closing \
+             report that overtook it), found {closed} and {opened}"
+        ));
+    }
+    let stored_customers = db.type_count(EventType::CustomerCreated);
+    if stored_customers != 0 {
+        failed.push(format!(
+            "expected no customer.created stored (payhook does not handle it), found \
+             {stored_customers}"
+        ));
+    }
+    if let Some(total) = db.refunded_total {
+        let sent_total = expected.refunded_minor;
+        if total != sent_total {
+            failed.push(format!(
+                "refunded amounts add up to {}, expected the {} refunded",
+                decimal(total),
+                decimal(sent_total)
+            ));
+        }
+    }
     for (id, problem) in db.problems.iter().take(5) {
         failed.push(format!("database: payment {id}: {problem}"));
     }
-    if db.problems.len() > 5 {
+    if db.problem_count() > 5 {
         failed.push(format!(
             "database: {} more payments not as planned",
-            db.problems.len() - 5
+            db.problem_count() - 5
         ));
     }
     failed
@@ -1059,5 +1442,194 @@ mod tests {
             },
         ));
         assert_eq!(results, (0..100).map(|n| n * 2).collect::<Vec<_>>());
+    }
+
+    /// A run of one payment of each kind, as it should end: its plans,
+    /// the answers, and the rows the database should hold.
+    fn synthetic() -> (Vec<Prepared>, SendOutcome, ApiCheck, RunRows) {
+        let mix: Mix = "succeeded=20,checkout=20,refund=20,dispute=20,not_handled=20"
+            .parse()
+            .unwrap();
+        let prepared: Vec<Prepared> = plan::plans(&mix, 5, "syn", 1)
+            .into_iter()
+            .enumerate()
+            .map(|(i, plan)| Prepared {
+                order_id: 100 + i as i64,
+                payment_id: 200 + i as i64,
+                transaction_id: format!("TXN-{i}"),
+                plan,
+            })
+            .collect();
+        let mut sent = SendOutcome::default();
+        let mut rows = RunRows::default();
+        for p in &prepared {
+            for kind in p.plan.expected_outbox() {
+                rows.outbox.push((p.payment_id, kind.to_owned()));
+            }
+            rows.payments.push((
+                p.payment_id,
+                p.plan.expected_status().to_owned(),
+                p.plan.expected_order_status().to_owned(),
+                Some(p.plan.payment_intent.clone()),
+            ));
+            let dispute = p.plan.dispute.as_ref();
+            rows.ledger.get_or_insert_with(Vec::new).push((
+                p.payment_id,
+                p.plan.refunded_minor(),
+                dispute.map(|d| d.dispute_id.clone()),
+                dispute.map(|d| d.final_status().to_owned()),
+            ));
+            if let Some(refund) = &p.plan.refund {
+                rows.refunds.push((
+                    p.payment_id,
+                    refund.refund_id.clone(),
+                    refund.amount_minor,
+                    "succeeded".into(),
+                ));
+            }
+            for (event_type, _) in &p.plan.events {
+                let (message, outcome) = match event_type {
+                    t if t.is_success() => (CONFIRMED, "confirmed"),
+                    EventType::RefundCreated | EventType::ChargeRefunded => {
+                        ("Refund recorded", REFUND_RECORDED_OUTCOME)
+                    }
+                    EventType::ChargeDisputeCreated | EventType::ChargeDisputeClosed => {
+                        ("Dispute recorded", DISPUTE_RECORDED_OUTCOME)
+                    }
+                    _ => ("Event type customer.created is not handled", ""),
+                };
+                sent.tally.add(200, Some(message));
+                sent.by_type
+                    .entry(*event_type)
+                    .or_default()
+                    .add(200, Some(message));
+                if event_type.is_stored() {
+                    rows.events
+                        .push((event_type.as_str().to_owned(), outcome.to_owned()));
+                } else {
+                    *sent.ignored.entry(*event_type).or_default() += 1;
+                }
+            }
+        }
+        let api = ApiCheck {
+            as_planned: prepared.len(),
+            ..ApiCheck::default()
+        };
+        (prepared, sent, api, rows)
+    }
+
+    fn judged(prepared: &[Prepared], rows: RunRows) -> DatabaseCheck {
+        let plans = prepared
+            .iter()
+            .map(|p| (p.payment_id, p.plan.clone()))
+            .collect();
+        rows.judge(&plans)
+    }
+
+    #[test]
+    fn the_checks_pass_a_run_as_planned() {
+        let (prepared, sent, api, rows) = synthetic();
+        let expected = Expected::of(&prepared);
+        assert_eq!(expected.payments, 5);
+        assert_eq!(expected.disputes, 1);
+        // order.paid x5, payment.refunded (+ order.refunded: the first refund
+        // is in full), payment.disputed, payment.dispute_closed.
+        assert_eq!(expected.outbox_rows, 9);
+        assert_eq!(expected.stored_events, 1 + 1 + 3 + 3 + 1);
+        let db = judged(&prepared, rows);
+        assert_eq!(db.as_planned, 5, "{:?}", db.problems);
+        assert_eq!(
+            failures(&expected, &sent, &api, Some(&db)),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn the_checks_fail_a_notification_twice_or_missing() {
+        let (prepared, sent, api, rows) = synthetic();
+        let expected = Expected::of(&prepared);
+        let disputed = prepared
+            .iter()
+            .find(|p| p.plan.kind == Kind::Dispute)
+            .unwrap()
+            .payment_id;
+        for (spoil, says) in [
+            ("payment.disputed twice", "outbox rows"),
+            ("payment.dispute_closed missing", "outbox rows"),
+            ("order.paid twice", "outbox rows"),
+            ("refund counted twice", "refunded amounts add up"),
+            ("customer.created stored", "customer.created stored"),
+            ("dispute never closed", "dispute"),
+        ] {
+            let mut rows = rows.clone();
+            match spoil {
+                "payment.disputed twice" => {
+                    rows.outbox.push((disputed, "payment.disputed".into()));
+                }
+                "payment.dispute_closed missing" => rows
+                    .outbox
+                    .retain(|(id, kind)| !(*id == disputed && kind == "payment.dispute_closed")),
+                "order.paid twice" => rows.outbox.push((200, "order.paid".into())),
+                "refund counted twice" => {
+                    for row in rows.ledger.as_mut().unwrap() {
+                        row.1 *= 2;
+                    }
+                }
+                "customer.created stored" => rows
+                    .events
+                    .push(("customer.created".into(), "ignored".into())),
+                _ => {
+                    for row in rows.ledger.as_mut().unwrap() {
+                        if row.0 == disputed {
+                            row.3 = Some("open".into());
+                        }
+                    }
+                    rows.events.retain(|(t, _)| t != "charge.dispute.closed");
+                }
+            }
+            let db = judged(&prepared, rows);
+            let failed = failures(&expected, &sent, &api, Some(&db));
+            assert!(
+                failed.iter().any(|f| f.contains(says)),
+                "{spoil}: {failed:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_checks_fail_an_ignored_event_answered_otherwise() {
+        let (prepared, mut sent, api, rows) = synthetic();
+        sent.ignored.clear();
+        let db = judged(&prepared, rows.clone());
+        let failed = failures(&Expected::of(&prepared), &sent, &api, Some(&db));
+        assert!(failed.iter().any(|f| f.contains("ignored")), "{failed:#?}");
+        // And a confirmation missing is seen without the database.
+        let (prepared, mut sent, api, _) = synthetic();
+        sent.tally.messages.insert(CONFIRMED.into(), 4);
+        let failed = failures(&Expected::of(&prepared), &sent, &api, None);
+        assert!(
+            failed.iter().any(|f| f.contains("expected exactly 5")),
+            "{failed:#?}"
+        );
+    }
+
+    #[test]
+    fn added_up_checks_keep_a_bounded_number_of_problems() {
+        let mut api = ApiCheck::default();
+        for round in 0..3 {
+            api.merge(ApiCheck {
+                as_planned: 1,
+                problems: (0..60).map(|i| (round * 100 + i, "bad".into())).collect(),
+                ..ApiCheck::default()
+            });
+        }
+        assert_eq!(api.as_planned, 3);
+        assert_eq!(api.problems.len(), KEPT_PROBLEMS);
+        assert_eq!(api.problem_count(), 180);
+        let mut expected = Expected::default();
+        let (prepared, ..) = synthetic();
+        expected.add(&Expected::of(&prepared));
+        expected.add(&Expected::of(&prepared));
+        assert_eq!(expected.payments, 10);
     }
 }

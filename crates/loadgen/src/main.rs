@@ -11,6 +11,9 @@
 //! Exits 1 on any failed check, any answer other than 2xx, or a time-out.
 //! With `--spawn-server`, `--preload COUNT` first fills the run's own
 //! database with COUNT finished payments, to measure against big tables.
+//! `--duration 60m --rate R` makes it a soak instead: the same stream at a
+//! steady rate for a bounded time, a row of figures per minute (CSV, SVG
+//! plot), then the same checks over every payment sent.
 //!
 //! ```sh
 //! cargo build --release -p payhook-server -p payhook-loadgen
@@ -30,7 +33,8 @@ use payhook_loadgen::mix::{Kind, Mix};
 use payhook_loadgen::plan::{self, EventType};
 use payhook_loadgen::preload;
 use payhook_loadgen::proc_stats;
-use payhook_loadgen::server::{ServerSpec, SpawnedServer};
+use payhook_loadgen::server::{self, ServerSpec, SpawnedServer};
+use payhook_loadgen::soak::{self, SoakSpec};
 use payhook_loadgen::stats::{millis, LatencySummary};
 use payhook_loadgen::target::LoopbackUrl;
 
@@ -57,9 +61,13 @@ struct Options {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     events: u32,
     /// What the payments are made of, as kind=percent pairs adding up to
-    /// 100. Kinds: `succeeded` (confirmed once) and `refund` (confirmed,
-    /// then one refund, in full for one in four, reported by
-    /// `refund.created` and by `charge.refunded`).
+    /// 100. Kinds: `succeeded` (confirmed once), `checkout` (a Checkout
+    /// Session, confirmed by `checkout.session.completed`), `refund`
+    /// (confirmed, then one refund, in full for one in four, reported by
+    /// `refund.created` and by `charge.refunded`), `dispute` (confirmed,
+    /// then `charge.dispute.created` and `charge.dispute.closed`, lost for
+    /// one in two, won otherwise) and `not_handled` (a `customer.created`,
+    /// which payhook ignores, then confirmed).
     #[arg(long, default_value = "succeeded=100", value_name = "KIND=PERCENT,...")]
     mix: Mix,
     /// Re-deliveries as a fraction of the distinct events (0.1: 10 % more
@@ -109,6 +117,78 @@ struct Options {
     /// The PostgreSQL ceiling script, run with `-u <database url> -n N -c C`.
     #[arg(long, default_value = "bench/pg-ceiling.sh")]
     pg_ceiling_script: PathBuf,
+    /// Soak for this long (90s, 60m, 1h30m; at most 6h) at --rate instead
+    /// of sending N payments: payments are made as needed, a row of figures
+    /// is recorded per minute, and every payment sent is checked at the
+    /// end (--timeout-secs then bounds start-up and the checks, beyond the
+    /// duration). Only with --spawn-server, whose database it writes the
+    /// payments into.
+    #[arg(long, value_parser = parse_soak_duration, requires = "spawn_server",
+          conflicts_with_all = ["events", "ceiling"])]
+    duration: Option<Duration>,
+    /// The soak's rate, in requests per second (deliveries, re-deliveries
+    /// included).
+    #[arg(long, requires = "duration", conflicts_with = "rate_of_peak")]
+    rate: Option<f64>,
+    /// The soak's rate as a fraction of --peak (0.7: 70 % of it).
+    #[arg(long, requires_all = ["duration", "peak"])]
+    rate_of_peak: Option<f64>,
+    /// The peak rate measured by a normal run (its `rate=`), in requests
+    /// per second, for --rate-of-peak.
+    #[arg(long, requires = "rate_of_peak")]
+    peak: Option<f64>,
+    /// Write the soak's rows to this CSV file, one per minute as they come.
+    #[arg(long, value_name = "PATH", requires = "duration")]
+    csv: Option<PathBuf>,
+    /// Draw the soak's rows into this SVG file at the end.
+    #[arg(long, value_name = "PATH", requires = "duration")]
+    plot: Option<PathBuf>,
+    /// The length of a soak's window in seconds: 60 (a minute) but for
+    /// tests.
+    #[arg(long, hide = true, default_value_t = 60, requires = "duration",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    soak_window_secs: u64,
+    /// Another variable for the spawned server, such as
+    /// PAYHOOK_RETENTION_DAYS=1; repeatable. Not one the load generator
+    /// sets itself.
+    #[arg(long, value_name = "KEY=VALUE", requires = "spawn_server",
+          value_parser = parse_server_env)]
+    server_env: Vec<(String, String)>,
+}
+
+/// `--duration`, as [`soak::parse_duration`] reads it.
+fn parse_soak_duration(text: &str) -> Result<Duration, String> {
+    soak::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// `--server-env`, as [`server::parse_env`] reads it.
+fn parse_server_env(text: &str) -> Result<(String, String), String> {
+    server::parse_env(text).map_err(|e| e.to_string())
+}
+
+/// The soak's rate: --rate, or --rate-of-peak times --peak; `None` for a
+/// counted run.
+fn soak_rate(options: &Options) -> anyhow::Result<Option<f64>> {
+    if options.duration.is_none() {
+        return Ok(None);
+    }
+    let rate = match (options.rate, options.rate_of_peak, options.peak) {
+        (Some(rate), None, _) => rate,
+        (None, Some(fraction), Some(peak)) => {
+            if !(fraction > 0.0 && fraction <= 1.0) {
+                bail!("--rate-of-peak must be above 0 and at most 1, got {fraction}");
+            }
+            fraction * peak
+        }
+        _ => bail!("a soak (--duration) needs --rate, or --rate-of-peak with --peak"),
+    };
+    if !(rate > 0.0 && rate <= payhook_loadgen::pace::MAX_RATE) {
+        bail!(
+            "the soak's rate must be above 0 and at most {} requests/s, got {rate}",
+            payhook_loadgen::pace::MAX_RATE
+        );
+    }
+    Ok(Some(rate))
 }
 
 /// The value of `key` in the last `RESULT` line of a ceiling tool's output,
@@ -264,6 +344,7 @@ fn main() -> ExitCode {
 
 fn run(options: &Options) -> anyhow::Result<Outcome> {
     check_preload(options)?;
+    let soak_rate = soak_rate(options)?;
     let events = usize::try_from(options.events).context("--events")?;
     let duplicates = duplicate_count(options.duplicates, plan::event_count(&options.mix, events))?;
     let started_ms = chrono::Utc::now().timestamp_millis();
@@ -304,6 +385,7 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
                 api_token: options.token.clone(),
                 stripe_secret: options.stripe_secret.clone(),
                 log_file,
+                env: options.server_env.clone(),
             };
             Some(SpawnedServer::start(&spec)?)
         }
@@ -324,24 +406,48 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
         seed,
         run_id,
     };
-    let timeout = Duration::from_secs(options.timeout_secs);
+    let timeout = Duration::from_secs(options.timeout_secs) + options.duration.unwrap_or_default();
+    let soak = match (options.duration, soak_rate) {
+        (Some(duration), Some(rate)) => Some(SoakSpec {
+            duration,
+            rate,
+            window: Duration::from_secs(options.soak_window_secs),
+            duplicates: options.duplicates,
+            database_url: verify_url
+                .clone()
+                .context("a soak needs the spawned server's database")?,
+            rss_pid: server.as_ref().map(SpawnedServer::pid),
+            csv: options.csv.clone(),
+            plot: options.plot.clone(),
+        }),
+        _ => None,
+    };
     let system = actix_rt::System::new();
     let result = system.block_on(async {
-        match actix_rt::time::timeout(
-            timeout,
-            drive(
-                &config,
-                server.as_mut(),
-                verify_url.as_deref(),
-                options.preload,
-            ),
-        )
-        .await
-        {
+        let run = async {
+            match &soak {
+                Some(spec) => drive_soak(&config, server.as_mut(), spec).await,
+                None => {
+                    drive(
+                        &config,
+                        server.as_mut(),
+                        verify_url.as_deref(),
+                        options.preload,
+                    )
+                    .await
+                }
+            }
+        };
+        match actix_rt::time::timeout(timeout, run).await {
             Ok(result) => result,
             Err(_) => bail!(
-                "the run did not finish within --timeout-secs {}",
-                options.timeout_secs
+                "the run did not finish within --timeout-secs {}{}",
+                options.timeout_secs,
+                if soak.is_some() {
+                    " beyond the soak's --duration"
+                } else {
+                    ""
+                }
             ),
         }
     });
@@ -369,14 +475,14 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// `800 succeeded, 200 refund (50 in full)`: the payments of each kind.
+/// `800 succeeded, 0 checkout, 200 refund (50 in full), ...`: the
+/// payments of each kind.
 fn kinds_line(prepared: &[load::Prepared]) -> String {
     Kind::ALL
         .into_iter()
         .map(|kind| {
             let count = load::count_of(prepared, kind);
             match kind {
-                Kind::Succeeded => format!("{count} {kind}"),
                 Kind::Refund => {
                     let full = prepared
                         .iter()
@@ -384,10 +490,120 @@ fn kinds_line(prepared: &[load::Prepared]) -> String {
                         .count();
                     format!("{count} {kind} ({full} in full)")
                 }
+                Kind::Dispute => {
+                    let lost = prepared
+                        .iter()
+                        .filter(|p| p.plan.dispute.as_ref().is_some_and(|d| d.lost))
+                        .count();
+                    format!("{count} {kind} ({lost} lost)")
+                }
+                Kind::Succeeded | Kind::Checkout | Kind::NotHandled => format!("{count} {kind}"),
             }
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Waits for the server: the spawned one up to a minute (noticing an
+/// early exit), a running one up to 5 s.
+async fn wait_for_server(
+    client: &awc::Client,
+    config: &LoadConfig,
+    server: Option<&mut SpawnedServer>,
+) -> anyhow::Result<()> {
+    match server {
+        Some(server) => {
+            println!(
+                "spawned payhook pid {} (log: {})",
+                server.pid(),
+                server.log_file().display()
+            );
+            load::wait_ready(client, &config.url, Duration::from_secs(60), || {
+                server.check_alive()
+            })
+            .await
+        }
+        None => load::wait_ready(client, &config.url, Duration::from_secs(5), || Ok(())).await,
+    }
+}
+
+/// The soak, on the actix runtime.
+async fn drive_soak(
+    config: &LoadConfig,
+    server: Option<&mut SpawnedServer>,
+    spec: &SoakSpec,
+) -> anyhow::Result<Outcome> {
+    let client = load::client(config.concurrency, Duration::from_secs(30));
+    println!(
+        "payhook-loadgen soak {}: {:?} at {:.1} requests/s ({}), duplicates {}, concurrency {}, \
+         seed {}, server {}",
+        config.run_id,
+        spec.duration,
+        spec.rate,
+        config.mix,
+        spec.duplicates,
+        config.concurrency,
+        config.seed,
+        config.url.as_str()
+    );
+    wait_for_server(&client, config, server).await?;
+    let outcome = soak::run(&client, config, spec).await?;
+    for line in soak::summary_lines(&outcome) {
+        println!("{line}");
+    }
+    println!("answers by status: {}", outcome.sent.tally.statuses_line());
+    for (message, count) in &outcome.sent.tally.messages {
+        println!("  {count:>9}  {message}");
+    }
+    if outcome.sent.early > 0 {
+        println!(
+            "early: {} refund or dispute deliveries answered 409 and sent again after their \
+             payment's success",
+            outcome.sent.early
+        );
+    }
+    println!(
+        "verify: {}/{} payments as planned through the API, {}/{} in the database; {} events \
+         recorded, {} confirmed; {} outbox rows",
+        outcome.api.as_planned,
+        outcome.payments,
+        outcome.database.as_planned,
+        outcome.payments,
+        outcome.database.events_recorded,
+        outcome.database.events_confirmed,
+        outcome.database.outbox_rows
+    );
+    for failure in &outcome.failures {
+        println!("FAIL: {failure}");
+    }
+    let ok = outcome.failures.is_empty() && outcome.summary.errors == 0;
+    let summary = &outcome.summary;
+    let opt = |v: Option<f64>| v.map_or("na".to_owned(), |v| format!("{v:.2}"));
+    let (p99_min, p99_median, p99_max) = summary
+        .p99_ms
+        .map_or((None, None, None), |(a, b, c)| (Some(a), Some(b), Some(c)));
+    let line = format!(
+        "RESULT soak_s={} rate_target={:.1} mix={} windows={} requests={} errors={} payments={} \
+         rss_first_mib={} rss_max_mib={} rss_growth_pct={} p99_min_ms={} p99_median_ms={} \
+         p99_max_ms={} status={} early_409={} ok={ok}",
+        spec.duration.as_secs(),
+        spec.rate,
+        config.mix,
+        summary.windows,
+        summary.requests,
+        summary.errors,
+        outcome.payments,
+        opt(summary.rss_first_mib),
+        opt(summary.rss_max_after_first_mib),
+        opt(summary.rss_growth_pct),
+        opt(p99_min),
+        opt(p99_median),
+        opt(p99_max),
+        outcome.sent.tally.statuses_line().replace(' ', ","),
+        outcome.sent.early,
+    );
+    let rate = summary.requests as f64 / outcome.sent.elapsed.as_secs_f64().max(1e-9);
+    Ok(Outcome { ok, line, rate })
 }
 
 /// The run itself, on the actix runtime.
@@ -409,19 +625,7 @@ async fn drive(
         config.seed,
         config.url.as_str()
     );
-    if let Some(server) = server.as_deref_mut() {
-        println!(
-            "spawned payhook pid {} (log: {})",
-            server.pid(),
-            server.log_file().display()
-        );
-        load::wait_ready(&client, &config.url, Duration::from_secs(60), || {
-            server.check_alive()
-        })
-        .await?;
-    } else {
-        load::wait_ready(&client, &config.url, Duration::from_secs(5), || Ok(())).await?;
-    }
+    wait_for_server(&client, config, server.as_deref_mut()).await?;
 
     let cpu = |server: &Option<&mut SpawnedServer>| server.as_ref().and_then(|s| s.cpu_time());
     let started = Instant::now();
@@ -492,9 +696,16 @@ async fn drive(
     }
     if sent.early > 0 {
         println!(
-            "early: {} refund deliveries answered 409 (they overtook their payment's success) \
-             and sent again after it; not counted as answers",
+            "early: {} refund or dispute deliveries answered 409 (they overtook their \
+             payment's success) and sent again after it; not counted as answers",
             sent.early
+        );
+    }
+    for (event_type, count) in &sent.ignored {
+        println!(
+            "ignored: {count} {} answered {:?}",
+            event_type.as_str(),
+            load::IGNORED
         );
     }
     if let Some(error) = &sent.first_error {
@@ -559,7 +770,12 @@ async fn drive(
         }
         None => None,
     };
-    let failed = load::failures(&prepared, &sent, &api, database.as_ref());
+    let failed = load::failures(
+        &load::Expected::of(&prepared),
+        &sent,
+        &api,
+        database.as_ref(),
+    );
     for failure in &failed {
         println!("FAIL: {failure}");
     }
@@ -569,13 +785,17 @@ async fn drive(
         (millis(l.p50), millis(l.p90), millis(l.p99), millis(l.max))
     });
     let line = format!(
-        "RESULT events={} mix={} refunds={} duplicates={} concurrency={} preload={preloaded} \
+        "RESULT events={} mix={} refunds={} disputes={} checkouts={} not_handled={} \
+         duplicates={} concurrency={} preload={preloaded} \
          seconds={seconds:.3} rate={rate:.1} events_rate={events_rate:.1} p50_ms={p50} \
          p90_ms={p90} p99_ms={p99} max_ms={max} rss_peak_kib={} status={} early_409={} \
          setup_retries={} ok={ok}",
         config.events,
         config.mix,
         load::count_of(&prepared, Kind::Refund),
+        load::count_of(&prepared, Kind::Dispute),
+        load::count_of(&prepared, Kind::Checkout),
+        load::count_of(&prepared, Kind::NotHandled),
         config.duplicates,
         config.concurrency,
         rss_peak.map_or("na".into(), |v| v.to_string()),
@@ -626,9 +846,20 @@ mod tests {
         assert_eq!(mixed.mix.share(Kind::Refund), 20);
         // 800 payments with one event, 200 with three.
         assert_eq!(plan::event_count(&mixed.mix, 1_000), 1_400);
+        let every = Options::try_parse_from([
+            "payhook-loadgen",
+            "--mix",
+            "succeeded=70,checkout=10,refund=10,dispute=5,not_handled=5",
+        ])
+        .unwrap();
+        for kind in Kind::ALL {
+            assert!(every.mix.share(kind) > 0, "{kind}");
+        }
+        // 800 payments of one event, 100 + 50 of three, 50 of two.
+        assert_eq!(plan::event_count(&every.mix, 1_000), 800 + 450 + 100);
         for (bad, says) in [
             ("succeeded=90,refund=20", "add up to 110"),
-            ("succeeded=90,dispute=10", "unknown kind `dispute`"),
+            ("succeeded=90,chargeback=10", "unknown kind `chargeback`"),
         ] {
             let error = Options::try_parse_from(["payhook-loadgen", "--mix", bad])
                 .unwrap_err()
@@ -667,5 +898,125 @@ mod tests {
         assert_eq!(spawned.preload, 1_000_000);
         assert!(check_preload(&spawned).is_ok());
         assert!(Options::try_parse_from(["payhook-loadgen", "--preload", "-1"]).is_err());
+    }
+
+    #[test]
+    fn a_soak_is_bounded_spawned_and_paced() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["payhook-loadgen"];
+            all.extend_from_slice(args);
+            Options::try_parse_from(all)
+        };
+        let soak = parse(&[
+            "--spawn-server",
+            "target/release/payhook",
+            "--duration",
+            "60m",
+            "--rate",
+            "2000",
+            "--csv",
+            "soak.csv",
+            "--plot",
+            "soak.svg",
+            "--server-env",
+            "PAYHOOK_RETENTION_DAYS=1",
+            "--server-env",
+            "RUST_LOG=warn",
+        ])
+        .unwrap();
+        assert_eq!(soak.duration, Some(Duration::from_secs(3_600)));
+        assert_eq!(soak_rate(&soak).unwrap(), Some(2_000.0));
+        assert_eq!(soak.soak_window_secs, 60);
+        assert_eq!(
+            soak.server_env,
+            [
+                ("PAYHOOK_RETENTION_DAYS".to_owned(), "1".to_owned()),
+                ("RUST_LOG".to_owned(), "warn".to_owned())
+            ]
+        );
+        let of_peak = parse(&[
+            "--spawn-server",
+            "p",
+            "--duration",
+            "1h",
+            "--rate-of-peak",
+            "0.7",
+            "--peak",
+            "6000",
+        ])
+        .unwrap();
+        assert!((soak_rate(&of_peak).unwrap().unwrap() - 4_200.0).abs() < 1e-9);
+        let too_much = parse(&[
+            "--spawn-server",
+            "p",
+            "--duration",
+            "1h",
+            "--rate-of-peak",
+            "1.5",
+            "--peak",
+            "6000",
+        ])
+        .unwrap();
+        assert!(soak_rate(&too_much).is_err());
+        let no_rate = parse(&["--spawn-server", "p", "--duration", "1h"]).unwrap();
+        assert!(soak_rate(&no_rate)
+            .unwrap_err()
+            .to_string()
+            .contains("--rate"));
+        assert_eq!(soak_rate(&parse(&[]).unwrap()).unwrap(), None);
+        for (refused, why) in [
+            (&["--duration", "1h", "--rate", "10"][..], "spawn-server"),
+            (
+                &["--spawn-server", "p", "--duration", "7h", "--rate", "10"][..],
+                "6 h",
+            ),
+            (
+                &["--spawn-server", "p", "--duration", "60", "--rate", "10"][..],
+                "duration",
+            ),
+            (
+                &[
+                    "--spawn-server",
+                    "p",
+                    "--duration",
+                    "1h",
+                    "-n",
+                    "5",
+                    "--rate",
+                    "1",
+                ][..],
+                "events",
+            ),
+            (
+                &[
+                    "--spawn-server",
+                    "p",
+                    "--duration",
+                    "1h",
+                    "--rate",
+                    "1",
+                    "--rate-of-peak",
+                    "0.5",
+                    "--peak",
+                    "9",
+                ][..],
+                "rate",
+            ),
+            (&["--rate", "10"][..], "duration"),
+            (&["--csv", "x.csv"][..], "duration"),
+            (
+                &[
+                    "--spawn-server",
+                    "p",
+                    "--server-env",
+                    "DATABASE_URL=sqlite://x",
+                ][..],
+                "DATABASE_URL",
+            ),
+            (&["--server-env", "A=1"][..], "spawn-server"),
+        ] {
+            let error = parse(refused).unwrap_err().to_string();
+            assert!(error.contains(why), "{refused:?}: {error}");
+        }
     }
 }

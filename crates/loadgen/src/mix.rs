@@ -4,9 +4,8 @@
 //!
 //! A kind names what happens to one payment, not one event: a `refund`
 //! payment is confirmed first and then refunded, so it is sent more events
-//! than a `succeeded` one. New kinds (checkout sessions, disputes, events
-//! payhook does not handle) are new [`Kind`] variants; the syntax, the
-//! checks and the sharing stay as they are.
+//! than a `succeeded` one. A new kind is a new [`Kind`] variant; the
+//! syntax, the checks and the sharing stay as they are.
 //!
 //! What it deliberately does not do: build or send events (see
 //! [`crate::load`]), or accept fractions of a percent: a mix is read by
@@ -22,20 +21,42 @@ use crate::rng::SplitMix64;
 pub enum Kind {
     /// Confirmed once by `payment_intent.succeeded`.
     Succeeded,
+    /// A Stripe Checkout Session: marked pending with its `cs_...` id,
+    /// confirmed by `checkout.session.completed` (paid), which also
+    /// teaches payhook the session's PaymentIntent.
+    Checkout,
     /// Confirmed, then refunded: one refund reported twice, by
     /// `refund.created` and by the `charge.refunded` running total.
     Refund,
+    /// Confirmed, then disputed: `charge.dispute.created`, then
+    /// `charge.dispute.closed`, won or lost.
+    Dispute,
+    /// Confirmed, and sent an event type payhook does not handle
+    /// (`customer.created`), which must be answered `ignored` and not stored.
+    NotHandled,
 }
 
 impl Kind {
-    /// Every kind, in the order a mix is printed.
-    pub const ALL: [Self; 2] = [Self::Succeeded, Self::Refund];
+    /// Every kind, in the order a mix is printed. Also their `Ord` order,
+    /// which [`Mix`] sorts by, and the tie-break of [`Mix::counts`]: new
+    /// kinds come after `succeeded`, so the runs of a `succeeded` and
+    /// `refund` mix are what they were before them, draw for draw.
+    pub const ALL: [Self; 5] = [
+        Self::Succeeded,
+        Self::Checkout,
+        Self::Refund,
+        Self::Dispute,
+        Self::NotHandled,
+    ];
 
     /// The name `--mix` uses.
     pub fn name(self) -> &'static str {
         match self {
             Self::Succeeded => "succeeded",
+            Self::Checkout => "checkout",
             Self::Refund => "refund",
+            Self::Dispute => "dispute",
+            Self::NotHandled => "not_handled",
         }
     }
 
@@ -79,7 +100,7 @@ pub enum MixError {
     Total(u32),
 }
 
-/// `succeeded, refund`, for error messages.
+/// `succeeded, checkout, refund, ...`, for error messages.
 fn known_kinds() -> String {
     Kind::ALL.map(Kind::name).join(", ")
 }
@@ -232,7 +253,13 @@ mod tests {
         assert_eq!(Mix::default().to_string(), "succeeded=100");
         assert_eq!(
             Mix::default().counts(20_000),
-            [(Kind::Succeeded, 20_000), (Kind::Refund, 0)]
+            [
+                (Kind::Succeeded, 20_000),
+                (Kind::Checkout, 0),
+                (Kind::Refund, 0),
+                (Kind::Dispute, 0),
+                (Kind::NotHandled, 0)
+            ]
         );
     }
 
@@ -241,8 +268,12 @@ mod tests {
         assert_eq!(mix(""), Err(MixError::Empty));
         assert_eq!(mix("  "), Err(MixError::Empty));
         assert_eq!(
-            mix("succeeded=90,dispute=10"),
-            Err(MixError::UnknownKind("dispute".into()))
+            mix("succeeded=90,chargeback=10"),
+            Err(MixError::UnknownKind("chargeback".into()))
+        );
+        assert_eq!(
+            mix("succeeded=90,not-handled=10"),
+            Err(MixError::UnknownKind("not-handled".into()))
         );
         assert_eq!(
             mix("Succeeded=100"),
@@ -271,23 +302,55 @@ mod tests {
             );
         }
         let unknown = mix("chargeback=100").unwrap_err().to_string();
-        assert!(unknown.contains("succeeded, refund"), "{unknown}");
+        assert!(
+            unknown.contains("succeeded, checkout, refund, dispute, not_handled"),
+            "{unknown}"
+        );
         assert!(MixError::Total(110).to_string().contains("110"));
+    }
+
+    /// The counts of the kinds that have any.
+    fn given(counts: Vec<(Kind, usize)>) -> Vec<(Kind, usize)> {
+        counts.into_iter().filter(|(_, n)| *n > 0).collect()
     }
 
     #[test]
     fn counts_add_up_and_stay_within_one_of_the_exact_share() {
         let read = mix("succeeded=80,refund=20").unwrap();
         assert_eq!(
-            read.counts(5_000),
+            given(read.counts(5_000)),
             [(Kind::Succeeded, 4_000), (Kind::Refund, 1_000)]
         );
+        assert_eq!(read.counts(5_000).len(), Kind::ALL.len());
         // 7 * 0.33 = 2.31 and 7 * 0.67 = 4.69: the larger remainder rounds up.
         let thirds = mix("succeeded=67,refund=33").unwrap();
-        assert_eq!(thirds.counts(7), [(Kind::Succeeded, 5), (Kind::Refund, 2)]);
+        assert_eq!(
+            given(thirds.counts(7)),
+            [(Kind::Succeeded, 5), (Kind::Refund, 2)]
+        );
         // A tie goes to the earlier kind.
         let halves = mix("succeeded=50,refund=50").unwrap();
-        assert_eq!(halves.counts(3), [(Kind::Succeeded, 2), (Kind::Refund, 1)]);
+        assert_eq!(
+            given(halves.counts(3)),
+            [(Kind::Succeeded, 2), (Kind::Refund, 1)]
+        );
+        let issue = mix("succeeded=70,checkout=10,refund=10,dispute=5,not_handled=5").unwrap();
+        assert_eq!(
+            issue.counts(5_000),
+            [
+                (Kind::Succeeded, 3_500),
+                (Kind::Checkout, 500),
+                (Kind::Refund, 500),
+                (Kind::Dispute, 250),
+                (Kind::NotHandled, 250)
+            ]
+        );
+        // 2.1, 0.3, 0.3, 0.15 and 0.15 of 3: the one payment left over goes
+        // to the largest remainder, checkout's (tied with refund's, earlier).
+        assert_eq!(
+            given(issue.counts(3)),
+            [(Kind::Succeeded, 2), (Kind::Checkout, 1)]
+        );
         for payments in [0, 1, 2, 3, 99, 101, 200, 1_234] {
             for refund in [0, 1, 10, 33, 50, 99, 100] {
                 let read = mix(&format!("succeeded={},refund={refund}", 100 - refund)).unwrap();
@@ -311,5 +374,48 @@ mod tests {
         assert_ne!(kinds, read.assign(200, &mut SplitMix64::new(8)));
         // Spread, not bunched at one end.
         assert!(kinds[..100].contains(&Kind::Refund) && kinds[100..].contains(&Kind::Refund));
+    }
+
+    #[test]
+    fn every_kind_is_read_by_its_name_and_shared() {
+        let read = mix("not_handled=5, dispute=5,refund=10,checkout=10,succeeded=70").unwrap();
+        assert_eq!(
+            read.to_string(),
+            "succeeded=70,checkout=10,refund=10,dispute=5,not_handled=5"
+        );
+        assert_eq!(mix(&read.to_string()).unwrap(), read);
+        for kind in Kind::ALL {
+            assert_eq!(Kind::from_name(kind.name()), Some(kind));
+        }
+        let kinds = read.assign(1_000, &mut SplitMix64::new(3));
+        for (kind, share) in [
+            (Kind::Succeeded, 700),
+            (Kind::Checkout, 100),
+            (Kind::Refund, 100),
+            (Kind::Dispute, 50),
+            (Kind::NotHandled, 50),
+        ] {
+            assert_eq!(
+                kinds.iter().filter(|k| **k == kind).count(),
+                share,
+                "{kind}"
+            );
+        }
+        assert_eq!(mix("checkout=60,dispute=50"), Err(MixError::Total(110)));
+        assert_eq!(
+            mix("dispute=50,dispute=50"),
+            Err(MixError::Repeated(Kind::Dispute))
+        );
+    }
+
+    #[test]
+    fn new_kinds_at_zero_leave_an_old_mix_as_it_was() {
+        // The shuffle of a succeeded/refund mix, as it was with two kinds.
+        let read = mix("succeeded=80,refund=20").unwrap();
+        let mut old: Vec<Kind> = std::iter::repeat_n(Kind::Succeeded, 160)
+            .chain(std::iter::repeat_n(Kind::Refund, 40))
+            .collect();
+        SplitMix64::new(11).shuffle(&mut old);
+        assert_eq!(read.assign(200, &mut SplitMix64::new(11)), old);
     }
 }

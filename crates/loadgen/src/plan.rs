@@ -1,9 +1,9 @@
 //! What a run means to happen to each of its payments, decided from
 //! `--mix` before anything is sent, and what payhook must show for it
 //! afterwards: the events of each payment in the order its own task sends
-//! them, the statuses and refunded amount the API must answer, and the
-//! rows the database must hold. Exactly once is checked against this plan,
-//! payment by payment.
+//! them, the statuses, refunded amount and dispute the API must answer, and
+//! the rows the database must hold. Exactly once is checked against this
+//! plan, payment by payment.
 //!
 //! What it deliberately does not do: talk to the server or the database
 //! ([`crate::load`] does, and hands the answers and rows in here).
@@ -15,11 +15,15 @@ use serde_json::Value;
 use crate::load::{amount_minor, decimal};
 use crate::mix::{Kind, Mix};
 use crate::rng::SplitMix64;
-use crate::stripe::{self, EventSpec, RefundSpec};
+use crate::stripe::{self, CheckoutSpec, DisputeSpec, DisputeState, EventSpec, RefundSpec};
 
 /// One refund in this many (the first included) gives all of the money
 /// back; the others give back part of it.
 pub const FULL_REFUND_EVERY: usize = 4;
+
+/// One dispute in this many (the first included) is lost; the others are
+/// won.
+pub const LOST_DISPUTE_EVERY: usize = 2;
 
 /// Seeds the mix's shuffle apart from the delivery schedule's, so that the
 /// kinds of the payments do not follow the order they are sent in.
@@ -30,34 +34,71 @@ const MIX_STREAM: u64 = 0x6d69_785f_6b69_6e64;
 pub enum EventType {
     /// Confirms the payment.
     PaymentIntentSucceeded,
+    /// Confirms a checkout payment (`payment_status` `paid`).
+    CheckoutSessionCompleted,
     /// One refund, as it was created (and succeeded).
     RefundCreated,
     /// The charge's running total of refunds, with the refund listed.
     ChargeRefunded,
+    /// A dispute opened (`needs_response`).
+    ChargeDisputeCreated,
+    /// The dispute decided, won or lost.
+    ChargeDisputeClosed,
+    /// A type payhook does not handle.
+    CustomerCreated,
 }
 
 impl EventType {
     /// Every type, in the order reports list them.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 7] = [
         Self::PaymentIntentSucceeded,
+        Self::CheckoutSessionCompleted,
         Self::RefundCreated,
         Self::ChargeRefunded,
+        Self::ChargeDisputeCreated,
+        Self::ChargeDisputeClosed,
+        Self::CustomerCreated,
     ];
 
     /// Stripe's name of the type.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PaymentIntentSucceeded => "payment_intent.succeeded",
+            Self::CheckoutSessionCompleted => "checkout.session.completed",
             Self::RefundCreated => "refund.created",
             Self::ChargeRefunded => "charge.refunded",
+            Self::ChargeDisputeCreated => "charge.dispute.created",
+            Self::ChargeDisputeClosed => "charge.dispute.closed",
+            Self::CustomerCreated => "customer.created",
         }
+    }
+
+    /// True for the types that complete their payment: the first answer of
+    /// one says `Payment confirmed`.
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            Self::PaymentIntentSucceeded | Self::CheckoutSessionCompleted
+        )
     }
 
     /// True for the types payhook answers 409 (and keeps) while the
     /// payment has not completed: a re-delivery of one may overtake its
     /// payment's success, and is sent again after it.
     pub fn needs_completion(self) -> bool {
-        !matches!(self, Self::PaymentIntentSucceeded)
+        matches!(
+            self,
+            Self::RefundCreated
+                | Self::ChargeRefunded
+                | Self::ChargeDisputeCreated
+                | Self::ChargeDisputeClosed
+        )
+    }
+
+    /// False for the types payhook answers `ignored` without storing
+    /// them; it records every event of the others once.
+    pub fn is_stored(self) -> bool {
+        self != Self::CustomerCreated
     }
 }
 
@@ -70,6 +111,26 @@ pub struct RefundPlan {
     pub amount_minor: i64,
 }
 
+/// The dispute a `dispute` payment is given: opened, then decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputePlan {
+    /// `dp_load_<run>_<i>`.
+    pub dispute_id: String,
+    /// True when the shop loses it; otherwise it is won.
+    pub lost: bool,
+}
+
+impl DisputePlan {
+    /// The dispute status payhook must end with: `lost` or `won`.
+    pub fn final_status(&self) -> &'static str {
+        if self.lost {
+            "lost"
+        } else {
+            "won"
+        }
+    }
+}
+
 /// What happens to one payment of the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentPlan {
@@ -79,13 +140,19 @@ pub struct PaymentPlan {
     pub kind: Kind,
     /// Its amount, in cents.
     pub amount_minor: i64,
-    /// `pi_load_<run>_<i>`: its external id at Stripe.
+    /// `pi_load_<run>_<i>`: its PaymentIntent at Stripe, which every
+    /// payment ends with as its gateway reference.
     pub payment_intent: String,
+    /// The external id it is marked pending with: its PaymentIntent, or
+    /// for a checkout payment its session, `cs_load_<run>_<i>`.
+    pub external_id: String,
     /// Its events, in the order its own task sends them: the success
-    /// first, so that no refund of it is answered 409.
+    /// before any refund or dispute of it, so that none is answered 409.
     pub events: Vec<(EventType, String)>,
     /// Its refund, for a `refund` payment.
     pub refund: Option<RefundPlan>,
+    /// Its dispute, for a `dispute` payment.
+    pub dispute: Option<DisputePlan>,
 }
 
 /// The refund of payment `index` of `amount_minor` cents: all of it when
@@ -102,9 +169,11 @@ pub fn refund_minor(index: usize, amount_minor: i64, full: bool) -> i64 {
 /// The events a payment of `kind` is sent, re-deliveries aside.
 pub fn events_per_payment(kind: Kind) -> usize {
     match kind {
-        Kind::Succeeded => 1,
-        // The success, and the one refund reported twice.
-        Kind::Refund => 3,
+        Kind::Succeeded | Kind::Checkout => 1,
+        // The success, and the one refund reported twice; or the dispute
+        // opened and closed; or the customer created, then the success.
+        Kind::Refund | Kind::Dispute => 3,
+        Kind::NotHandled => 2,
     }
 }
 
@@ -119,19 +188,48 @@ pub fn event_count(mix: &Mix, payments: usize) -> usize {
 
 /// The plan of each of `payments` payments of run `run_id`: their kinds
 /// shared as `mix` says and spread by `seed`; every
-/// [`FULL_REFUND_EVERY`]th refund in full.
+/// [`FULL_REFUND_EVERY`]th refund in full, every [`LOST_DISPUTE_EVERY`]th
+/// dispute lost.
 pub fn plans(mix: &Mix, payments: usize, run_id: &str, seed: u64) -> Vec<PaymentPlan> {
+    plans_from(mix, 0, payments, run_id, seed)
+}
+
+/// [`plans`] of `payments` payments numbered from `first`: one chunk of a
+/// soak, whose ids go on from the chunk before. The kinds are shared
+/// within the chunk; the n-th refund and dispute count from its start.
+pub fn plans_from(
+    mix: &Mix,
+    first: usize,
+    payments: usize,
+    run_id: &str,
+    seed: u64,
+) -> Vec<PaymentPlan> {
     let kinds = mix.assign(payments, &mut SplitMix64::new(seed ^ MIX_STREAM));
-    let mut refunds = 0;
+    let (mut refunds, mut disputes) = (0, 0);
     kinds
         .into_iter()
         .enumerate()
-        .map(|(index, kind)| {
+        .map(|(offset, kind)| {
+            let index = first + offset;
             let amount_minor = amount_minor(index);
             let event_id = format!("evt_load_{run_id}_{index}");
-            let mut events = vec![(EventType::PaymentIntentSucceeded, event_id.clone())];
-            let refund = match kind {
-                Kind::Succeeded => None,
+            let payment_intent = format!("pi_load_{run_id}_{index}");
+            let mut plan = PaymentPlan {
+                index,
+                kind,
+                amount_minor,
+                external_id: payment_intent.clone(),
+                payment_intent,
+                events: vec![(EventType::PaymentIntentSucceeded, event_id.clone())],
+                refund: None,
+                dispute: None,
+            };
+            match kind {
+                Kind::Succeeded => {}
+                Kind::Checkout => {
+                    plan.external_id = format!("cs_load_{run_id}_{index}");
+                    plan.events = vec![(EventType::CheckoutSessionCompleted, event_id)];
+                }
                 Kind::Refund => {
                     let full = refunds % FULL_REFUND_EVERY == 0;
                     refunds += 1;
@@ -144,21 +242,31 @@ pub fn plans(mix: &Mix, payments: usize, run_id: &str, seed: u64) -> Vec<Payment
                     if index % 2 == 1 {
                         reports.reverse();
                     }
-                    events.extend(reports);
-                    Some(RefundPlan {
+                    plan.events.extend(reports);
+                    plan.refund = Some(RefundPlan {
                         refund_id: format!("re_load_{run_id}_{index}"),
                         amount_minor: refund_minor(index, amount_minor, full),
-                    })
+                    });
                 }
-            };
-            PaymentPlan {
-                index,
-                kind,
-                amount_minor,
-                payment_intent: format!("pi_load_{run_id}_{index}"),
-                events,
-                refund,
+                Kind::Dispute => {
+                    let lost = disputes % LOST_DISPUTE_EVERY == 0;
+                    disputes += 1;
+                    plan.events.extend([
+                        (EventType::ChargeDisputeCreated, format!("{event_id}_dc")),
+                        (EventType::ChargeDisputeClosed, format!("{event_id}_dx")),
+                    ]);
+                    plan.dispute = Some(DisputePlan {
+                        dispute_id: format!("dp_load_{run_id}_{index}"),
+                        lost,
+                    });
+                }
+                Kind::NotHandled => {
+                    // Stripe creates the customer before the payment.
+                    plan.events
+                        .insert(0, (EventType::CustomerCreated, format!("{event_id}_cu")));
+                }
             }
+            plan
         })
         .collect()
 }
@@ -171,9 +279,15 @@ pub struct StoredPayment {
     pub status: String,
     /// Its order's `status`.
     pub order_status: String,
-    /// `payments.refunded_minor`, when the check read it (runs with
-    /// refunds: a database from before refunds has no such column).
+    /// `payments.gateway_reference`.
+    pub gateway_reference: Option<String>,
+    /// `payments.refunded_minor`, when the check read the ledger (runs
+    /// with refunds or disputes: a database from before them has no such
+    /// column).
     pub refunded_minor: Option<i64>,
+    /// `payments.dispute_id` and `dispute_status`, read with
+    /// `refunded_minor` (the same migration added them).
+    pub dispute: Option<(String, String)>,
     /// The `kind` of each of its outbox rows.
     pub outbox: Vec<String>,
     /// Its rows of `refunds`: refund id, amount in cents, status. Read
@@ -194,7 +308,7 @@ impl PaymentPlan {
         self.refund.as_ref().map_or(0, |refund| refund.amount_minor)
     }
 
-    /// The payment status it must end with.
+    /// The payment status it must end with: a dispute changes none.
     pub fn expected_status(&self) -> &'static str {
         match &self.refund {
             None => "completed",
@@ -215,7 +329,9 @@ impl PaymentPlan {
 
     /// The outbox rows it must have, each once, sorted: `order.paid`;
     /// with a refund `payment.refunded` (the refund counts once however
-    /// often it is reported); refunded in full, `order.refunded` too.
+    /// often it is reported); refunded in full, `order.refunded` too; with
+    /// a dispute `payment.disputed` and `payment.dispute_closed` (however
+    /// its two reports are ordered or repeated).
     pub fn expected_outbox(&self) -> Vec<&'static str> {
         let mut kinds = vec!["order.paid"];
         if self.refund.is_some() {
@@ -224,63 +340,130 @@ impl PaymentPlan {
         if self.refunded_in_full() {
             kinds.push("order.refunded");
         }
+        if self.dispute.is_some() {
+            kinds.extend(["payment.disputed", "payment.dispute_closed"]);
+        }
         kinds.sort_unstable();
         kinds
     }
 
+    /// Its events that payhook records (all but those of types it does
+    /// not handle).
+    pub fn stored_events(&self) -> usize {
+        self.events.iter().filter(|(t, _)| t.is_stored()).count()
+    }
+
     /// The bodies of [`PaymentPlan::events`], in the same order, for the
-    /// shop's order `order_id`, the success created at unix time `created`
-    /// and each refund report a second after the report before.
-    pub fn bodies(&self, order_id: i64, created: i64) -> Vec<Vec<u8>> {
+    /// shop's order `order_id` and payment `transaction_id`, the success
+    /// created at unix time `created`, each later report a second after
+    /// the one before, and a customer a minute before.
+    pub fn bodies(&self, order_id: i64, transaction_id: &str, created: i64) -> Vec<Vec<u8>> {
         self.events
             .iter()
-            .map(|(event_type, event_id)| match (event_type, &self.refund) {
-                (EventType::PaymentIntentSucceeded, _) => {
-                    stripe::payment_intent_succeeded(&EventSpec {
-                        event_id,
-                        payment_intent: &self.payment_intent,
-                        amount_minor: self.amount_minor,
-                        order_id,
-                        created,
-                    })
-                }
-                (refund_type, Some(refund)) => {
-                    let spec = RefundSpec {
-                        event_id,
-                        payment_intent: &self.payment_intent,
-                        refund_id: &refund.refund_id,
-                        amount_minor: self.amount_minor,
-                        refund_minor: refund.amount_minor,
-                        order_id,
-                        created: created
-                            + if *refund_type == EventType::RefundCreated {
-                                1
-                            } else {
-                                2
-                            },
-                    };
-                    if *refund_type == EventType::RefundCreated {
-                        stripe::refund_created(&spec)
-                    } else {
-                        stripe::charge_refunded(&spec)
-                    }
-                }
-                (refund_type, None) => unreachable!(
-                    "plans() gives {} events to refund payments only",
-                    refund_type.as_str()
-                ),
+            .map(|(event_type, event_id)| {
+                self.body(*event_type, event_id, order_id, transaction_id, created)
             })
             .collect()
     }
 
+    /// The body of one of its events.
+    fn body(
+        &self,
+        event_type: EventType,
+        event_id: &str,
+        order_id: i64,
+        transaction_id: &str,
+        created: i64,
+    ) -> Vec<u8> {
+        let refund = |refund_type: EventType| {
+            let refund = self
+                .refund
+                .as_ref()
+                .expect("plans() gives refund events to refund payments only");
+            let spec = RefundSpec {
+                event_id,
+                payment_intent: &self.payment_intent,
+                refund_id: &refund.refund_id,
+                amount_minor: self.amount_minor,
+                refund_minor: refund.amount_minor,
+                order_id,
+                created: created
+                    + if refund_type == EventType::RefundCreated {
+                        1
+                    } else {
+                        2
+                    },
+            };
+            if refund_type == EventType::RefundCreated {
+                stripe::refund_created(&spec)
+            } else {
+                stripe::charge_refunded(&spec)
+            }
+        };
+        let dispute = |closed: bool| {
+            let dispute = self
+                .dispute
+                .as_ref()
+                .expect("plans() gives dispute events to dispute payments only");
+            let state = match (closed, dispute.lost) {
+                (false, _) => DisputeState::NeedsResponse,
+                (true, true) => DisputeState::Lost,
+                (true, false) => DisputeState::Won,
+            };
+            stripe::dispute_event(&DisputeSpec {
+                event_id,
+                dispute_id: &dispute.dispute_id,
+                payment_intent: &self.payment_intent,
+                amount_minor: self.amount_minor,
+                state,
+                created: created + if closed { 2 } else { 1 },
+            })
+        };
+        match event_type {
+            EventType::PaymentIntentSucceeded => stripe::payment_intent_succeeded(&EventSpec {
+                event_id,
+                payment_intent: &self.payment_intent,
+                amount_minor: self.amount_minor,
+                order_id,
+                created,
+            }),
+            EventType::CheckoutSessionCompleted => {
+                stripe::checkout_session_completed(&CheckoutSpec {
+                    event_id,
+                    session_id: &self.external_id,
+                    payment_intent: &self.payment_intent,
+                    transaction_id,
+                    amount_minor: self.amount_minor,
+                    order_id,
+                    created,
+                })
+            }
+            EventType::RefundCreated | EventType::ChargeRefunded => refund(event_type),
+            EventType::ChargeDisputeCreated => dispute(false),
+            EventType::ChargeDisputeClosed => dispute(true),
+            EventType::CustomerCreated => {
+                let customer = self.payment_intent.replacen("pi_", "cus_", 1);
+                stripe::customer_created(event_id, &customer, created - 60)
+            }
+        }
+    }
+
     /// Checks the answer of `GET /api/v1/order-payments/{id}/`: the
-    /// status, `refunded_amount` and `refunds` the plan leads to. A payment
-    /// without a refund may lack the two fields (a server from before
-    /// refunds); one with a refund must show them.
+    /// status, `refunded_amount` and `refunds` the plan leads to, its
+    /// PaymentIntent as `gateway_reference` (for a checkout payment,
+    /// learned from the session), and its dispute. A payment without a
+    /// refund may lack the refund fields, and one without a dispute the
+    /// `dispute` (a server from before them); one with either must show it.
     pub fn check_api(&self, answer: &Value) -> Result<(), String> {
         let expected = self.expected_status();
         if answer["status"] != expected {
             return Err(format!("status {}, expected {expected}", answer["status"]));
+        }
+        if answer["gateway_reference"] != *self.payment_intent {
+            return Err(format!(
+                "gateway_reference {}, expected {:?}",
+                answer["gateway_reference"], self.payment_intent
+            ));
         }
         let refunded = &answer["refunded_amount"];
         let refunds = &answer["refunds"];
@@ -313,13 +496,32 @@ impl PaymentPlan {
                 }
             }
         }
+        let dispute = &answer["dispute"];
+        match &self.dispute {
+            None if dispute.is_null() => {}
+            None => return Err(format!("dispute {dispute}, expected none")),
+            Some(planned) => {
+                let amount = decimal(self.amount_minor);
+                if dispute["dispute_id"] != *planned.dispute_id
+                    || dispute["status"] != planned.final_status()
+                    || dispute["amount"] != *amount
+                {
+                    return Err(format!(
+                        "dispute {dispute}, expected {} {} of {amount}",
+                        planned.dispute_id,
+                        planned.final_status()
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
     /// Checks what the database holds for the payment against the plan:
-    /// its status and its order's, each outbox row once (no `order.paid`
-    /// twice), and, when they were read, `refunded_minor` and one
-    /// succeeded `refunds` row of the refund sent.
+    /// its status and its order's, its gateway reference, each outbox row
+    /// once (no `order.paid` twice, no notification missing), and, when
+    /// they were read, `refunded_minor`, one succeeded `refunds` row of the
+    /// refund sent, and the dispute decided as planned.
     pub fn check_stored(&self, stored: &StoredPayment) -> Result<(), String> {
         let expected = self.expected_status();
         if stored.status != expected {
@@ -330,6 +532,12 @@ impl PaymentPlan {
             return Err(format!(
                 "order status {}, expected {order}",
                 stored.order_status
+            ));
+        }
+        if stored.gateway_reference.as_deref() != Some(self.payment_intent.as_str()) {
+            return Err(format!(
+                "gateway_reference {:?}, expected {:?}",
+                stored.gateway_reference, self.payment_intent
             ));
         }
         let mut outbox: Vec<&str> = stored.outbox.iter().map(String::as_str).collect();
@@ -360,6 +568,17 @@ impl PaymentPlan {
                     "refunds rows {:?}, expected {planned:?}",
                     stored.refunds
                 ));
+            }
+            let dispute = stored
+                .dispute
+                .as_ref()
+                .map(|(id, status)| (id.as_str(), status.as_str()));
+            let planned = self
+                .dispute
+                .as_ref()
+                .map(|dispute| (dispute.dispute_id.as_str(), dispute.final_status()));
+            if dispute != planned {
+                return Err(format!("dispute {dispute:?}, expected {planned:?}"));
             }
         }
         Ok(())
@@ -451,7 +670,7 @@ mod tests {
         let plans = mixed();
         let plan = plans.iter().find(|p| p.refund.is_some()).unwrap();
         let refund = plan.refund.as_ref().unwrap();
-        let bodies = plan.bodies(42, 1_700_000_000);
+        let bodies = plan.bodies(42, "TXN-0A1B2C3D4E", 1_700_000_000);
         assert_eq!(bodies.len(), 3);
         for ((event_type, event_id), body) in plan.events.iter().zip(&bodies) {
             let event: Value = serde_json::from_slice(body).unwrap();
@@ -480,6 +699,7 @@ mod tests {
                     assert_eq!(object["refunds"]["data"][0]["id"], *refund.refund_id);
                     assert_eq!(event["created"], 1_700_000_002);
                 }
+                other => panic!("a refund payment is sent no {}", other.as_str()),
             }
         }
     }
@@ -494,36 +714,58 @@ mod tests {
             },
             amount_minor: 15_000,
             payment_intent: "pi_load_abc_3".into(),
+            external_id: "pi_load_abc_3".into(),
             events: Vec::new(),
             refund: refund.map(|amount_minor| RefundPlan {
                 refund_id: "re_load_abc_3".into(),
                 amount_minor,
             }),
+            dispute: None,
+        }
+    }
+
+    fn disputed(lost: bool) -> PaymentPlan {
+        PaymentPlan {
+            kind: Kind::Dispute,
+            dispute: Some(DisputePlan {
+                dispute_id: "dp_load_abc_3".into(),
+                lost,
+            }),
+            ..plan_with(None)
         }
     }
 
     #[test]
     fn the_api_check_wants_the_status_and_the_refund_sent() {
         let plain = plan_with(None);
-        assert_eq!(plain.check_api(&json!({"status": "completed"})), Ok(()));
+        let pi = "pi_load_abc_3";
         assert_eq!(
-            plain.check_api(
-                &json!({"status": "completed", "refunded_amount": "0.00", "refunds": []})
-            ),
+            plain.check_api(&json!({"status": "completed", "gateway_reference": pi})),
+            Ok(())
+        );
+        assert_eq!(
+            plain.check_api(&json!({"status": "completed", "gateway_reference": pi,
+                                    "refunded_amount": "0.00", "refunds": [], "dispute": null})),
             Ok(())
         );
         assert!(plain
-            .check_api(&json!({"status": "pending_external"}))
+            .check_api(&json!({"status": "completed"}))
+            .unwrap_err()
+            .contains("gateway_reference"));
+        assert!(plain
+            .check_api(&json!({"status": "pending_external", "gateway_reference": pi}))
             .is_err());
         assert!(plain
-            .check_api(&json!({"status": "completed", "refunded_amount": "1.00"}))
+            .check_api(
+                &json!({"status": "completed", "gateway_reference": pi, "refunded_amount": "1.00"})
+            )
             .is_err());
 
         let partial = plan_with(Some(4_500));
         let listed = json!([{"refund_id": "re_load_abc_3", "amount": "45.00",
                              "currency": "USD", "status": "succeeded"}]);
         let good = json!({"status": "partially_refunded", "refunded_amount": "45.00",
-                          "refunds": listed});
+                          "refunds": listed, "gateway_reference": pi});
         assert_eq!(partial.check_api(&good), Ok(()));
         let mut twice = good.clone();
         twice["refunded_amount"] = "90.00".into();
@@ -538,7 +780,7 @@ mod tests {
         pending["refunds"][0]["status"] = "pending".into();
         assert!(partial.check_api(&pending).is_err());
         assert!(partial
-            .check_api(&json!({"status": "partially_refunded"}))
+            .check_api(&json!({"status": "partially_refunded", "gateway_reference": pi}))
             .is_err());
 
         let full = plan_with(Some(15_000));
@@ -552,7 +794,9 @@ mod tests {
             |status: &str, order: &str, outbox: &[&str], refunded: Option<i64>| StoredPayment {
                 status: status.into(),
                 order_status: order.into(),
+                gateway_reference: Some("pi_load_abc_3".into()),
                 refunded_minor: refunded,
+                dispute: None,
                 outbox: outbox.iter().map(|kind| (*kind).to_owned()).collect(),
                 refunds: Vec::new(),
             };
@@ -597,5 +841,217 @@ mod tests {
         let mut order_paid = good.clone();
         order_paid.order_status = "paid".into();
         assert!(full.check_stored(&order_paid).is_err());
+        let mut unreferenced = good.clone();
+        unreferenced.gateway_reference = None;
+        assert!(full
+            .check_stored(&unreferenced)
+            .unwrap_err()
+            .contains("gateway_reference"));
+    }
+
+    #[test]
+    fn new_kinds_plan_their_events_ids_and_outcomes() {
+        let mix = "succeeded=70,checkout=10,refund=10,dispute=5,not_handled=5"
+            .parse()
+            .unwrap();
+        let plans = plans(&mix, 400, "abc", 7);
+        assert_eq!(plans.len(), 400);
+        let of = |kind: Kind| plans.iter().filter(move |p| p.kind == kind);
+        assert_eq!(of(Kind::Checkout).count(), 40);
+        assert_eq!(of(Kind::Dispute).count(), 20);
+        assert_eq!(of(Kind::NotHandled).count(), 20);
+        for plan in of(Kind::Checkout) {
+            assert_eq!(plan.external_id, format!("cs_load_abc_{}", plan.index));
+            assert_eq!(plan.payment_intent, format!("pi_load_abc_{}", plan.index));
+            assert_eq!(
+                plan.events,
+                [(
+                    EventType::CheckoutSessionCompleted,
+                    format!("evt_load_abc_{}", plan.index)
+                )]
+            );
+            assert_eq!(plan.expected_outbox(), ["order.paid"]);
+            assert_eq!(plan.expected_status(), "completed");
+        }
+        let lost = of(Kind::Dispute)
+            .filter(|p| p.dispute.as_ref().unwrap().lost)
+            .count();
+        assert_eq!(lost, 10, "every second dispute lost, the first included");
+        for plan in of(Kind::Dispute) {
+            let types: Vec<EventType> = plan.events.iter().map(|(t, _)| *t).collect();
+            assert_eq!(
+                types,
+                [
+                    EventType::PaymentIntentSucceeded,
+                    EventType::ChargeDisputeCreated,
+                    EventType::ChargeDisputeClosed
+                ]
+            );
+            assert_eq!(
+                plan.expected_outbox(),
+                ["order.paid", "payment.dispute_closed", "payment.disputed"]
+            );
+            assert_eq!(plan.expected_status(), "completed");
+            assert_eq!(plan.stored_events(), 3);
+        }
+        for plan in of(Kind::NotHandled) {
+            let types: Vec<EventType> = plan.events.iter().map(|(t, _)| *t).collect();
+            assert_eq!(
+                types,
+                [
+                    EventType::CustomerCreated,
+                    EventType::PaymentIntentSucceeded
+                ]
+            );
+            assert_eq!(plan.stored_events(), 1);
+            assert_eq!(plan.expected_outbox(), ["order.paid"]);
+        }
+        assert!(plans
+            .iter()
+            .all(|p| p.events.len() == events_per_payment(p.kind)));
+        let events: usize = plans.iter().map(|p| p.events.len()).sum();
+        assert_eq!(events, event_count(&mix, 400));
+        let ids: HashSet<&str> = plans
+            .iter()
+            .flat_map(|p| p.events.iter().map(|(_, id)| id.as_str()))
+            .collect();
+        assert_eq!(ids.len(), events, "every event id once");
+        // Exactly one success per payment, never after a report about it.
+        for plan in &plans {
+            let first_report = plan
+                .events
+                .iter()
+                .position(|(t, _)| t.needs_completion())
+                .unwrap_or(usize::MAX);
+            let successes: Vec<usize> = plan
+                .events
+                .iter()
+                .enumerate()
+                .filter(|(_, (t, _))| t.is_success())
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(successes.len(), 1);
+            assert!(successes[0] < first_report);
+        }
+    }
+
+    #[test]
+    fn a_chunk_goes_on_from_the_one_before() {
+        let mix: Mix = "succeeded=50,dispute=50".parse().unwrap();
+        let chunk = plans_from(&mix, 1_000, 10, "abc", 3);
+        assert_eq!(chunk[0].index, 1_000);
+        assert_eq!(chunk[9].payment_intent, "pi_load_abc_1009");
+        assert_eq!(chunk[9].amount_minor, amount_minor(1_009));
+        assert_eq!(chunk, plans_from(&mix, 1_000, 10, "abc", 3), "reproducible");
+        assert_eq!(chunk.iter().filter(|p| p.kind == Kind::Dispute).count(), 5);
+    }
+
+    #[test]
+    fn new_bodies_carry_the_plan() {
+        let mix = "checkout=34,dispute=33,not_handled=33".parse().unwrap();
+        let plans = plans(&mix, 6, "abc", 7);
+        for plan in &plans {
+            let bodies = plan.bodies(42, "TXN-0A1B2C3D4E", 1_700_000_000);
+            for ((event_type, event_id), body) in plan.events.iter().zip(&bodies) {
+                let event: Value = serde_json::from_slice(body).unwrap();
+                assert_eq!(event["type"], event_type.as_str());
+                assert_eq!(event["id"], *event_id);
+                let object = &event["data"]["object"];
+                match event_type {
+                    EventType::CheckoutSessionCompleted => {
+                        assert_eq!(object["id"], *plan.external_id);
+                        assert_eq!(object["payment_intent"], *plan.payment_intent);
+                        assert_eq!(object["client_reference_id"], "TXN-0A1B2C3D4E");
+                        assert_eq!(object["metadata"]["transaction_id"], "TXN-0A1B2C3D4E");
+                        assert_eq!(object["amount_total"], plan.amount_minor);
+                    }
+                    EventType::ChargeDisputeCreated | EventType::ChargeDisputeClosed => {
+                        let dispute = plan.dispute.as_ref().unwrap();
+                        assert_eq!(object["id"], *dispute.dispute_id);
+                        assert_eq!(object["payment_intent"], *plan.payment_intent);
+                        assert_eq!(object["amount"], plan.amount_minor);
+                        let status = if *event_type == EventType::ChargeDisputeCreated {
+                            "needs_response"
+                        } else {
+                            dispute.final_status()
+                        };
+                        assert_eq!(object["status"], status);
+                    }
+                    EventType::CustomerCreated => {
+                        assert_eq!(object["object"], "customer");
+                        assert!(event["created"].as_i64().unwrap() < 1_700_000_000);
+                    }
+                    EventType::PaymentIntentSucceeded => {
+                        assert_eq!(object["id"], *plan.payment_intent);
+                    }
+                    other => panic!("no {} in this mix", other.as_str()),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_checks_want_the_dispute_decided_and_each_notification_once() {
+        let plan = disputed(true);
+        let pi = "pi_load_abc_3";
+        let dispute = json!({"dispute_id": "dp_load_abc_3", "status": "lost",
+                             "amount": "150.00", "currency": "USD", "reason": "fraudulent"});
+        let good = json!({"status": "completed", "gateway_reference": pi,
+                          "refunded_amount": "0.00", "refunds": [], "dispute": dispute});
+        assert_eq!(plan.check_api(&good), Ok(()));
+        let mut won = good.clone();
+        won["dispute"]["status"] = "won".into();
+        assert!(plan.check_api(&won).unwrap_err().contains("lost"));
+        let mut open = good.clone();
+        open["dispute"]["status"] = "open".into();
+        assert!(plan.check_api(&open).is_err());
+        let mut none = good.clone();
+        none["dispute"] = Value::Null;
+        assert!(plan.check_api(&none).is_err());
+        // And a payment without one must show none.
+        assert!(plan_with(None)
+            .check_api(&good)
+            .unwrap_err()
+            .contains("dispute"));
+
+        let stored = StoredPayment {
+            status: "completed".into(),
+            order_status: "paid".into(),
+            gateway_reference: Some(pi.into()),
+            refunded_minor: Some(0),
+            dispute: Some(("dp_load_abc_3".into(), "lost".into())),
+            outbox: ["payment.dispute_closed", "order.paid", "payment.disputed"]
+                .map(String::from)
+                .to_vec(),
+            refunds: Vec::new(),
+        };
+        assert_eq!(plan.check_stored(&stored), Ok(()));
+        let mut twice = stored.clone();
+        twice.outbox.push("payment.disputed".into());
+        assert!(plan.check_stored(&twice).unwrap_err().contains("outbox"));
+        let mut missing = stored.clone();
+        missing
+            .outbox
+            .retain(|kind| kind != "payment.dispute_closed");
+        assert!(plan.check_stored(&missing).unwrap_err().contains("outbox"));
+        let mut undecided = stored.clone();
+        undecided.dispute = Some(("dp_load_abc_3".into(), "open".into()));
+        assert!(plan
+            .check_stored(&undecided)
+            .unwrap_err()
+            .contains("dispute"));
+        let mut won = stored.clone();
+        won.dispute = Some(("dp_load_abc_3".into(), "won".into()));
+        assert!(plan.check_stored(&won).is_err());
+        assert_eq!(disputed(false).check_stored(&won), Ok(()));
+        // A plain payment must have no dispute and no dispute notification.
+        let mut plain = stored.clone();
+        plain.outbox = vec!["order.paid".into()];
+        assert!(plan_with(None)
+            .check_stored(&plain)
+            .unwrap_err()
+            .contains("dispute"));
+        plain.dispute = None;
+        assert_eq!(plan_with(None).check_stored(&plain), Ok(()));
     }
 }

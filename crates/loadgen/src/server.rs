@@ -20,8 +20,44 @@ use crate::target::LoopbackUrl;
 /// How often the server's memory is sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
+/// The variables [`SpawnedServer::start`] sets itself, which
+/// [`ServerSpec::env`] may not name.
+pub const OWN_VARIABLES: [&str; 4] = [
+    "DATABASE_URL",
+    "PAYHOOK_ADDR",
+    "PAYHOOK_API_TOKEN",
+    "STRIPE_WEBHOOK_SECRET",
+];
+
+/// Why a `--server-env` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    /// Not `KEY=VALUE` with a non-empty name of letters, digits and `_`.
+    #[error("`{0}` is not KEY=VALUE (such as PAYHOOK_RETENTION_DAYS=1)")]
+    Malformed(String),
+    /// A variable the load generator sets itself.
+    #[error("{0} is set by payhook-loadgen itself (see --database-url, --token, --stripe-secret)")]
+    Own(String),
+}
+
+/// Reads one `--server-env KEY=VALUE`.
+pub fn parse_env(text: &str) -> Result<(String, String), EnvError> {
+    let (key, value) = text
+        .split_once('=')
+        .filter(|(key, _)| {
+            !key.is_empty()
+                && !key.starts_with(|c: char| c.is_ascii_digit())
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .ok_or_else(|| EnvError::Malformed(text.to_owned()))?;
+    if OWN_VARIABLES.contains(&key) {
+        return Err(EnvError::Own(key.to_owned()));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
 /// What the server is started with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerSpec {
     /// The `payhook` binary.
     pub binary: PathBuf,
@@ -33,6 +69,25 @@ pub struct ServerSpec {
     pub stripe_secret: String,
     /// Where the server's stdout and stderr go.
     pub log_file: PathBuf,
+    /// More variables for it (`--server-env`), such as a retention
+    /// setting; none of [`OWN_VARIABLES`].
+    pub env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for ServerSpec {
+    // The token, the secret, a PostgreSQL password and any value of
+    // `env` (which may be another secret) stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(key, _)| key.as_str()).collect();
+        f.debug_struct("ServerSpec")
+            .field("binary", &self.binary)
+            .field("database_url", &"[redacted]")
+            .field("api_token", &"[redacted]")
+            .field("stripe_secret", &"[redacted]")
+            .field("log_file", &self.log_file)
+            .field("env", &names)
+            .finish()
+    }
 }
 
 /// The highest memory figures seen so far, shared with the sampler thread.
@@ -72,6 +127,7 @@ impl SpawnedServer {
             .env("PAYHOOK_ADDR", format!("127.0.0.1:{port}"))
             .env("PAYHOOK_API_TOKEN", &spec.api_token)
             .env("STRIPE_WEBHOOK_SECRET", &spec.stripe_secret)
+            .envs(spec.env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("cannot share the log file")?)
             .stderr(log)
@@ -189,5 +245,57 @@ impl SpawnedServer {
 impl Drop for SpawnedServer {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_env_is_key_equals_value_and_never_one_of_ours() {
+        assert_eq!(
+            parse_env("PAYHOOK_RETENTION_DAYS=1"),
+            Ok(("PAYHOOK_RETENTION_DAYS".into(), "1".into()))
+        );
+        assert_eq!(
+            parse_env("RUST_LOG="),
+            Ok(("RUST_LOG".into(), String::new()))
+        );
+        assert_eq!(
+            parse_env("A=b=c"),
+            Ok(("A".into(), "b=c".into())),
+            "the value may hold ="
+        );
+        for bad in ["PAYHOOK_RETENTION_DAYS", "=1", "1X=2", "A-B=1", "A B=1"] {
+            assert_eq!(
+                parse_env(bad),
+                Err(EnvError::Malformed(bad.into())),
+                "{bad}"
+            );
+        }
+        for own in OWN_VARIABLES {
+            assert_eq!(
+                parse_env(&format!("{own}=x")),
+                Err(EnvError::Own(own.into()))
+            );
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let spec = ServerSpec {
+            binary: "payhook".into(),
+            database_url: "postgres://user:hunter2@127.0.0.1/db".into(),
+            api_token: "token-sesame".into(),
+            stripe_secret: "whsec_sesame".into(),
+            log_file: "log".into(),
+            env: vec![("PAYPAL_CLIENT_SECRET".into(), "pp-sesame".into())],
+        };
+        let shown = format!("{spec:?}");
+        for secret in ["hunter2", "sesame"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("PAYPAL_CLIENT_SECRET"));
     }
 }

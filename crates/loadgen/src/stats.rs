@@ -70,6 +70,16 @@ impl Tally {
         }
     }
 
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &Tally) {
+        for (status, count) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += count;
+        }
+        for (message, count) in &other.messages {
+            *self.messages.entry(message.clone()).or_default() += count;
+        }
+    }
+
     /// Answers with a status outside 200..=299 (transport errors included).
     pub fn failures(&self) -> usize {
         self.statuses
@@ -149,5 +159,9 @@ mod tests {
         assert_eq!(tally.server_errors(), 1);
         assert_eq!(tally.message_count("Payment confirmed"), 1);
         assert_eq!(tally.statuses_line(), "0=1 200=2 404=1 503=1");
+        let mut both = tally.clone();
+        both.merge(&tally);
+        assert_eq!(both.statuses_line(), "0=2 200=4 404=2 503=2");
+        assert_eq!(both.message_count("Payment confirmed"), 2);
     }
 }

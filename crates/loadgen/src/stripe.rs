@@ -1,7 +1,8 @@
 //! Stripe's side of a delivery: the `Stripe-Signature` header and event
-//! bodies shaped like real `payment_intent.succeeded`, `refund.created` and
-//! `charge.refunded` events (copied from the Stripe adapter's fixtures, with
-//! this run's ids and amounts).
+//! bodies shaped like real `payment_intent.succeeded`, `refund.created`,
+//! `charge.refunded`, `checkout.session.completed`, `charge.dispute.created`,
+//! `charge.dispute.closed` and `customer.created` events (copied from the
+//! Stripe adapter's fixtures, with this run's ids and amounts).
 //!
 //! The signer is written here from Stripe's documentation, not borrowed
 //! from the adapter, so that the benchmark also checks the two agree.
@@ -340,6 +341,320 @@ pub fn charge_refunded(spec: &RefundSpec<'_>) -> Vec<u8> {
     )
 }
 
+/// What one synthetic Checkout Session says.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckoutSpec<'a> {
+    /// `evt_...`.
+    pub event_id: &'a str,
+    /// `cs_...`: the session, the external id the payment was marked
+    /// pending with.
+    pub session_id: &'a str,
+    /// `pi_...`: the PaymentIntent the session created when the customer
+    /// paid, which payhook learns as the gateway's reference.
+    pub payment_intent: &'a str,
+    /// payhook's `TXN-...` of the payment, which a shop passes as the
+    /// session's `client_reference_id` and in its metadata.
+    pub transaction_id: &'a str,
+    /// `amount_total` in cents.
+    pub amount_minor: i64,
+    /// The shop's order id.
+    pub order_id: i64,
+    /// Unix time of the event's creation.
+    pub created: i64,
+}
+
+/// A `checkout.session.completed` event of a session paid by card (about
+/// 2 KB), shaped like the adapter's fixture: `payment_status` `paid`,
+/// `payment_intent` set, the shop's transaction id both in the metadata and
+/// as `client_reference_id`.
+pub fn checkout_session_completed(spec: &CheckoutSpec<'_>) -> Vec<u8> {
+    // Several literals: one would pass serde_json's macro recursion limit.
+    let customer_details = serde_json::json!({
+        "address": {
+            "city": "Springfield",
+            "country": "US",
+            "line1": "742 Evergreen Terrace",
+            "line2": null,
+            "postal_code": "49007",
+            "state": null
+        },
+        "email": "customer@example.com",
+        "name": "Jane Customer",
+        "phone": null,
+        "tax_exempt": "none",
+        "tax_ids": []
+    });
+    let custom_text = serde_json::json!({
+        "after_submit": null,
+        "shipping_address": null,
+        "submit": null,
+        "terms_of_service_acceptance": null
+    });
+    let mut object = serde_json::json!({
+        "after_expiration": null,
+        "allow_promotion_codes": null,
+        "amount_subtotal": spec.amount_minor,
+        "amount_total": spec.amount_minor,
+        "automatic_tax": {"enabled": false, "liability": null, "status": null},
+        "billing_address_collection": null,
+        "cancel_url": "https://shop.example.com/checkout/cancel",
+        "client_reference_id": spec.transaction_id,
+        "client_secret": null,
+        "consent": null,
+        "consent_collection": null,
+        "created": spec.created - 60,
+        "currency": "usd",
+        "currency_conversion": null,
+        "custom_fields": [],
+        "custom_text": custom_text,
+        "customer": null,
+        "customer_creation": "if_required",
+        "customer_details": customer_details,
+        "customer_email": null,
+        "expires_at": spec.created + 86_340,
+        "id": spec.session_id,
+        "invoice": null,
+        "invoice_creation": null,
+        "livemode": false,
+        "locale": null
+    });
+    let rest = serde_json::json!({
+        "metadata": {
+            "order_id": spec.order_id.to_string(),
+            "transaction_id": spec.transaction_id
+        },
+        "mode": "payment",
+        "object": "checkout.session",
+        "payment_intent": spec.payment_intent,
+        "payment_link": null,
+        "payment_method_collection": null,
+        "payment_method_configuration_details": {"id": "pmc_1PqQ2aLkdIwHu7ixXy0Za1Bc", "parent": null},
+        "payment_method_options": {},
+        "payment_method_types": ["card", "link"],
+        "payment_status": "paid",
+        "phone_number_collection": {"enabled": false},
+        "recovered_from": null,
+        "saved_payment_method_options": null,
+        "setup_intent": null,
+        "shipping_address_collection": null,
+        "shipping_cost": null,
+        "shipping_details": null,
+        "shipping_options": [],
+        "status": "complete",
+        "submit_type": null,
+        "subscription": null,
+        "success_url": "https://shop.example.com/checkout/success?session_id={CHECKOUT_SESSION_ID}",
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        "ui_mode": "hosted",
+        "url": null
+    });
+    if let (Some(object), serde_json::Value::Object(rest)) = (object.as_object_mut(), rest) {
+        object.extend(rest);
+    }
+    event(
+        spec.event_id,
+        "checkout.session.completed",
+        spec.created,
+        serde_json::json!({"object": object}),
+    )
+}
+
+/// Where a synthetic dispute stands, as Stripe names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeState {
+    /// `needs_response`: just opened, the shop may answer.
+    NeedsResponse,
+    /// `won`: closed for the shop.
+    Won,
+    /// `lost`: closed for the customer.
+    Lost,
+}
+
+impl DisputeState {
+    /// Stripe's `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NeedsResponse => "needs_response",
+            Self::Won => "won",
+            Self::Lost => "lost",
+        }
+    }
+}
+
+/// What one synthetic dispute report says.
+#[derive(Debug, Clone, Copy)]
+pub struct DisputeSpec<'a> {
+    /// `evt_...` of this report.
+    pub event_id: &'a str,
+    /// `dp_...`: the dispute.
+    pub dispute_id: &'a str,
+    /// `pi_...`: the disputed PaymentIntent, which finds the payment.
+    pub payment_intent: &'a str,
+    /// The disputed amount in cents: the whole charge.
+    pub amount_minor: i64,
+    /// Its status in this report.
+    pub state: DisputeState,
+    /// Unix time of the event's creation.
+    pub created: i64,
+}
+
+/// A `charge.dispute.created` (status `needs_response`) or
+/// `charge.dispute.closed` (`won` or `lost`) event of about 2 KB, shaped
+/// like the adapter's fixtures. A closed dispute lists its balance
+/// transactions (the chargeback withdrawal) and the evidence submitted, and
+/// says in `previous_attributes` that it was under review.
+pub fn dispute_event(spec: &DisputeSpec<'_>) -> Vec<u8> {
+    let closed = spec.state != DisputeState::NeedsResponse;
+    let charge = charge_id(spec.payment_intent);
+    let rest = spec
+        .dispute_id
+        .strip_prefix("dp_")
+        .unwrap_or(spec.dispute_id);
+    let opened = spec.created - 3_600;
+    let evidence_fields = [
+        "access_activity_log",
+        "billing_address",
+        "cancellation_policy",
+        "cancellation_policy_disclosure",
+        "cancellation_rebuttal",
+        "customer_communication",
+        "customer_email_address",
+        "customer_name",
+        "customer_purchase_ip",
+        "customer_signature",
+        "duplicate_charge_documentation",
+        "duplicate_charge_explanation",
+        "duplicate_charge_id",
+        "product_description",
+        "receipt",
+        "refund_policy",
+        "refund_policy_disclosure",
+        "refund_refusal_explanation",
+        "service_date",
+        "service_documentation",
+        "shipping_address",
+        "shipping_carrier",
+        "shipping_date",
+        "shipping_documentation",
+        "shipping_tracking_number",
+        "uncategorized_file",
+        "uncategorized_text",
+    ];
+    let mut evidence: serde_json::Map<String, serde_json::Value> = evidence_fields
+        .iter()
+        .map(|field| ((*field).to_owned(), serde_json::Value::Null))
+        .collect();
+    if closed {
+        evidence.insert(
+            "customer_email_address".into(),
+            "customer@example.com".into(),
+        );
+        evidence.insert("customer_name".into(), "Jane Customer".into());
+        evidence.insert("shipping_carrier".into(), "USPS".into());
+    }
+    let balance_transactions = if closed {
+        serde_json::json!([{
+            "id": format!("txn_{rest}"),
+            "object": "balance_transaction",
+            "amount": -spec.amount_minor,
+            "available_on": opened + 100,
+            "created": opened + 100,
+            "currency": "usd",
+            "description": format!("Chargeback withdrawal for {charge}"),
+            "exchange_rate": null,
+            "fee": 1500,
+            "fee_details": [{"amount": 1500, "application": null, "currency": "usd",
+                             "description": "Dispute fee", "type": "stripe_fee"}],
+            "net": -spec.amount_minor - 1500,
+            "reporting_category": "dispute",
+            "source": spec.dispute_id,
+            "status": "available",
+            "type": "adjustment"
+        }])
+    } else {
+        serde_json::json!([])
+    };
+    let object = serde_json::json!({
+        "id": spec.dispute_id,
+        "object": "dispute",
+        "amount": spec.amount_minor,
+        "balance_transactions": balance_transactions,
+        "charge": charge,
+        "created": opened,
+        "currency": "usd",
+        "evidence": evidence,
+        "evidence_details": {
+            "due_by": opened + 842_400,
+            "has_evidence": closed,
+            "past_due": false,
+            "submission_count": u8::from(closed)
+        },
+        "is_charge_refundable": false,
+        "livemode": false,
+        "metadata": {},
+        "payment_intent": spec.payment_intent,
+        "payment_method_details": {
+            "card": {"brand": "visa", "network_reason_code": "10.4"},
+            "type": "card"
+        },
+        "reason": "fraudulent",
+        "status": spec.state.as_str()
+    });
+    let (event_type, data) = if closed {
+        (
+            "charge.dispute.closed",
+            serde_json::json!({"object": object, "previous_attributes": {"status": "under_review"}}),
+        )
+    } else {
+        (
+            "charge.dispute.created",
+            serde_json::json!({"object": object}),
+        )
+    };
+    event(spec.event_id, event_type, spec.created, data)
+}
+
+/// A `customer.created` event (about 1 KB), shaped like the adapter's
+/// fixture: a type payhook does not handle, answered `ignored` and never
+/// stored. `customer_id` is the new customer's `cus_...`.
+pub fn customer_created(event_id: &str, customer_id: &str, created: i64) -> Vec<u8> {
+    let object = serde_json::json!({
+        "id": customer_id,
+        "object": "customer",
+        "address": null,
+        "balance": 0,
+        "created": created,
+        "currency": null,
+        "default_source": null,
+        "delinquent": false,
+        "description": "Jane Customer",
+        "discount": null,
+        "email": "customer@example.com",
+        "invoice_prefix": "7D1C2E3F",
+        "invoice_settings": {
+            "custom_fields": null,
+            "default_payment_method": null,
+            "footer": null,
+            "rendering_options": null
+        },
+        "livemode": false,
+        "metadata": {"shop_customer_id": customer_id},
+        "name": "Jane Customer",
+        "next_invoice_sequence": 1,
+        "phone": null,
+        "preferred_locales": ["en"],
+        "shipping": null,
+        "tax_exempt": "none",
+        "test_clock": null
+    });
+    event(
+        event_id,
+        "customer.created",
+        created,
+        serde_json::json!({"object": object}),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,5 +841,145 @@ mod tests {
             .unwrap();
         let theirs = fixture("payment_intent.succeeded");
         assert_eq!(members(&ours), members(&theirs));
+    }
+
+    fn checkout() -> CheckoutSpec<'static> {
+        CheckoutSpec {
+            event_id: "evt_load_abc_17",
+            session_id: "cs_load_abc_17",
+            payment_intent: "pi_load_abc_17",
+            transaction_id: "TXN-0A1B2C3D4E",
+            amount_minor: 15_000,
+            order_id: 42,
+            created: 1_700_000_000,
+        }
+    }
+
+    fn dispute(event_id: &'static str, state: DisputeState) -> DisputeSpec<'static> {
+        DisputeSpec {
+            event_id,
+            dispute_id: "dp_load_abc_17",
+            payment_intent: "pi_load_abc_17",
+            amount_minor: 15_000,
+            state,
+            created: 1_700_000_200,
+        }
+    }
+
+    #[test]
+    fn a_completed_session_is_paid_and_names_the_payment_three_ways() {
+        let body = checkout_session_completed(&checkout());
+        assert!(
+            (1_500..=3_000).contains(&body.len()),
+            "{} bytes",
+            body.len()
+        );
+        let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(event["type"], "checkout.session.completed");
+        assert_eq!(event["id"], "evt_load_abc_17");
+        let session = &event["data"]["object"];
+        assert_eq!(session["object"], "checkout.session");
+        assert_eq!(session["id"], "cs_load_abc_17");
+        assert_eq!(session["payment_status"], "paid");
+        assert_eq!(session["payment_intent"], "pi_load_abc_17");
+        assert_eq!(session["client_reference_id"], "TXN-0A1B2C3D4E");
+        assert_eq!(session["metadata"]["transaction_id"], "TXN-0A1B2C3D4E");
+        assert_eq!(session["amount_total"], 15_000);
+        assert_eq!(session["currency"], "usd");
+    }
+
+    #[test]
+    fn disputes_open_then_close_won_or_lost() {
+        let created: serde_json::Value = serde_json::from_slice(&dispute_event(&dispute(
+            "evt_load_abc_17_dc",
+            DisputeState::NeedsResponse,
+        )))
+        .unwrap();
+        assert_eq!(created["type"], "charge.dispute.created");
+        assert_eq!(created["id"], "evt_load_abc_17_dc");
+        let object = &created["data"]["object"];
+        assert_eq!(object["id"], "dp_load_abc_17");
+        assert_eq!(object["status"], "needs_response");
+        assert_eq!(object["payment_intent"], "pi_load_abc_17");
+        assert_eq!(object["charge"], "ch_load_abc_17");
+        assert_eq!(object["amount"], 15_000);
+        assert_eq!(object["balance_transactions"], serde_json::json!([]));
+        assert!(created["data"].get("previous_attributes").is_none());
+        for (state, status) in [(DisputeState::Won, "won"), (DisputeState::Lost, "lost")] {
+            let body = dispute_event(&dispute("evt_load_abc_17_dx", state));
+            assert!(
+                (1_500..=3_500).contains(&body.len()),
+                "{} bytes",
+                body.len()
+            );
+            let closed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(closed["type"], "charge.dispute.closed");
+            assert_eq!(closed["data"]["object"]["status"], status);
+            assert_eq!(closed["data"]["object"]["id"], "dp_load_abc_17");
+            assert_eq!(
+                closed["data"]["object"]["balance_transactions"][0]["amount"],
+                -15_000
+            );
+        }
+    }
+
+    #[test]
+    fn new_event_bodies_have_the_members_of_the_adapters_fixtures() {
+        let fixture = |name: &str| -> serde_json::Value {
+            let path = format!(
+                "{}/../adapters-stripe/tests/fixtures/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            serde_json::from_slice(&text).unwrap()
+        };
+        for (name, body) in [
+            (
+                "checkout.session.completed",
+                checkout_session_completed(&checkout()),
+            ),
+            (
+                "charge.dispute.created",
+                dispute_event(&dispute("evt_1", DisputeState::NeedsResponse)),
+            ),
+            (
+                "charge.dispute.closed",
+                dispute_event(&dispute("evt_2", DisputeState::Won)),
+            ),
+            (
+                "customer.created",
+                customer_created("evt_3", "cus_load_abc_17", 1_700_000_000),
+            ),
+        ] {
+            let ours: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let theirs = fixture(name);
+            assert_eq!(ours["type"], theirs["type"], "{name}");
+            assert_eq!(members(&ours), members(&theirs), "{name}");
+            assert_eq!(
+                members(&ours["data"]),
+                members(&theirs["data"]),
+                "{name}: data"
+            );
+            let (object, reference) = (&ours["data"]["object"], &theirs["data"]["object"]);
+            assert_eq!(members(object), members(reference), "{name}: data.object");
+            for nested in [
+                "evidence",
+                "evidence_details",
+                "customer_details",
+                "metadata",
+            ] {
+                assert_eq!(
+                    members(&object[nested]),
+                    members(&reference[nested]),
+                    "{name}: data.object.{nested}"
+                );
+            }
+            if name == "charge.dispute.closed" {
+                assert_eq!(
+                    members(&object["balance_transactions"][0]),
+                    members(&reference["balance_transactions"][0])
+                );
+            }
+        }
     }
 }

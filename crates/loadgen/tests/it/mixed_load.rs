@@ -82,7 +82,7 @@ fn mixed_load(scratch: &Scratch) {
         let db = load::check_database(&scratch.url, &config, &prepared)
             .await
             .expect("the database check");
-        let failures = load::failures(&prepared, &sent, &api, Some(&db));
+        let failures = load::failures(&load::Expected::of(&prepared), &sent, &api, Some(&db));
         assert!(failures.is_empty(), "{failures:#?}");
 
         // What the checks rest on, counted independently of them.
@@ -194,7 +194,7 @@ fn mixed_load(scratch: &Scratch) {
             both.sort_unstable();
             both
         });
-        let failures = load::failures(&prepared, &sent, &api, Some(&spoiled));
+        let failures = load::failures(&load::Expected::of(&prepared), &sent, &api, Some(&spoiled));
         assert!(
             failures.iter().any(|f| f.contains("outbox rows")),
             "{failures:#?}"

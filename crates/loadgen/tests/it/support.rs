@@ -92,3 +92,39 @@ pub fn postgres() -> Option<Scratch> {
         cleanup: Cleanup::Postgres { admin_url, name },
     })
 }
+
+/// The management token of the servers the tests start.
+pub const TOKEN: &str = "loadgen-test-token";
+/// Their Stripe endpoint secret.
+pub const STRIPE_SECRET: &str = "whsec_loadgen_test_secret";
+
+/// Starts a payhook server in this process, on a free port of 127.0.0.1,
+/// on the database at `database_url`; call inside an actix system. Abort
+/// the handle to stop it.
+pub fn start_server(
+    database_url: &str,
+) -> (
+    payhook_loadgen::target::LoopbackUrl,
+    actix_rt::task::JoinHandle<std::io::Result<()>>,
+) {
+    let variables = [
+        ("DATABASE_URL", database_url),
+        ("PAYHOOK_ADDR", "127.0.0.1:0"),
+        ("PAYHOOK_API_TOKEN", TOKEN),
+        ("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET),
+    ];
+    let config = payhook_server::Config::from_lookup(|name| {
+        variables
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, value)| (*value).to_owned())
+    })
+    .expect("a valid server configuration");
+    let application = payhook_server::Application::build(&config).expect("the server builds");
+    let url = payhook_loadgen::target::LoopbackUrl::parse(&format!(
+        "http://127.0.0.1:{}",
+        application.port()
+    ))
+    .expect("a loopback URL");
+    (url, actix_rt::spawn(application.run_until_stopped()))
+}
