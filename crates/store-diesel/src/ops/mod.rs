@@ -40,6 +40,7 @@
 //! `crate::outbox`; nothing here reads the outbox.
 
 mod apply;
+mod batch;
 mod decision;
 mod events;
 #[cfg(any(test, feature = "testing"))]
