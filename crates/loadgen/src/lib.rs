@@ -20,6 +20,7 @@
 pub mod db;
 pub mod load;
 pub mod mix;
+pub mod multi;
 pub mod plan;
 pub mod preload;
 pub mod proc_stats;
