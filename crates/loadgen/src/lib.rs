@@ -24,6 +24,7 @@
 pub mod db;
 pub mod load;
 pub mod mix;
+pub mod multi;
 pub mod pace;
 pub mod plan;
 pub mod preload;

@@ -658,7 +658,9 @@ enum Success {
 struct Sender {
     client: Client,
     signer: Signer,
-    url: String,
+    /// The webhook URL of each server, taken in turn (`next_url`).
+    urls: Vec<String>,
+    next_url: Cell<usize>,
     events: Vec<Event>,
     /// The events of each payment, as indexes into `events`.
     chains: Vec<std::ops::Range<usize>>,
@@ -683,11 +685,14 @@ impl Sender {
             None => None,
         };
         let signature = self.signer.header(chrono::Utc::now().timestamp(), body);
+        let turn = self.next_url.get();
+        self.next_url.set(turn.wrapping_add(1));
+        let url = &self.urls[turn % self.urls.len()];
         let sent_at = Instant::now();
         let result = async {
             let mut response = self
                 .client
-                .post(self.url.as_str())
+                .post(url.as_str())
                 .insert_header((CONTENT_TYPE, "application/json"))
                 .insert_header(("Stripe-Signature", signature))
                 .send_body(body.clone())
@@ -813,7 +818,14 @@ impl Sender {
 /// plus the duplicates, interleaved, each freshly signed with the current
 /// time as Stripe does on every attempt.
 pub async fn deliver(client: &Client, config: &LoadConfig, prepared: &[Prepared]) -> SendOutcome {
-    deliver_paced(client, config, prepared, None).await
+    deliver_with(
+        client,
+        config,
+        prepared,
+        std::slice::from_ref(&config.url),
+        None,
+    )
+    .await
 }
 
 /// [`deliver`], each request started by `pace` when one is given (a
@@ -824,6 +836,39 @@ pub async fn deliver_paced(
     prepared: &[Prepared],
     pace: Option<Rc<Pace>>,
 ) -> SendOutcome {
+    deliver_with(
+        client,
+        config,
+        prepared,
+        std::slice::from_ref(&config.url),
+        pace,
+    )
+    .await
+}
+
+/// [`deliver`] over several servers sharing one database: each delivery
+/// (re-deliveries included) goes to the next of `servers` in turn, so one
+/// event's deliveries may reach different servers. `servers` must not be
+/// empty.
+pub async fn deliver_to(
+    client: &Client,
+    config: &LoadConfig,
+    prepared: &[Prepared],
+    servers: &[LoopbackUrl],
+) -> SendOutcome {
+    deliver_with(client, config, prepared, servers, None).await
+}
+
+/// What [`deliver`], [`deliver_paced`] and [`deliver_to`] share: the
+/// servers to take turns over, and the pace, if any.
+async fn deliver_with(
+    client: &Client,
+    config: &LoadConfig,
+    prepared: &[Prepared],
+    servers: &[LoopbackUrl],
+    pace: Option<Rc<Pace>>,
+) -> SendOutcome {
+    assert!(!servers.is_empty(), "deliver_to needs a server");
     let created = chrono::Utc::now().timestamp();
     let mut events = Vec::with_capacity(planned_events(prepared));
     let mut chains = Vec::with_capacity(prepared.len());
@@ -847,7 +892,11 @@ pub async fn deliver_paced(
     let sender = Rc::new(Sender {
         client: client.clone(),
         signer: Signer::new(&config.stripe_secret),
-        url: config.url.join(STRIPE_WEBHOOK_PATH),
+        urls: servers
+            .iter()
+            .map(|server| server.join(STRIPE_WEBHOOK_PATH))
+            .collect(),
+        next_url: Cell::new(0),
         events,
         chains,
         success: (0..prepared.len())

@@ -30,12 +30,13 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use payhook_loadgen::load::{self, LoadConfig};
 use payhook_loadgen::mix::{Kind, Mix};
+use payhook_loadgen::multi;
 use payhook_loadgen::plan::{self, EventType};
 use payhook_loadgen::preload;
 use payhook_loadgen::proc_stats;
 use payhook_loadgen::server::{self, ServerSpec, SpawnedServer};
 use payhook_loadgen::soak::{self, SoakSpec};
-use payhook_loadgen::stats::{millis, LatencySummary};
+use payhook_loadgen::stats::{millis, percentile, LatencySummary};
 use payhook_loadgen::target::LoopbackUrl;
 
 /// The command line.
@@ -114,6 +115,12 @@ struct Options {
     /// then print payhook's rate as a ratio of it. Only with --spawn-server.
     #[arg(long, requires = "spawn_server")]
     ceiling: bool,
+    /// Start this many servers on the one database (only with
+    /// --spawn-server; PostgreSQL, since SQLite is one process's): setup and
+    /// checks go through the first, deliveries to each in turn.
+    #[arg(long, default_value_t = 1, requires = "spawn_server",
+          value_parser = clap::value_parser!(u8).range(1..=i64::from(payhook_loadgen::multi::MAX_SERVERS)))]
+    servers: u8,
     /// The PostgreSQL ceiling script, run with `-u <database url> -n N -c C`.
     #[arg(long, default_value = "bench/pg-ceiling.sh")]
     pg_ceiling_script: PathBuf,
@@ -351,11 +358,15 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
     let run_id = format!("{started_ms:x}");
     let seed = options.seed.unwrap_or(started_ms.unsigned_abs());
 
+    if options.duration.is_some() && options.servers > 1 {
+        anyhow::bail!("--servers is for a counted run; a soak drives one server");
+    }
     // The server, when this run starts it; dropped (stopped) before the
     // scratch database is removed.
     let mut scratch = None;
     let mut verify_url = options.verify_database_url.clone();
     let mut ceiling = None;
+    let mut more_servers = None;
     let mut server = match &options.spawn_server {
         Some(binary) => {
             let database_url = match &options.database_url {
@@ -387,7 +398,9 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
                 log_file,
                 env: options.server_env.clone(),
             };
-            Some(SpawnedServer::start(&spec)?)
+            let server = SpawnedServer::start(&spec)?;
+            more_servers = Some(spec);
+            Some(server)
         }
         None => None,
     };
@@ -431,6 +444,9 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
                     drive(
                         &config,
                         server.as_mut(),
+                        more_servers
+                            .as_ref()
+                            .map(|spec| (spec, usize::from(options.servers) - 1)),
                         verify_url.as_deref(),
                         options.preload,
                     )
@@ -610,6 +626,7 @@ async fn drive_soak(
 async fn drive(
     config: &LoadConfig,
     mut server: Option<&mut SpawnedServer>,
+    more_servers: Option<(&ServerSpec, usize)>,
     verify_url: Option<&str>,
     preloaded: u32,
 ) -> anyhow::Result<Outcome> {
@@ -627,6 +644,12 @@ async fn drive(
     );
     wait_for_server(&client, config, server.as_deref_mut()).await?;
 
+    // Further servers on the same database, once the first is ready (it
+    // migrated); stopped when this function returns.
+    let more = match more_servers {
+        Some((spec, count)) if count > 0 => multi::start_more(&client, spec, count).await?,
+        _ => Vec::new(),
+    };
     let cpu = |server: &Option<&mut SpawnedServer>| server.as_ref().and_then(|s| s.cpu_time());
     let started = Instant::now();
     let setup_outcome = load::prepare(&client, config).await?;
@@ -650,7 +673,8 @@ async fn drive(
 
     let server_cpu_before = cpu(&server);
     let own_cpu_before = proc_stats::process_cpu_time(std::process::id());
-    let mut sent = load::deliver(&client, config, &prepared).await;
+    let mut sent =
+        load::deliver_to(&client, config, &prepared, &multi::urls(&config.url, &more)).await;
     let server_cpu = cpu(&server)
         .zip(server_cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
@@ -662,13 +686,15 @@ async fn drive(
     let distinct = load::planned_events(&prepared);
     let events_rate = distinct as f64 / seconds;
     let latency = LatencySummary::of(&mut sent.latencies);
+    // `of` sorted the samples.
+    let p999 = percentile(&sent.latencies, 999).map_or_else(|| "na".into(), millis);
     println!(
         "send: {} deliveries in {seconds:.3} s: {rate:.1} deliveries/s, {events_rate:.1} distinct events/s",
         sent.deliveries
     );
     if let Some(latency) = &latency {
         println!(
-            "latency ms: p50 {} p90 {} p99 {} max {}",
+            "latency ms: p50 {} p90 {} p99 {} p99.9 {p999} max {}",
             millis(latency.p50),
             millis(latency.p90),
             millis(latency.p99),
@@ -739,6 +765,14 @@ async fn drive(
         );
     }
 
+    for (number, other) in (2..).zip(&more) {
+        println!(
+            "server {number} RSS: peak {} KiB; CPU {:.2} s in all",
+            other.peak_rss_kib(),
+            other.cpu_time().unwrap_or_default().as_secs_f64()
+        );
+    }
+
     let api = load::check_api(&client, config, &prepared).await;
     let api_statuses = api
         .statuses
@@ -788,8 +822,8 @@ async fn drive(
         "RESULT events={} mix={} refunds={} disputes={} checkouts={} not_handled={} \
          duplicates={} concurrency={} preload={preloaded} \
          seconds={seconds:.3} rate={rate:.1} events_rate={events_rate:.1} p50_ms={p50} \
-         p90_ms={p90} p99_ms={p99} max_ms={max} rss_peak_kib={} status={} early_409={} \
-         setup_retries={} ok={ok}",
+         p90_ms={p90} p99_ms={p99} p999_ms={p999} max_ms={max} rss_peak_kib={} status={} early_409={} \
+         setup_retries={} servers={} ok={ok}",
         config.events,
         config.mix,
         load::count_of(&prepared, Kind::Refund),
@@ -802,6 +836,7 @@ async fn drive(
         sent.tally.statuses_line().replace(' ', ","),
         sent.early,
         setup_outcome.retried,
+        1 + more.len(),
     );
     Ok(Outcome { ok, line, rate })
 }
@@ -880,6 +915,27 @@ mod tests {
         assert_eq!(result_value("RESULT rate=10.0 ok=false", "rate"), None);
         assert_eq!(result_value("rate=10.0 ok=true", "rate"), None);
         assert!(Options::try_parse_from(["payhook-loadgen", "--ceiling"]).is_err());
+    }
+
+    #[test]
+    fn more_servers_only_when_spawned_and_bounded() {
+        let one = Options::try_parse_from(["payhook-loadgen"]).unwrap();
+        assert_eq!(one.servers, 1);
+        assert!(Options::try_parse_from(["payhook-loadgen", "--servers", "2"]).is_err());
+        let spawned = |count: &str| {
+            Options::try_parse_from([
+                "payhook-loadgen",
+                "--spawn-server",
+                "target/release/payhook",
+                "--servers",
+                count,
+            ])
+        };
+        assert_eq!(spawned("2").unwrap().servers, 2);
+        assert_eq!(spawned("4").unwrap().servers, 4);
+        for refused in ["0", "5", "-1"] {
+            assert!(spawned(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

@@ -11,9 +11,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use payhook_domain::ports::{Applied, EventToApply, StoreError, StoredEvent};
 use payhook_domain::{
-    decide, AmountPolicy, EventKind, GatewayEvent, Outcome, Payment, RefundLedger,
+    decide, AmountPolicy, Decision, EventKind, GatewayEvent, Outcome, Payment, RefundLedger,
 };
 
+use super::batch::apply_batch;
 use super::decision::DecisionWrites;
 use super::events::{awaiting_events, record_event, Recorded};
 use super::lookup::{find_and_lock, find_by_id_and_lock, LockedPayment};
@@ -25,14 +26,10 @@ use crate::report::at_stored_precision;
 
 /// The unit of work for one event, inside a write transaction the caller
 /// opened: record it, find and lock the payment, decide, write.
-fn apply_event_body(conn: &mut DbConn, to_apply: &EventToApply) -> Result<Applied, TxError> {
-    // Decided as it will read back from the store, should it be applied
-    // again (see `at_stored_precision`).
-    let event = match at_stored_precision(&to_apply.event) {
-        Some(cut) => Cow::Owned(cut),
-        None => Cow::Borrowed(&to_apply.event),
-    };
-    let event = event.as_ref();
+pub(super) fn apply_event_body(
+    conn: &mut DbConn,
+    to_apply: &EventToApply,
+) -> Result<Applied, TxError> {
     let event_row = match record_event(conn, to_apply)? {
         Recorded::New(id) | Recorded::Again(id) => id,
         Recorded::Final { payment } => {
@@ -41,6 +38,28 @@ fn apply_event_body(conn: &mut DbConn, to_apply: &EventToApply) -> Result<Applie
             })
         }
     };
+    apply_recorded(conn, to_apply, event_row)
+}
+
+/// The event as it is decided: as it will read back from the store, should
+/// it be applied again (see `at_stored_precision`).
+pub(super) fn as_decided(to_apply: &EventToApply) -> Cow<'_, GatewayEvent> {
+    match at_stored_precision(&to_apply.event) {
+        Some(cut) => Cow::Owned(cut),
+        None => Cow::Borrowed(&to_apply.event),
+    }
+}
+
+/// The rest of [`apply_event_body`] once the event is recorded as
+/// `event_row` (new, or an earlier delivery to evaluate again): find and
+/// lock the payment, decide, write.
+pub(super) fn apply_recorded(
+    conn: &mut DbConn,
+    to_apply: &EventToApply,
+    event_row: i64,
+) -> Result<Applied, TxError> {
+    let event = as_decided(to_apply);
+    let event = event.as_ref();
     let mut found = find_and_lock(conn, event)?;
     if found.is_none() && matches!(conn, DbConn::Pg(_)) {
         // A payment may be being marked pending under one of these ids
@@ -62,7 +81,8 @@ fn apply_event_body(conn: &mut DbConn, to_apply: &EventToApply) -> Result<Applie
     };
     let now = stored_precision(to_apply.received_at);
     let locked = found.into_locked(conn, event.kind)?;
-    decide_and_write(conn, event_row, event, locked, to_apply.policy, now)
+    let decided = decide_locked(conn, event, locked, to_apply.policy, now)?;
+    write_decided(conn, event_row, decided, to_apply.policy, now)
 }
 
 /// Applies one event in a transaction of its own.
@@ -90,12 +110,7 @@ pub(crate) fn apply_events(
     conn: &mut StoreConn,
     batch: &[EventToApply],
 ) -> Vec<Result<Applied, StoreError>> {
-    let all_or_nothing = write_transaction(conn, |conn| {
-        batch
-            .iter()
-            .map(|to_apply| apply_event_body(conn, to_apply))
-            .collect::<Result<Vec<Applied>, TxError>>()
-    });
+    let all_or_nothing = write_transaction(conn, |conn| apply_batch(conn, batch));
     match all_or_nothing {
         Ok(applied) => applied.into_iter().map(Ok).collect(),
         Err(_) => apply_events_with_savepoints(conn, batch),
@@ -138,23 +153,40 @@ fn apply_events_with_savepoints(
     }
 }
 
-/// Decides on the payment and order state [`find_and_lock`] read, and
-/// writes the decision (see `decision` for how each backend writes it).
-///
-/// When the decision confirms the payment, the events recorded
-/// `awaiting_completion` for it (refunds and disputes that came first) are
-/// applied next, oldest first, in the same transaction, each decided on the
-/// state the one before left; the payment returned is the state after
-/// them. So no shop ever sees a completed payment without the refunds the
-/// gateway had already reported for it.
-pub(super) fn decide_and_write(
+/// A decision taken on a locked payment, with what it was taken on (which
+/// its writes are computed against).
+pub(super) struct Decided {
+    /// The payment as read.
+    pub(super) before: Payment,
+    /// Its refund ledger as read (without the refunds rows unless the
+    /// event reports refunds).
+    pub(super) ledger: RefundLedger,
+    /// What `domain::decide` made of the event.
+    pub(super) decision: Decision,
+}
+
+impl Decided {
+    /// The writes of this decision for the event row `event_row`.
+    pub(super) fn writes(&self, event_row: i64, now: DateTime<Utc>) -> DecisionWrites<'_> {
+        DecisionWrites::new(
+            &self.before,
+            &self.ledger,
+            &self.decision,
+            event_row,
+            naive(now),
+        )
+    }
+}
+
+/// Decides on the payment and order state [`find_and_lock`] read, reading
+/// the refund ledger first when the event reports refunds.
+pub(super) fn decide_locked(
     conn: &mut DbConn,
-    event_row: i64,
     event: &GatewayEvent,
     locked: LockedPayment,
     policy: AmountPolicy,
     now: DateTime<Utc>,
-) -> Result<Applied, TxError> {
+) -> Result<Decided, TxError> {
     let LockedPayment {
         payment,
         order,
@@ -171,8 +203,40 @@ pub(super) fn decide_and_write(
         }
     };
     let decision = decide(&payment, &order, &ledger, event, policy, now);
-    let waiting =
-        DecisionWrites::new(&payment, &ledger, &decision, event_row, naive(now)).execute(conn)?;
+    Ok(Decided {
+        before: payment,
+        ledger,
+        decision,
+    })
+}
+
+/// Writes a decision (see `decision` for how each backend writes it), then
+/// [`finish_decided`].
+pub(super) fn write_decided(
+    conn: &mut DbConn,
+    event_row: i64,
+    decided: Decided,
+    policy: AmountPolicy,
+    now: DateTime<Utc>,
+) -> Result<Applied, TxError> {
+    let waiting = decided.writes(event_row, now).execute(conn)?;
+    finish_decided(conn, decided.decision, waiting, policy, now)
+}
+
+/// After a decision's writes, `waiting` telling whether events of its
+/// payment wait for it to complete: when the decision confirms the payment,
+/// those events (refunds and disputes that came first) are applied next,
+/// oldest first, in the same transaction, each decided on the state the
+/// one before left; the payment returned is the state after them. So no
+/// shop ever sees a completed payment without the refunds the gateway had
+/// already reported for it.
+pub(super) fn finish_decided(
+    conn: &mut DbConn,
+    decision: Decision,
+    waiting: bool,
+    policy: AmountPolicy,
+    now: DateTime<Utc>,
+) -> Result<Applied, TxError> {
     let mut latest = decision.payment;
     if decision.outcome == Outcome::Confirmed && waiting {
         latest = apply_awaiting(conn, latest, policy, now)?;
@@ -181,6 +245,19 @@ pub(super) fn decide_and_write(
         outcome: decision.outcome,
         payment: latest,
     })
+}
+
+/// [`decide_locked`] then [`write_decided`].
+pub(super) fn decide_and_write(
+    conn: &mut DbConn,
+    event_row: i64,
+    event: &GatewayEvent,
+    locked: LockedPayment,
+    policy: AmountPolicy,
+    now: DateTime<Utc>,
+) -> Result<Applied, TxError> {
+    let decided = decide_locked(conn, event, locked, policy, now)?;
+    write_decided(conn, event_row, decided, policy, now)
 }
 
 /// Applies the events that waited for `payment` to complete, oldest first,

@@ -595,3 +595,297 @@ impl QueryId for Combined<'_, '_> {
     // The text never varies, so diesel keeps it prepared.
     const HAS_STATIC_QUERY_ID: bool = true;
 }
+
+impl DecisionWrites<'_> {
+    /// True when the whole decision is the one statement [`Combined`]
+    /// writes (no second notification, no ledger write): only such
+    /// decisions can be written together by [`GroupWrites`].
+    pub(crate) fn is_combined_only(&self) -> bool {
+        self.further_notifications.is_empty() && self.ledger.is_empty()
+    }
+}
+
+/// The bound values of one column of [`GroupWrites`], one per decision.
+#[derive(Debug)]
+enum ValueArray<'a> {
+    Text(Vec<Option<&'a str>>),
+    BigInt(Vec<Option<i64>>),
+    Integer(Vec<Option<i32>>),
+    Timestamp(Vec<Option<NaiveDateTime>>),
+    Bool(Vec<bool>),
+}
+
+impl<'a> ValueArray<'a> {
+    /// An empty array of `value`'s type.
+    fn like(value: &Value<'_>, capacity: usize) -> Self {
+        match value {
+            Value::Text(_) => Self::Text(Vec::with_capacity(capacity)),
+            Value::BigInt(_) => Self::BigInt(Vec::with_capacity(capacity)),
+            Value::Integer(_) => Self::Integer(Vec::with_capacity(capacity)),
+            Value::Timestamp(_) => Self::Timestamp(Vec::with_capacity(capacity)),
+        }
+    }
+
+    /// Appends `value`; false when it is not of this array's type.
+    fn push(&mut self, value: &Value<'a>) -> bool {
+        match (self, value) {
+            (Self::Text(values), Value::Text(value)) => values.push(*value),
+            (Self::BigInt(values), Value::BigInt(value)) => values.push(*value),
+            (Self::Integer(values), Value::Integer(value)) => values.push(*value),
+            (Self::Timestamp(values), Value::Timestamp(value)) => values.push(*value),
+            _ => return false,
+        }
+        true
+    }
+
+    fn push_bind<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::Array;
+        match self {
+            Self::Text(values) => out.push_bind_param::<Array<Nullable<Text>>, _>(values),
+            Self::BigInt(values) => out.push_bind_param::<Array<Nullable<BigInt>>, _>(values),
+            Self::Integer(values) => out.push_bind_param::<Array<Nullable<Integer>>, _>(values),
+            Self::Timestamp(values) => out.push_bind_param::<Array<Nullable<Timestamp>>, _>(values),
+            Self::Bool(values) => out.push_bind_param::<Array<Bool>, _>(values),
+        }
+    }
+}
+
+/// Which write of a decision a column of [`GroupWrites`] belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Payment,
+    Order,
+    Outbox,
+    Event,
+}
+
+/// One column of [`GroupWrites`]: the write it serves, the table column it
+/// sets or filters on (`None` for the `made` flag and the payment id of the
+/// waiting question), whether it is a filter, and its values.
+#[derive(Debug)]
+struct GroupColumn<'a> {
+    part: Option<Part>,
+    name: &'static str,
+    filter: bool,
+    values: ValueArray<'a>,
+}
+
+/// PostgreSQL: the [`Combined`] writes of several decisions as one
+/// statement. Each column of the writes is bound as an array with one
+/// element per decision, `unnest` turns the arrays back into rows (`d`),
+/// and each write becomes a set-based `UPDATE ... FROM d` or `INSERT ...
+/// SELECT ... FROM d`, guarded per row by its `made` flag; the outbox rows
+/// are inserted in the decisions' order. It returns, per decision (by its
+/// 1-based position), whether any event of its payment waits for it to
+/// complete, as [`Combined`] does.
+///
+/// Only decisions on distinct payments and distinct orders may be written
+/// together: an `UPDATE ... FROM` that meets one row twice writes it once.
+/// The caller ([`super::batch`]) guarantees it. The text depends on the
+/// writes' columns only, never on the number of decisions, so one prepared
+/// statement serves every group.
+pub(crate) struct GroupWrites<'a> {
+    columns: Vec<GroupColumn<'a>>,
+}
+
+impl<'a> GroupWrites<'a> {
+    /// The group of `decisions`, or `None` when it is empty, when one of
+    /// them needs more than [`Combined`] or when their writes do not have
+    /// the same columns (then each is written on its own).
+    pub(crate) fn new(decisions: &[DecisionWrites<'a>]) -> Option<Self> {
+        let first = decisions.first()?;
+        if !decisions.iter().all(DecisionWrites::is_combined_only) {
+            return None;
+        }
+        fn parts<'d, 'a>(writes: &'d DecisionWrites<'a>) -> [(Part, &'d Write<'a>); 4] {
+            [
+                (Part::Payment, &writes.payment),
+                (Part::Order, &writes.order),
+                (Part::Outbox, &writes.first_notification),
+                (Part::Event, &writes.event),
+            ]
+        }
+        let count = decisions.len();
+        let mut columns = Vec::new();
+        for (part, write) in parts(first) {
+            for (name, value) in &write.values {
+                columns.push(GroupColumn {
+                    part: Some(part),
+                    name,
+                    filter: false,
+                    values: ValueArray::like(value, count),
+                });
+            }
+            for (name, value) in &write.filter {
+                columns.push(GroupColumn {
+                    part: Some(part),
+                    name,
+                    filter: true,
+                    values: ValueArray::like(value, count),
+                });
+            }
+            if part != Part::Event {
+                columns.push(GroupColumn {
+                    part: Some(part),
+                    name: "made",
+                    filter: false,
+                    values: ValueArray::Bool(Vec::with_capacity(count)),
+                });
+            }
+        }
+        columns.push(GroupColumn {
+            part: None,
+            name: webhook_events::payment_id::NAME,
+            filter: false,
+            values: ValueArray::like(&first.payment_id, count),
+        });
+        for writes in decisions {
+            let mut column = columns.iter_mut();
+            for (part, write) in parts(writes) {
+                let mut assignments = write.values.iter().chain(&write.filter);
+                for (name, value) in assignments.by_ref() {
+                    let target = column.next()?;
+                    if target.name != *name || !target.values.push(value) {
+                        return None;
+                    }
+                }
+                if part != Part::Event {
+                    match column.next()? {
+                        GroupColumn {
+                            values: ValueArray::Bool(made),
+                            ..
+                        } => made.push(write.made),
+                        _ => return None,
+                    }
+                }
+            }
+            if !column.next()?.values.push(&writes.payment_id) || column.next().is_some() {
+                return None;
+            }
+        }
+        Some(Self { columns })
+    }
+
+    /// The alias of column `index` in `d`.
+    fn alias(index: usize) -> String {
+        format!("c{index}")
+    }
+
+    /// The columns of `part`, with their aliases in `d`.
+    fn of(&self, part: Part) -> impl Iterator<Item = (String, &GroupColumn<'a>)> {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(move |(_, column)| column.part == Some(part))
+            .map(|(index, column)| (Self::alias(index), column))
+    }
+
+    /// `AND d.cN` for `part`'s `made` flag.
+    fn push_made_guard(&self, out: &mut AstPass<'_, '_, Pg>, part: Part) {
+        for (alias, column) in self.of(part) {
+            if column.name == "made" && !column.filter {
+                out.push_sql(" AND d.");
+                out.push_sql(&alias);
+            }
+        }
+    }
+
+    /// `UPDATE table AS t SET a = d.c0, ... FROM d WHERE t.k = d.cN AND d.made`.
+    fn push_update(&self, out: &mut AstPass<'_, '_, Pg>, table: &str, part: Part) {
+        out.push_sql("UPDATE ");
+        out.push_sql(table);
+        out.push_sql(" AS t SET ");
+        let assigned = self
+            .of(part)
+            .filter(|(_, column)| !column.filter && column.name != "made");
+        for (index, (alias, column)) in assigned.enumerate() {
+            if index > 0 {
+                out.push_sql(", ");
+            }
+            out.push_sql(column.name);
+            out.push_sql(" = d.");
+            out.push_sql(&alias);
+        }
+        out.push_sql(" FROM d WHERE ");
+        let filters = self.of(part).filter(|(_, column)| column.filter);
+        for (index, (alias, column)) in filters.enumerate() {
+            if index > 0 {
+                out.push_sql(" AND ");
+            }
+            out.push_sql("t.");
+            out.push_sql(column.name);
+            out.push_sql(" = d.");
+            out.push_sql(&alias);
+        }
+        self.push_made_guard(out, part);
+    }
+}
+
+impl QueryFragment<Pg> for GroupWrites<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH d AS (SELECT * FROM unnest(");
+        for (index, column) in self.columns.iter().enumerate() {
+            if index > 0 {
+                out.push_sql(", ");
+            }
+            column.values.push_bind(&mut out)?;
+        }
+        out.push_sql(") WITH ORDINALITY AS d(");
+        for index in 0..self.columns.len() {
+            out.push_sql(&Self::alias(index));
+            out.push_sql(", ");
+        }
+        out.push_sql("ord)), w_payment AS (");
+        self.push_update(&mut out, "payments", Part::Payment);
+        out.push_sql("), w_order AS (");
+        self.push_update(&mut out, "orders", Part::Order);
+        out.push_sql("), w_outbox AS (INSERT INTO outbox (");
+        let inserted: Vec<(String, &GroupColumn<'_>)> = self
+            .of(Part::Outbox)
+            .filter(|(_, column)| column.name != "made")
+            .collect();
+        for (index, (_, column)) in inserted.iter().enumerate() {
+            if index > 0 {
+                out.push_sql(", ");
+            }
+            out.push_sql(column.name);
+        }
+        out.push_sql(") SELECT ");
+        for (index, (alias, _)) in inserted.iter().enumerate() {
+            if index > 0 {
+                out.push_sql(", ");
+            }
+            out.push_sql("d.");
+            out.push_sql(alias);
+        }
+        out.push_sql(" FROM d WHERE true");
+        self.push_made_guard(&mut out, Part::Outbox);
+        out.push_sql(" ORDER BY d.ord) ");
+        // Every decision writes its event row, which exists (recorded or
+        // locked by this transaction): one row back per decision.
+        self.push_update(&mut out, "webhook_events", Part::Event);
+        let waiting_for = Self::alias(self.columns.len() - 1);
+        out.push_sql(" RETURNING d.ord, EXISTS (SELECT 1 FROM webhook_events WHERE ");
+        out.push_sql(webhook_events::payment_id::NAME);
+        out.push_sql(" = d.");
+        out.push_sql(&waiting_for);
+        out.push_sql(" AND ");
+        out.push_sql(AWAITING_CONDITION);
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl Query for GroupWrites<'_> {
+    type SqlType = (BigInt, Bool);
+}
+
+impl RunQueryDsl<PgConnection> for GroupWrites<'_> {}
+
+impl QueryId for GroupWrites<'_> {
+    type QueryId = ();
+    // The text is the same for every group, but it is built from the
+    // writes' columns: keyed by its text, a change of columns can never
+    // reuse a statement prepared for other ones.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}

@@ -41,16 +41,16 @@ pub(super) enum Recorded {
     Final { payment: Option<Box<Payment>> },
 }
 
-/// Records the event, or finds its earlier record.
-pub(super) fn record_event(
-    conn: &mut DbConn,
-    to_apply: &EventToApply,
-) -> Result<Recorded, TxError> {
+/// The row of a first delivery of `to_apply`, `report` its report as
+/// stored: `unmatched` until a decision says otherwise.
+pub(super) fn new_event_row<'a>(
+    to_apply: &'a EventToApply,
+    report: Option<&'a str>,
+) -> NewEventRow<'a> {
     let event = &to_apply.event;
     let at = naive(to_apply.received_at);
     let refs = &event.references;
-    let report = event.report.as_ref().map(report::to_json);
-    let row = NewEventRow {
+    NewEventRow {
         gateway: &event.gateway,
         event_id: &event.event_id,
         event_type: &event.event_type,
@@ -65,9 +65,20 @@ pub(super) fn record_event(
         attempts: 1,
         received_at: at,
         processed_at: at,
-        report: report.as_deref(),
+        report,
         source: to_apply.source.as_str(),
-    };
+    }
+}
+
+/// Records the event, or finds its earlier record.
+pub(super) fn record_event(
+    conn: &mut DbConn,
+    to_apply: &EventToApply,
+) -> Result<Recorded, TxError> {
+    let event = &to_apply.event;
+    let at = naive(to_apply.received_at);
+    let report = event.report.as_ref().map(report::to_json);
+    let row = new_event_row(to_apply, report.as_deref());
     // `ON CONFLICT DO NOTHING` rather than catching the unique violation:
     // on PostgreSQL a failed statement aborts the transaction, so catching
     // it would need a savepoint (two more round trips). A conflict with a
@@ -101,7 +112,7 @@ pub(super) fn record_event(
 /// The record of an earlier delivery of `event`, locked on PostgreSQL: a
 /// final outcome ends the delivery, any other is counted as an attempt
 /// and evaluated again.
-fn earlier_delivery(
+pub(super) fn earlier_delivery(
     conn: &mut DbConn,
     event: &GatewayEvent,
     at: NaiveDateTime,

@@ -2,6 +2,9 @@
 //! the domain's lookup order, locked on PostgreSQL. It only reads: what to
 //! do with the payment is `apply`'s business.
 
+use std::collections::HashMap;
+
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use payhook_domain::{
     EventKind, GatewayEvent, Lookup, OrderState, OrderStatus, Payment, PaymentId, PaymentStatus,
@@ -38,6 +41,11 @@ impl Found {
     /// The id of the payment found, read before the row is converted.
     pub(super) fn payment_id(&self) -> i64 {
         self.row.id
+    }
+
+    /// The id of its order.
+    pub(super) fn order_id(&self) -> i64 {
+        self.row.order_id
     }
 
     /// The rows as domain values, reading the order's completed payments
@@ -200,4 +208,76 @@ pub(super) fn find_by_id_and_lock(conn: &mut DbConn, id: PaymentId) -> QueryResu
         DbConn::Sqlite(sqlite) => by_id!().get_result(sqlite).optional()?,
     };
     Ok(found.map(|(row, order)| Found { row, order }))
+}
+
+/// PostgreSQL, for a group-commit batch: the payments the events at
+/// `wanted` (index in the batch, event) name by their first lookup, when
+/// that is a transaction id or an external id (each names at most one
+/// payment of a gateway), found and locked with their orders in one
+/// statement per gateway and kind of lookup, in payment id order (so two
+/// batches lock their common rows in one order). An index is returned
+/// with the payment only if it is the first of `wanted` to name it; the
+/// others, and the events whose first lookup finds nothing or is by
+/// gateway reference, are looked up one by one ([`find_and_lock`]).
+///
+/// A first lookup that finds a payment here finds the same payment when it
+/// runs alone, as long as no earlier event of the batch wrote that payment
+/// (`transaction_id` never changes, and `(payment_method, external_id)` is
+/// unique): the caller looks up again an event whose payment or order an
+/// earlier one touched.
+pub(super) fn find_and_lock_first(
+    pg: &mut PgConnection,
+    wanted: &[(usize, &GatewayEvent)],
+) -> QueryResult<HashMap<usize, Found>> {
+    // (gateway, by transaction id?) -> (looked-up value -> first index).
+    let mut groups: HashMap<(&str, bool), HashMap<&str, usize>> = HashMap::new();
+    for (index, event) in wanted {
+        let (by_transaction, value) = match event.references.lookups().next() {
+            Some(Lookup::TransactionId(value)) => (true, value),
+            Some(Lookup::ExternalId(value)) => (false, value),
+            _ => continue,
+        };
+        groups
+            .entry((event.gateway.as_str(), by_transaction))
+            .or_default()
+            .entry(value)
+            .or_insert(*index);
+    }
+    let mut found = HashMap::new();
+    for ((gateway, by_transaction), named) in groups {
+        let values: Vec<&str> = named.keys().copied().collect();
+        let own = payments::table
+            .inner_join(orders::table)
+            .filter(payments::payment_method.eq(gateway))
+            .order(payments::id)
+            .select((
+                PaymentRow::as_select(),
+                (
+                    orders::status,
+                    orders::total_minor,
+                    orders::currency,
+                    orders::paid_minor,
+                ),
+            ));
+        let rows: Vec<(PaymentRow, OrderColumns)> = if by_transaction {
+            own.filter(payments::transaction_id.eq_any(&values))
+                .for_update()
+                .load(pg)?
+        } else {
+            own.filter(payments::external_id.eq_any(&values))
+                .for_update()
+                .load(pg)?
+        };
+        for (row, order) in rows {
+            let key = if by_transaction {
+                Some(row.transaction_id.as_str())
+            } else {
+                row.external_id.as_deref()
+            };
+            if let Some(&index) = key.and_then(|key| named.get(key)) {
+                found.insert(index, Found { row, order });
+            }
+        }
+    }
+    Ok(found)
 }

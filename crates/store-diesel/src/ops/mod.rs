@@ -7,6 +7,8 @@
 //! - `events`: recording a gateway event, and the audit reads of events;
 //! - `apply`: applying one event or a group-commit batch, and the refunds
 //!   and disputes that waited for a payment to complete;
+//! - `batch`: a batch on PostgreSQL in three set-based statements, with
+//!   the events an earlier one may have affected applied one by one;
 //! - `refunds`: reading a payment's refund ledger;
 //! - `prune`: the retention pruner's batches (event bodies, delivered
 //!   outbox rows);
@@ -41,6 +43,7 @@
 //! `crate::outbox`; only `overview`'s reads look at it here.
 
 mod apply;
+mod batch;
 mod decision;
 mod events;
 #[cfg(any(test, feature = "testing"))]

@@ -7,6 +7,7 @@
 
 mod apply;
 mod audit;
+mod batch;
 mod concurrency;
 mod crud;
 mod lifecycle;

@@ -1,0 +1,292 @@
+//! A group-commit batch ends as the same events applied one after the
+//! other. On PostgreSQL a batch is applied in a few set-based statements
+//! (every event recorded at once, the payments found and locked at once,
+//! the decisions written at once) with each event that could see an
+//! earlier one's work applied alone; this script mixes both kinds in one
+//! batch: two payments of one order, a re-delivery of an event of the
+//! batch and of events recorded before, a second event for a payment the
+//! batch already decided, an unmatched event, a confirmation that applies
+//! a refund which came first, an amount mismatch, a refund after its
+//! success, lookups by transaction id, external id and gateway reference.
+//! The same script runs twice on one database, on payments of its own each
+//! time: once as one batch, once event by event, and both must agree on
+//! every answer, payment, order, outbox row and event record.
+
+use payhook_domain::ports::{Applied, EventToApply, Store};
+use payhook_domain::{
+    AmountPolicy, EventKind, GatewayEvent, OrderId, Outcome, Payment, PaymentStatus, References,
+    Refund, RefundReport, RefundStatus, Report,
+};
+use payhook_store_diesel::{DieselStore, StoreOptions};
+
+use crate::support::{
+    at, by_external_id, by_gateway_reference, by_transaction_id, created_payment, failed,
+    for_each_backend, fresh_id, order, outbox_of, payment_for, pending_payment, succeeded, usd,
+    Backend,
+};
+
+/// `event` arriving at second `second`.
+fn arriving(event: GatewayEvent, second: i64) -> EventToApply {
+    EventToApply {
+        payload: format!(r#"{{"id":"{}"}}"#, event.event_id).into_bytes(),
+        event,
+        policy: AmountPolicy::Warn,
+        received_at: at(second),
+        source: payhook_domain::ports::EventSource::Webhook,
+    }
+}
+
+/// `charge.refunded`: one succeeded refund of `minor` cents, and that as
+/// the running total.
+fn refunded(event_id: &str, references: References, refund_id: &str, minor: i64) -> GatewayEvent {
+    GatewayEvent {
+        gateway: "stripe".into(),
+        event_id: event_id.into(),
+        event_type: "charge.refunded".into(),
+        kind: EventKind::Refund,
+        references,
+        amount: None,
+        report: Some(Report::Refund(RefundReport {
+            refunds: vec![Refund {
+                refund_id: refund_id.into(),
+                amount: usd(minor),
+                status: RefundStatus::Succeeded,
+            }],
+            running_total: Some(usd(minor)),
+            reported_at: at(30),
+        })),
+    }
+}
+
+/// What one run of the script left, by position in the script (never by
+/// row id, which differs between runs).
+#[derive(Debug, PartialEq)]
+struct Ending {
+    answers: Vec<String>,
+    payments: Vec<String>,
+    orders: Vec<String>,
+    outbox: Vec<Vec<String>>,
+    events: Vec<String>,
+}
+
+/// A payment as compared: everything but ids and times.
+fn describe(payment: &Payment) -> String {
+    format!(
+        "{:?} refunded {:?} mismatch {:?} dispute {:?}",
+        payment.status,
+        payment.refunded_amount,
+        payment
+            .amount_mismatch
+            .as_ref()
+            .map(|m| (m.expected, m.received)),
+        payment.dispute.as_ref().map(|d| d.dispute_id.clone()),
+    )
+}
+
+fn answer(applied: &Applied) -> String {
+    match applied {
+        Applied::Decided { outcome, payment } => format!("{outcome:?}: {}", describe(payment)),
+        Applied::Duplicate { payment } => {
+            format!("duplicate: {:?}", payment.as_ref().map(describe))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Sets up the script's payments, delivers its early events one by one,
+/// then its batch as one batch (`batched`) or event by event.
+async fn run(store: &DieselStore, batched: bool) -> Ending {
+    let p0 = created_payment(store, "stripe", usd(15000)).await;
+    let split = order(store, usd(30000)).await;
+    let p1a = payment_for(store, split.id, usd(15000)).await;
+    let p1b = payment_for(store, split.id, usd(15000)).await;
+    let x2 = fresh_id("pi");
+    let p2 = pending_payment(store, "stripe", &x2, usd(15000)).await;
+    let x3 = fresh_id("pi");
+    let p3 = pending_payment(store, "stripe", &x3, usd(15000)).await;
+    let p4 = created_payment(store, "stripe", usd(15000)).await;
+    let x5 = fresh_id("pi");
+    let p5 = pending_payment(store, "stripe", &x5, usd(15000)).await;
+    let p6 = created_payment(store, "stripe", usd(15000)).await;
+    let payments = [&p0, &p1a, &p1b, &p2, &p3, &p4, &p5, &p6];
+    let orders: Vec<OrderId> = payments.iter().map(|p| p.order_id).collect();
+
+    // Before the batch: a refund of P3 that comes before its success
+    // (kept, awaiting it), and an event nothing matches yet.
+    let early_refund = refunded(&fresh_id("evt"), by_external_id(&x3), &fresh_id("re"), 5000);
+    let unknown = succeeded(
+        &fresh_id("evt"),
+        by_external_id(&fresh_id("pi")),
+        Some(usd(100)),
+    );
+    let mut answers = Vec::new();
+    for early in [early_refund.clone(), unknown.clone()] {
+        let applied = store.apply_event(arriving(early, 10)).await.expect("apply");
+        answers.push(answer(&applied));
+    }
+
+    let success_p0 = succeeded(
+        &fresh_id("evt"),
+        by_transaction_id(&p0.transaction_id),
+        Some(usd(15000)),
+    );
+    let success_p6 = succeeded(
+        &fresh_id("evt"),
+        by_transaction_id(&p6.transaction_id),
+        Some(usd(15000)),
+    );
+    let batch = vec![
+        success_p0.clone(),
+        succeeded(
+            &fresh_id("evt"),
+            by_transaction_id(&p1a.transaction_id),
+            Some(usd(15000)),
+        ),
+        // Confirms P3, which applies the refund that came first.
+        succeeded(&fresh_id("evt"), by_external_id(&x3), Some(usd(15000))),
+        // The same order as the one before: decided on what it wrote.
+        succeeded(
+            &fresh_id("evt"),
+            by_transaction_id(&p1b.transaction_id),
+            Some(usd(15000)),
+        ),
+        // A re-delivery of an event earlier in the batch.
+        success_p0,
+        succeeded(&fresh_id("evt"), by_external_id(&x2), Some(usd(15000))),
+        // A second event for a payment the batch already decided.
+        failed(&fresh_id("evt"), by_transaction_id(&p0.transaction_id)),
+        succeeded(
+            &fresh_id("evt"),
+            by_external_id(&fresh_id("pi")),
+            Some(usd(100)),
+        ),
+        // Less than expected: confirmed with the mismatch recorded (warn).
+        succeeded(
+            &fresh_id("evt"),
+            by_transaction_id(&p4.transaction_id),
+            Some(usd(10000)),
+        ),
+        // A refund of P2 after its success in the same batch.
+        refunded(&fresh_id("evt"), by_external_id(&x2), &fresh_id("re"), 2000),
+        // Re-deliveries of events recorded before the batch: one applied by
+        // now (final), one still unmatched (evaluated again).
+        early_refund,
+        unknown,
+        // Found by the gateway's reference (the PaymentIntent id here).
+        succeeded(
+            &fresh_id("evt"),
+            by_gateway_reference(&x5),
+            Some(usd(15000)),
+        ),
+        success_p6.clone(),
+        // Two deliveries of one new event in the batch.
+        success_p6,
+    ];
+    let batch: Vec<EventToApply> = batch.into_iter().map(|e| arriving(e, 20)).collect();
+    let event_ids: Vec<String> = batch.iter().map(|e| e.event.event_id.clone()).collect();
+    if batched {
+        for applied in store.apply_batch(batch).await.expect("apply batch") {
+            answers.push(answer(&applied.expect("applied")));
+        }
+    } else {
+        for to_apply in batch {
+            let applied = store.apply_event(to_apply).await.expect("apply");
+            answers.push(answer(&applied));
+        }
+    }
+
+    let mut ending = Ending {
+        answers,
+        payments: Vec::new(),
+        orders: Vec::new(),
+        outbox: Vec::new(),
+        events: Vec::new(),
+    };
+    for payment in payments {
+        let now = store.payment(payment.id).await.expect("read payment");
+        ending.payments.push(describe(&now));
+        let rows = outbox_of(store, payment).await;
+        ending
+            .outbox
+            .push(rows.into_iter().map(|row| row.kind).collect());
+    }
+    for order_id in orders {
+        let now = store.order(order_id).await.expect("read order");
+        ending
+            .orders
+            .push(format!("{:?} paid {:?}", now.status, now.paid_amount));
+    }
+    let records = store.events().await.expect("events");
+    for event_id in event_ids {
+        let record = records
+            .iter()
+            .find(|record| record.event_id == event_id)
+            .unwrap_or_else(|| panic!("no record of {event_id}"));
+        ending.events.push(format!(
+            "{} {} attempts {}",
+            record.outcome,
+            record.payment_id.is_some(),
+            record.attempts
+        ));
+    }
+    ending
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_ends_as_its_events_applied_one_by_one() {
+    let options = StoreOptions {
+        group_commit: false,
+        ..StoreOptions::default()
+    };
+    for_each_backend(options, |Backend { name, store, .. }| async move {
+        let one_by_one = run(&store, false).await;
+        let batched = run(&store, true).await;
+        assert_eq!(batched, one_by_one, "{name}");
+
+        // And what both say is what the script means.
+        let answers = &one_by_one.answers;
+        let outcome = |index: usize| answers[index].split(':').next().unwrap_or("").to_owned();
+        assert_eq!(
+            outcome(0),
+            format!("{:?}", Outcome::AwaitingCompletion),
+            "{name}"
+        );
+        assert_eq!(answers[1], "Unmatched", "{name}");
+        assert_eq!(outcome(2), "Confirmed", "{name}");
+        assert!(
+            answers[4].starts_with(&format!(
+                "Confirmed: {:?}",
+                PaymentStatus::PartiallyRefunded
+            )),
+            "{name}: {}",
+            answers[4]
+        );
+        assert!(
+            answers[6].starts_with("duplicate"),
+            "{name}: {}",
+            answers[6]
+        );
+        assert_eq!(answers[9], "Unmatched", "{name}");
+        assert!(
+            answers[12].starts_with("duplicate"),
+            "{name}: {}",
+            answers[12]
+        );
+        assert_eq!(answers[13], "Unmatched", "{name}");
+        assert!(
+            answers[16].starts_with("duplicate"),
+            "{name}: {}",
+            answers[16]
+        );
+        // The split order is paid once, by its two payments.
+        assert!(one_by_one.outbox[1].is_empty(), "{name}");
+        assert_eq!(one_by_one.outbox[2], ["order.paid"], "{name}");
+        assert!(one_by_one.orders[1].starts_with("Paid"), "{name}");
+        // The re-delivered unmatched event was counted twice.
+        assert_eq!(
+            one_by_one.events[11], "unmatched false attempts 2",
+            "{name}"
+        );
+    })
+    .await;
+}
