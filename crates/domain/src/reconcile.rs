@@ -509,8 +509,7 @@ impl Reconciler {
         let api = self
             .api(&payment.payment_method)
             .ok_or_else(|| ReconcileError::NotConfigured(payment.payment_method.clone()))?;
-        let report = self.check_with(api.as_ref(), payment, mode).await?;
-        Ok(report)
+        self.check_with(api.as_ref(), payment, mode).await
     }
 
     /// One pass: the payments due (oldest first, at most `batch`, claimed

@@ -124,7 +124,7 @@ pub fn describe(config: &Config) -> String {
     );
     line(
         "PAYHOOK_PRUNE_INTERVAL",
-        &crate::pruner::format_period(config.prune_interval),
+        &crate::config::format_duration(config.prune_interval),
     );
     let reconcile = &config.reconcile;
     line("STRIPE_API_KEY", masked(reconcile.stripe.is_some()));

@@ -190,7 +190,7 @@ pub async fn prune_command(
         "{verb} {} event bodies and {} delivered notifications older than {} (before {before}){}",
         report.event_bodies,
         report.outbox_rows,
-        format_period(older_than),
+        crate::config::format_duration(older_than),
         if dry_run {
             "; dry run, nothing changed"
         } else {
@@ -208,12 +208,6 @@ pub fn parse_period(text: &str) -> Option<Duration> {
     crate::config::parse_duration(text)
         .ok()
         .filter(|period| !period.is_zero())
-}
-
-/// `period` in the largest unit that shows it exactly, as
-/// [`parse_period`] reads it back.
-pub fn format_period(period: Duration) -> String {
-    crate::config::format_duration(period)
 }
 
 #[cfg(test)]
@@ -262,7 +256,7 @@ mod tests {
             (1_500, "1500ms"),
         ] {
             let period = Duration::from_millis(ms);
-            assert_eq!(format_period(period), text);
+            assert_eq!(crate::config::format_duration(period), text);
             assert_eq!(parse_period(text), Some(period));
         }
     }

@@ -582,15 +582,15 @@ pub fn event(session: &Session, detail: &EventDetail, notice: Option<&str>) -> M
                 @if let Some(pruned_at) = detail.pruned_at {
                     p id="pruned" { "Removed by retention at " (time(pruned_at)) ". The record stays, so a late re-delivery is still recognised." }
                 } @else {
-                @match &body {
-                    Ok(text) => {
-                        @match pretty_json(text) {
-                            Some(pretty) => pre id="raw-body" { code { (pretty) } },
-                            None => pre id="raw-body" { code { (text) } },
+                    @match &body {
+                        Ok(text) => {
+                            @match pretty_json(text) {
+                                Some(pretty) => pre id="raw-body" { code { (pretty) } },
+                                None => pre id="raw-body" { code { (text) } },
+                            }
                         }
+                        Err(_) => p { "The body is not UTF-8 text; the API answers it as base64 (" code { "payload_base64" } ")." },
                     }
-                    Err(_) => p { "The body is not UTF-8 text; the API answers it as base64 (" code { "payload_base64" } ")." },
-                }
                 }
             }
         },

@@ -198,17 +198,21 @@ async fn a_payment_creation_documents_the_currency_and_closed_order_refusals() {
     );
 }
 
+/// The query parameter `name` of the webhook-event list.
+fn event_filter<'a>(document: &'a Value, name: &str) -> &'a Value {
+    document["paths"]["/api/v1/webhook-events/"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("a {name} parameter"))
+}
+
 #[actix_rt::test]
 async fn the_outcome_filter_lists_the_lifecycle_outcomes() {
     let app = spawn_app();
     let document = document(&app).await;
-    let parameters = document["paths"]["/api/v1/webhook-events/"]["get"]["parameters"]
-        .as_array()
-        .expect("parameters");
-    let outcome = parameters
-        .iter()
-        .find(|p| p["name"] == "outcome")
-        .expect("an outcome parameter");
+    let outcome = event_filter(&document, "outcome");
     let names = outcome["schema"]["enum"].as_array().expect("an enum");
     for name in [
         "unmatched",
@@ -350,13 +354,7 @@ async fn the_webhook_answer_documents_the_refund_and_dispute_fields_and_the_409(
 async fn the_event_list_documents_the_kind_filter() {
     let app = spawn_app();
     let document = document(&app).await;
-    let parameters = document["paths"]["/api/v1/webhook-events/"]["get"]["parameters"]
-        .as_array()
-        .expect("parameters");
-    let kind = parameters
-        .iter()
-        .find(|p| p["name"] == "kind")
-        .expect("a kind parameter");
+    let kind = event_filter(&document, "kind");
     assert_eq!(kind["in"], "query");
     assert_eq!(
         kind["schema"]["enum"],
@@ -387,13 +385,7 @@ async fn the_event_list_documents_the_kind_filter() {
 async fn the_outcome_filter_lists_the_refund_and_dispute_outcomes() {
     let app = spawn_app();
     let document = document(&app).await;
-    let parameters = document["paths"]["/api/v1/webhook-events/"]["get"]["parameters"]
-        .as_array()
-        .expect("parameters");
-    let outcome = parameters
-        .iter()
-        .find(|p| p["name"] == "outcome")
-        .expect("an outcome parameter");
+    let outcome = event_filter(&document, "outcome");
     let names = outcome["schema"]["enum"].as_array().expect("an enum");
     for name in [
         "refund_recorded",
@@ -414,13 +406,7 @@ async fn the_outcome_filter_lists_the_refund_and_dispute_outcomes() {
 async fn the_event_list_documents_the_source_filter_and_field() {
     let app = spawn_app();
     let document = document(&app).await;
-    let parameters = document["paths"]["/api/v1/webhook-events/"]["get"]["parameters"]
-        .as_array()
-        .expect("parameters");
-    let source = parameters
-        .iter()
-        .find(|p| p["name"] == "source")
-        .expect("a source parameter");
+    let source = event_filter(&document, "source");
     assert_eq!(source["in"], "query");
     assert_eq!(
         source["schema"]["enum"],
