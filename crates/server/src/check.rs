@@ -115,13 +115,19 @@ pub fn describe(config: &Config) -> String {
         &notify.timeout.as_millis().to_string(),
     );
     line("PAYHOOK_GROUP_COMMIT", &config.group_commit.to_string());
-    line(
-        "PAYHOOK_RETENTION_DAYS",
-        &config.retention_days.map_or_else(
-            || "off (nothing is pruned)".to_owned(),
-            |days| days.to_string(),
+    // Whole days show as the variable most set them with; a shorter period
+    // can only have come from PAYHOOK_RETENTION.
+    match config.retention {
+        None => line("PAYHOOK_RETENTION_DAYS", "off (nothing is pruned)"),
+        Some(retention) if retention.as_secs() % 86_400 == 0 => line(
+            "PAYHOOK_RETENTION_DAYS",
+            &(retention.as_secs() / 86_400).to_string(),
         ),
-    );
+        Some(retention) => line(
+            "PAYHOOK_RETENTION",
+            &crate::config::format_duration(retention),
+        ),
+    }
     line(
         "PAYHOOK_PRUNE_INTERVAL",
         &crate::config::format_duration(config.prune_interval),

@@ -67,9 +67,10 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Group commit: concurrent events share one transaction and one commit.
     pub group_commit: bool,
-    /// Days an event's raw body and a delivered notification are kept
-    /// (`PAYHOOK_RETENTION_DAYS`); `None` (`off`) never prunes.
-    pub retention_days: Option<u32>,
+    /// How long an event's raw body and a delivered notification are kept
+    /// (`PAYHOOK_RETENTION_DAYS`, or `PAYHOOK_RETENTION` for a period
+    /// shorter than a day); `None` (`off`) never prunes.
+    pub retention: Option<Duration>,
     /// How often the background pruner runs (`PAYHOOK_PRUNE_INTERVAL`).
     pub prune_interval: Duration,
     /// Reconciliation with the gateways' APIs.
@@ -600,19 +601,45 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 /// date arithmetic can always compute.
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
-/// `PAYHOOK_RETENTION_DAYS`: a whole number of days, or `off`.
-fn retention_days(env: &Env<'_>) -> Result<Option<u32>, ConfigError> {
-    const NAME: &str = "PAYHOOK_RETENTION_DAYS";
-    match env.text(NAME) {
-        Some(text) if text.trim().eq_ignore_ascii_case("off") => Ok(None),
+/// Shortest `PAYHOOK_RETENTION`: the pruner's unit of work is a batch of
+/// minutes-old rows; anything shorter would prune events a gateway is still
+/// retrying within its first backoff.
+pub const MIN_RETENTION: Duration = Duration::from_secs(60);
+
+/// `PAYHOOK_RETENTION_DAYS` (a whole number of days, or `off`), or
+/// `PAYHOOK_RETENTION` (a period such as `30m` or `12h`, or `off`). The
+/// second exists for soak tests and small disks, where days are too coarse;
+/// setting both is an error rather than a silent precedence.
+fn retention(env: &Env<'_>) -> Result<Option<Duration>, ConfigError> {
+    const DAYS: &str = "PAYHOOK_RETENTION_DAYS";
+    const PERIOD: &str = "PAYHOOK_RETENTION";
+    let is_off = |text: &str| text.trim().eq_ignore_ascii_case("off");
+    let max = Duration::from_secs(u64::from(MAX_RETENTION_DAYS) * 86_400);
+    match (env.text(DAYS), env.text(PERIOD)) {
+        (Some(_), Some(_)) => Err(Env::invalid(
+            PERIOD,
+            "set PAYHOOK_RETENTION_DAYS or PAYHOOK_RETENTION, not both",
+        )),
+        (None, Some(text)) if is_off(&text) => Ok(None),
+        (None, Some(text)) => parse_duration(&text)
+            .ok()
+            .filter(|period| (MIN_RETENTION..=max).contains(period))
+            .map(Some)
+            .ok_or_else(|| {
+                Env::invalid(
+                    PERIOD,
+                    "expected a period from 1m to 36500d such as 30m, 12h or 7d, or off",
+                )
+            }),
+        (Some(text), None) if is_off(&text) => Ok(None),
         _ => env
             .number(
-                NAME,
+                DAYS,
                 DEFAULT_RETENTION_DAYS,
                 1..=MAX_RETENTION_DAYS,
                 "expected a whole number of days from 1 to 36500, or off",
             )
-            .map(Some),
+            .map(|days| Some(Duration::from_secs(u64::from(days) * 86_400))),
     }
 }
 
@@ -727,7 +754,7 @@ impl Config {
             addr,
             api_token: env.text("PAYHOOK_API_TOKEN").map(Secret::new),
             paypal,
-            retention_days: retention_days(&env)?,
+            retention: retention(&env)?,
             prune_interval: env
                 .text("PAYHOOK_PRUNE_INTERVAL")
                 .map(|text| {
@@ -931,25 +958,41 @@ mod tests {
     #[test]
     fn retention_is_days_or_off() {
         let defaults = config(&[]).unwrap();
-        assert_eq!(defaults.retention_days, Some(90));
+        assert_eq!(defaults.retention, Some(Duration::from_secs(90 * 86_400)));
         assert_eq!(defaults.prune_interval, Duration::from_secs(3600));
         let set = config(&[
             ("PAYHOOK_RETENTION_DAYS", "7"),
             ("PAYHOOK_PRUNE_INTERVAL", "30s"),
         ])
         .unwrap();
-        assert_eq!(set.retention_days, Some(7));
+        assert_eq!(set.retention, Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(set.prune_interval, Duration::from_secs(30));
         assert_eq!(
             config(&[("PAYHOOK_RETENTION_DAYS", "off")])
                 .unwrap()
-                .retention_days,
+                .retention,
             None
         );
         for bad in ["0", "-1", "1.5", "90d", "never", "36501"] {
             let error = config(&[("PAYHOOK_RETENTION_DAYS", bad)]).unwrap_err();
             assert_eq!(error.variable, "PAYHOOK_RETENTION_DAYS", "{bad}");
         }
+        let short = config(&[("PAYHOOK_RETENTION", "30m")]).unwrap();
+        assert_eq!(short.retention, Some(Duration::from_secs(1800)));
+        assert_eq!(
+            config(&[("PAYHOOK_RETENTION", "OFF")]).unwrap().retention,
+            None
+        );
+        for bad in ["0s", "59s", "30", "1.5h", "36501d", "soon"] {
+            let error = config(&[("PAYHOOK_RETENTION", bad)]).unwrap_err();
+            assert_eq!(error.variable, "PAYHOOK_RETENTION", "{bad}");
+        }
+        let both = config(&[
+            ("PAYHOOK_RETENTION", "30m"),
+            ("PAYHOOK_RETENTION_DAYS", "7"),
+        ])
+        .unwrap_err();
+        assert_eq!(both.variable, "PAYHOOK_RETENTION");
         for bad in ["0s", "30", "soon"] {
             let error = config(&[("PAYHOOK_PRUNE_INTERVAL", bad)]).unwrap_err();
             assert_eq!(error.variable, "PAYHOOK_PRUNE_INTERVAL", "{bad}");

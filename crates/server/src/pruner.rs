@@ -89,17 +89,17 @@ pub struct Pruner {
 }
 
 impl Pruner {
-    /// A pruner over `store` keeping `retention_days` days, running every
-    /// `interval`.
+    /// A pruner over `store` keeping `retention`, running every `interval`.
     pub fn new(
         store: Arc<DieselStore>,
-        retention_days: u32,
+        retention: Duration,
         interval: Duration,
         counter: PrunedCounter,
     ) -> Self {
         Self {
             store,
-            retention: TimeDelta::days(i64::from(retention_days)),
+            // The configuration caps retention at a century, which fits.
+            retention: TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX),
             interval,
             counter,
         }
@@ -110,7 +110,9 @@ impl Pruner {
     /// transaction, so nothing is left half done.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         tracing::info!(
-            retention_days = self.retention.num_days(),
+            retention = %crate::config::format_duration(
+                self.retention.to_std().unwrap_or(Duration::MAX)
+            ),
             interval_s = self.interval.as_secs(),
             "retention pruner started"
         );
@@ -171,11 +173,11 @@ pub async fn prune_command(
     older_than: Option<Duration>,
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    let older_than = match (older_than, config.retention_days) {
+    let older_than = match (older_than, config.retention) {
         (Some(age), _) => age,
-        (None, Some(days)) => Duration::from_secs(u64::from(days) * 86_400),
+        (None, Some(retention)) => retention,
         (None, None) => {
-            anyhow::bail!("PAYHOOK_RETENTION_DAYS is off: pass --older-than to say what to prune")
+            anyhow::bail!("retention is off: pass --older-than to say what to prune")
         }
     };
     let age = TimeDelta::from_std(older_than).context("--older-than is too long")?;

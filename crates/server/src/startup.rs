@@ -91,7 +91,7 @@ pub struct Application {
     store: Arc<DieselStore>,
     notify: NotifyConfig,
     notification_counter: NotificationCounter,
-    retention_days: Option<u32>,
+    retention: Option<std::time::Duration>,
     prune_interval: std::time::Duration,
     pruned_counter: PrunedCounter,
     apis: GatewayApis,
@@ -239,7 +239,7 @@ impl Application {
             store,
             notify: config.notify.clone(),
             notification_counter,
-            retention_days: config.retention_days,
+            retention: config.retention,
             prune_interval: config.prune_interval,
             pruned_counter,
             apis,
@@ -287,18 +287,18 @@ impl Application {
             },
             self.notification_counter.clone(),
         );
-        let pruning = match self.retention_days {
-            Some(days) => {
+        let pruning = match self.retention {
+            Some(retention) => {
                 let pruner = Pruner::new(
                     self.store.clone(),
-                    days,
+                    retention,
                     self.prune_interval,
                     self.pruned_counter.clone(),
                 );
                 Some(actix_web::rt::spawn(pruner.run(stopped.clone())))
             }
             None => {
-                tracing::info!("PAYHOOK_RETENTION_DAYS=off: nothing is pruned");
+                tracing::info!("retention is off: nothing is pruned");
                 None
             }
         };

@@ -469,6 +469,22 @@ fn check_config_shows_the_retention_and_a_bad_one_stops_start_up() {
     );
     let off = payhook(&["check-config"], &[("PAYHOOK_RETENTION_DAYS", "off")]);
     assert!(stdout(&off).contains("off (nothing is pruned)"), "{off:?}");
+    let short = payhook(&["check-config"], &[("PAYHOOK_RETENTION", "30m")]);
+    assert!(short.status.success(), "{short:?}");
+    assert!(
+        stdout(&short)
+            .lines()
+            .any(|line| line.starts_with("PAYHOOK_RETENTION ") && line.ends_with("= 30m")),
+        "{short:?}"
+    );
+    let both = payhook(
+        &["check-config"],
+        &[
+            ("PAYHOOK_RETENTION", "30m"),
+            ("PAYHOOK_RETENTION_DAYS", "7"),
+        ],
+    );
+    assert_eq!(both.status.code(), Some(2), "{both:?}");
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}", dir.path().join("payhook.db").display());
@@ -557,7 +573,7 @@ fn each_run_logs_its_counts_and_the_pruner_stops_with_the_server() {
     }
     let started = logged(&server, "retention pruner started");
     assert_eq!(started.len(), 1);
-    assert_eq!(started[0]["retention_days"], 90, "{:?}", started[0]);
+    assert_eq!(started[0]["retention"], "90d", "{:?}", started[0]);
 
     let status = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
