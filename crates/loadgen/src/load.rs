@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use crate::db::{literal, Database};
 use crate::mix::{Kind, Mix};
 use crate::pace::Pace;
-use crate::plan::{self, EventType, PaymentPlan, StoredPayment};
+use crate::plan::{self, EventType, OutboxRule, PaymentPlan, StoredPayment};
 use crate::rng::SplitMix64;
 use crate::stats::Tally;
 use crate::stripe::Signer;
@@ -313,6 +313,12 @@ pub struct DatabaseCheck {
     pub problems: Vec<(i64, String)>,
     /// Problems found beyond those kept in `problems`.
     pub more_problems: usize,
+    /// Outbox rows the server says its retention deleted during the run
+    /// (`payhook_pruned_total{what="outbox_rows"}`), when it deleted any:
+    /// the payments' rows were then judged by
+    /// [`OutboxRule::AtMostPlanned`], and the rows found plus these must
+    /// make the planned total exactly.
+    pub pruned_outbox: Option<usize>,
 }
 
 impl DatabaseCheck {
@@ -1081,6 +1087,11 @@ impl RunRows {
     /// payments by [`PaymentPlan::check_stored`], rows of other payments
     /// of the range (another run's) left out.
     pub fn judge(self, plans: &HashMap<i64, PaymentPlan>) -> DatabaseCheck {
+        self.judge_under(plans, OutboxRule::Exact)
+    }
+
+    /// [`Self::judge`], judging each payment's outbox rows by `rule`.
+    pub fn judge_under(self, plans: &HashMap<i64, PaymentPlan>, rule: OutboxRule) -> DatabaseCheck {
         let mut check = DatabaseCheck {
             outbox_total: self.outbox_total,
             ..DatabaseCheck::default()
@@ -1129,7 +1140,7 @@ impl RunRows {
         let mut problems = Vec::new();
         for id in ids {
             let found = stored.remove(id).unwrap_or_default();
-            match plans[id].check_stored(&found) {
+            match plans[id].check_stored_under(&found, rule) {
                 Ok(()) => check.as_planned += 1,
                 Err(problem) => problems.push((*id, problem)),
             }
@@ -1345,7 +1356,17 @@ pub fn failures(
         return failed;
     };
     let rows = expected.outbox_rows;
-    if db.outbox_rows != rows || db.payments_with_rows != payments {
+    if let Some(pruned) = db.pruned_outbox {
+        if db.outbox_rows + pruned != rows || db.payments_with_rows > payments {
+            failed.push(format!(
+                "expected {rows} outbox rows over {payments} payments, of which the server \
+                 pruned {pruned} after their delivery, so {} left; found {} over {}",
+                rows.saturating_sub(pruned),
+                db.outbox_rows,
+                db.payments_with_rows
+            ));
+        }
+    } else if db.outbox_rows != rows || db.payments_with_rows != payments {
         failed.push(format!(
             "expected exactly {rows} outbox rows over {payments} payments (one order.paid \
              each, one payment.refunded per refund, one order.refunded per refund in full, \
@@ -1643,6 +1664,53 @@ mod tests {
                 "{spoil}: {failed:#?}"
             );
         }
+    }
+
+    #[test]
+    fn pruned_notifications_are_accounted_for_by_the_servers_count() {
+        let (prepared, sent, api, rows) = synthetic();
+        let expected = Expected::of(&prepared);
+        let plans = prepared
+            .iter()
+            .map(|p| (p.payment_id, p.plan.clone()))
+            .collect();
+        let mut pruned_rows = rows.clone();
+        let before = pruned_rows.outbox.len();
+        pruned_rows.outbox.retain(|(_, kind)| kind != "order.paid");
+        let pruned = before - pruned_rows.outbox.len();
+        assert_eq!(pruned, 5);
+
+        let judge = |rows: RunRows, server_says: Option<usize>| {
+            let mut db = rows.judge_under(&plans, OutboxRule::AtMostPlanned);
+            db.pruned_outbox = server_says;
+            failures(&expected, &sent, &api, Some(&db))
+        };
+        assert_eq!(
+            judge(pruned_rows.clone(), Some(pruned)),
+            Vec::<String>::new()
+        );
+        // The server pruned fewer than are missing: one was never written.
+        let failed = judge(pruned_rows.clone(), Some(pruned - 1));
+        assert!(failed.iter().any(|f| f.contains("pruned 4")), "{failed:#?}");
+        // A notification twice is seen even where others were pruned.
+        let mut twice = pruned_rows.clone();
+        let disputed = prepared
+            .iter()
+            .find(|p| p.plan.kind == Kind::Dispute)
+            .unwrap()
+            .payment_id;
+        twice.outbox.push((disputed, "payment.disputed".into()));
+        let failed = judge(twice, Some(pruned));
+        assert!(
+            failed.iter().any(|f| f.contains("outbox rows")),
+            "{failed:#?}"
+        );
+        // Without the server's count, missing rows fail as before.
+        let failed = judge(pruned_rows, None);
+        assert!(
+            failed.iter().any(|f| f.contains("outbox rows")),
+            "{failed:#?}"
+        );
     }
 
     #[test]

@@ -39,10 +39,11 @@ use crate::load::{
 };
 use crate::mix::{Kind, Mix};
 use crate::pace::{Pace, Window};
-use crate::plan::{self, PaymentPlan};
+use crate::plan::{self, OutboxRule, PaymentPlan};
 use crate::preload::timestamp_literal;
 use crate::proc_stats;
 use crate::stats::percentile;
+use crate::target::LoopbackUrl;
 
 /// The longest soak accepted.
 pub const MAX_DURATION: Duration = Duration::from_secs(6 * 3600);
@@ -125,6 +126,11 @@ pub struct SoakSpec {
     pub csv: Option<PathBuf>,
     /// Where the SVG plot goes at the end.
     pub plot: Option<PathBuf>,
+    /// Read back through the API one payment in this many (1: all). The
+    /// database check reads every payment whatever this is; an hour's
+    /// millions of payments read one request each would take longer than
+    /// the soak.
+    pub api_check_every: usize,
 }
 
 impl std::fmt::Debug for SoakSpec {
@@ -756,8 +762,11 @@ pub struct SoakOutcome {
     pub kinds: Vec<(Kind, usize)>,
     /// The answers, added up over the chunks.
     pub sent: SendOutcome,
-    /// The API check of every payment.
+    /// The API check of the payments read back (see
+    /// [`SoakSpec::api_check_every`]).
     pub api: ApiCheck,
+    /// How many payments the API check read back.
+    pub api_checked: usize,
     /// The database check of every payment, and of the run's events.
     pub database: DatabaseCheck,
     /// The soak's own write transactions (its payments).
@@ -992,7 +1001,16 @@ pub async fn run(
     }
 
     let payments: usize = chunks.iter().map(|chunk| chunk.count).sum();
-    println!("soak: checking the {payments} payments sent, through the API ...");
+    let every = spec.api_check_every.max(1);
+    if every == 1 {
+        println!("soak: checking the {payments} payments sent, through the API ...");
+    } else {
+        println!(
+            "soak: checking one in {every} of the {payments} payments sent through the API \
+             (--api-check-every) ..."
+        );
+    }
+    let mut api_checked = 0;
     let mut expected = Expected::default();
     let mut api = ApiCheck::default();
     let mut kinds: Vec<(Kind, usize)> = Kind::ALL.map(|kind| (kind, 0)).to_vec();
@@ -1002,45 +1020,13 @@ pub async fn run(
         for (kind, count) in &mut kinds {
             *count += load::count_of(&prepared, *kind);
         }
-        api.merge(load::check_api(client, config, &prepared).await);
+        // By position in the chunk, so every kind is sampled.
+        let sample: Vec<Prepared> = prepared.into_iter().step_by(every).collect();
+        api_checked += sample.len();
+        api.merge(load::check_api(client, config, &sample).await);
     }
     println!("soak: ... and in the database");
-    let database = {
-        let (url, mix, run_id) = (
-            spec.database_url.clone(),
-            config.mix.clone(),
-            config.run_id.clone(),
-        );
-        let chunks = chunks.clone();
-        let ledger = mix.share(Kind::Refund) > 0 || mix.share(Kind::Dispute) > 0;
-        actix_rt::task::spawn_blocking(move || -> anyhow::Result<DatabaseCheck> {
-            let mut db = Database::connect(&url)?;
-            let mut check = DatabaseCheck::default();
-            for chunk in &chunks {
-                let prepared = chunk.prepared(&mix, &run_id);
-                let low = prepared.iter().map(|p| p.payment_id).min();
-                let high = prepared.iter().map(|p| p.payment_id).max();
-                let plans: HashMap<i64, PaymentPlan> = prepared
-                    .into_iter()
-                    .map(|p| (p.payment_id, p.plan))
-                    .collect();
-                let reading = Reading {
-                    range: low.zip(high),
-                    ledger,
-                    events_prefix: None,
-                };
-                check.merge(load::read_run(&mut db, &reading)?.judge(&plans));
-            }
-            let events = Reading {
-                events_prefix: Some(format!("evt_load_{run_id}_")),
-                ..Reading::default()
-            };
-            check.merge(load::read_run(&mut db, &events)?.judge(&HashMap::new()));
-            Ok(check)
-        })
-        .await
-        .context("the database check panicked")??
-    };
+    let database = check_database(client, config, spec, &chunks, expected.outbox_rows).await?;
     let failures = load::failures(&expected, &sent, &api, Some(&database));
     Ok(SoakOutcome {
         rows,
@@ -1050,10 +1036,137 @@ pub async fn run(
         kinds,
         sent,
         api,
+        api_checked,
         database,
         writes,
         failures,
     })
+}
+
+/// Reads every payment of the soak in the database and judges it. When
+/// the server's retention deleted delivered notifications during the soak
+/// (its `payhook_pruned_total{what="outbox_rows"}` is above 0), each
+/// payment's rows are judged by [`OutboxRule::AtMostPlanned`] and the
+/// server's count must make up the difference exactly. A pruning run that
+/// overlaps the reading (its batches committed, its count not yet added)
+/// would look like a lost notification, so a reading whose count does not
+/// add up, or changed while reading, is done again, up to three times.
+async fn check_database(
+    client: &Client,
+    config: &LoadConfig,
+    spec: &SoakSpec,
+    chunks: &[Chunk],
+    planned_rows: usize,
+) -> anyhow::Result<DatabaseCheck> {
+    const ATTEMPTS: usize = 3;
+    let mut attempt = 1;
+    loop {
+        let before = pruned_outbox_rows(client, &config.url).await?;
+        let rule = if before > 0 {
+            OutboxRule::AtMostPlanned
+        } else {
+            OutboxRule::Exact
+        };
+        let (url, mix, run_id, chunks) = (
+            spec.database_url.clone(),
+            config.mix.clone(),
+            config.run_id.clone(),
+            chunks.to_vec(),
+        );
+        let mut check = actix_rt::task::spawn_blocking(move || {
+            read_database(&url, &mix, &run_id, &chunks, rule)
+        })
+        .await
+        .context("the database check panicked")??;
+        let after = pruned_outbox_rows(client, &config.url).await?;
+        if after > 0 {
+            check.pruned_outbox = Some(after);
+        }
+        let settled = before == after && (after == 0 || check.outbox_rows + after == planned_rows);
+        if settled || attempt == ATTEMPTS {
+            if after > 0 {
+                println!(
+                    "soak: the server pruned {after} delivered notifications during the soak; \
+                     {} are left of the {planned_rows} planned",
+                    check.outbox_rows
+                );
+            }
+            return Ok(check);
+        }
+        println!(
+            "soak: pruning ran while the database was read ({before} then {after} rows \
+             pruned); reading again"
+        );
+        attempt += 1;
+        actix_rt::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+/// One reading of [`check_database`], on a blocking thread.
+fn read_database(
+    url: &str,
+    mix: &Mix,
+    run_id: &str,
+    chunks: &[Chunk],
+    rule: OutboxRule,
+) -> anyhow::Result<DatabaseCheck> {
+    let ledger = mix.share(Kind::Refund) > 0 || mix.share(Kind::Dispute) > 0;
+    let mut db = Database::connect(url)?;
+    let mut check = DatabaseCheck::default();
+    for chunk in chunks {
+        let prepared = chunk.prepared(mix, run_id);
+        let low = prepared.iter().map(|p| p.payment_id).min();
+        let high = prepared.iter().map(|p| p.payment_id).max();
+        let plans: HashMap<i64, PaymentPlan> = prepared
+            .into_iter()
+            .map(|p| (p.payment_id, p.plan))
+            .collect();
+        let reading = Reading {
+            range: low.zip(high),
+            ledger,
+            events_prefix: None,
+        };
+        check.merge(load::read_run(&mut db, &reading)?.judge_under(&plans, rule));
+    }
+    let events = Reading {
+        events_prefix: Some(format!("evt_load_{run_id}_")),
+        ..Reading::default()
+    };
+    check.merge(load::read_run(&mut db, &events)?.judge(&HashMap::new()));
+    Ok(check)
+}
+
+/// The server's `payhook_pruned_total{what="outbox_rows"}`: 0 before its
+/// first pruning run.
+async fn pruned_outbox_rows(client: &Client, url: &LoopbackUrl) -> anyhow::Result<usize> {
+    let mut response = client
+        .get(url.join("/metrics"))
+        .send()
+        .await
+        .map_err(|e| anyhow!("/metrics: {e}"))?;
+    let body = response
+        .body()
+        .limit(4 * 1024 * 1024)
+        .await
+        .map_err(|e| anyhow!("/metrics: reading the answer: {e}"))?;
+    Ok(pruned_outbox_in(&String::from_utf8_lossy(&body)))
+}
+
+/// [`pruned_outbox_rows`] read from a Prometheus text exposition.
+fn pruned_outbox_in(metrics: &str) -> usize {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("payhook_pruned_total{what=\"outbox_rows\"} "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a counter: a whole number, far below 2^53"
+            )]
+            let rows = value as usize;
+            rows
+        })
 }
 
 /// round(fraction * events): the re-deliveries of a chunk.
@@ -1133,6 +1246,16 @@ pub fn summary_lines(outcome: &SoakOutcome) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pruned_count_is_read_from_the_metrics() {
+        let metrics = "# TYPE payhook_pruned_total counter\n\
+                       payhook_pruned_total{what=\"event_bodies\"} 120\n\
+                       payhook_pruned_total{what=\"outbox_rows\"} 97\n\
+                       payhook_outbox_backlog 0\n";
+        assert_eq!(pruned_outbox_in(metrics), 97);
+        assert_eq!(pruned_outbox_in("payhook_outbox_backlog 3\n"), 0);
+    }
 
     #[test]
     fn durations_are_read_in_whole_units_and_bounded() {

@@ -1,20 +1,32 @@
 //! A five-second soak with one-second windows against a payhook server
 //! started in this process: the CSV file has the documented header and a
 //! row per window, the plot is drawn, the rows add up to the requests
-//! answered, and every payment sent passes the checks of a counted run.
+//! answered, and every payment sent passes the checks of a counted run;
+//! and with a retention shorter than the soak, the notifications the
+//! server pruned are accounted for by its own count.
 
 use std::time::Duration;
 
 use payhook_loadgen::load::{self, LoadConfig};
 use payhook_loadgen::soak::{self, SoakSpec};
 
-use crate::support::{postgres, sqlite, start_server, Scratch, STRIPE_SECRET, TOKEN};
+use payhook_loadgen::soak::SoakOutcome;
 
-fn short_soak(scratch: &Scratch, storage_columns: &[&str]) {
+use crate::support::{postgres, sqlite, start_server_with, Scratch, STRIPE_SECRET, TOKEN};
+
+fn short_soak(scratch: &Scratch, storage_columns: &[&str]) -> SoakOutcome {
+    short_soak_with(scratch, storage_columns, |_| {})
+}
+
+fn short_soak_with(
+    scratch: &Scratch,
+    storage_columns: &[&str],
+    adjust: impl FnOnce(&mut payhook_server::Config),
+) -> SoakOutcome {
     let dir = tempfile::tempdir().expect("a scratch directory");
     let (csv, svg) = (dir.path().join("soak.csv"), dir.path().join("soak.svg"));
     actix_rt::System::new().block_on(async {
-        let (url, server) = start_server(&scratch.url);
+        let (url, server) = start_server_with(&scratch.url, adjust);
         let config = LoadConfig {
             url,
             token: TOKEN.into(),
@@ -42,6 +54,7 @@ fn short_soak(scratch: &Scratch, storage_columns: &[&str]) {
             rss_pid: Some(std::process::id()),
             csv: Some(csv.clone()),
             plot: Some(svg.clone()),
+            api_check_every: 1,
         };
         let outcome = soak::run(&client, &config, &spec).await.expect("the soak");
         assert!(outcome.failures.is_empty(), "{:#?}", outcome.failures);
@@ -106,12 +119,31 @@ fn short_soak(scratch: &Scratch, storage_columns: &[&str]) {
         assert!(plot.starts_with("<svg"));
         assert!(plot.contains("latency per minute (ms)"));
         server.abort();
-    });
+        outcome
+    })
 }
 
 #[test]
 fn a_short_soak_writes_its_rows_and_plot_on_sqlite() {
-    short_soak(&sqlite(), &["db", "wal"]);
+    let outcome = short_soak(&sqlite(), &["db", "wal"]);
+    assert_eq!(outcome.database.pruned_outbox, None);
+}
+
+#[test]
+fn a_soak_longer_than_the_retention_counts_the_pruned_notifications() {
+    // A second of retention, pruned every second (shorter than the
+    // configuration accepts, which is for people): most notifications of
+    // the five seconds are delivered and pruned before the end, and the
+    // checks must still pass, with the server's count making up the rows
+    // that are gone.
+    let outcome = short_soak_with(&sqlite(), &["db", "wal"], |config| {
+        config.retention = Some(Duration::from_secs(1));
+        config.prune_interval = Duration::from_secs(1);
+    });
+    // short_soak_with asserted no failure: the rows left plus these are
+    // exactly the rows planned, and no payment has a row twice.
+    let pruned = outcome.database.pruned_outbox.expect("the server pruned");
+    assert!(pruned > 0);
 }
 
 #[test]

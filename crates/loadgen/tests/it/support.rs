@@ -107,19 +107,31 @@ pub fn start_server(
     payhook_loadgen::target::LoopbackUrl,
     actix_rt::task::JoinHandle<std::io::Result<()>>,
 ) {
+    start_server_with(database_url, |_| {})
+}
+
+/// [`start_server`], with `adjust` applied to its configuration first.
+pub fn start_server_with(
+    database_url: &str,
+    adjust: impl FnOnce(&mut payhook_server::Config),
+) -> (
+    payhook_loadgen::target::LoopbackUrl,
+    actix_rt::task::JoinHandle<std::io::Result<()>>,
+) {
     let variables = [
         ("DATABASE_URL", database_url),
         ("PAYHOOK_ADDR", "127.0.0.1:0"),
         ("PAYHOOK_API_TOKEN", TOKEN),
         ("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET),
     ];
-    let config = payhook_server::Config::from_lookup(|name| {
+    let mut config = payhook_server::Config::from_lookup(|name| {
         variables
             .iter()
             .find(|(known, _)| *known == name)
             .map(|(_, value)| (*value).to_owned())
     })
     .expect("a valid server configuration");
+    adjust(&mut config);
     let application = payhook_server::Application::build(&config).expect("the server builds");
     let url = payhook_loadgen::target::LoopbackUrl::parse(&format!(
         "http://127.0.0.1:{}",
