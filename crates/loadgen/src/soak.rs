@@ -14,6 +14,9 @@
 //! through the API would cost three requests each and load the server
 //! with more than what is measured. So a soak needs the database, and
 //! writes into it: only with `--spawn-server`, whose database is the run's.
+//! On SQLite, whose one write lock those transactions would take from the
+//! server's webhooks all through the soak, every chunk is written before
+//! the first minute instead ([`write_upfront`]).
 //!
 //! What it deliberately does not do: run longer than [`MAX_DURATION`],
 //! talk to anything but the loopback server and its database, or keep
@@ -742,6 +745,63 @@ impl Chunk {
     }
 }
 
+/// Chunks written before a soak's first minute, what writing them took,
+/// and how long that was.
+type Upfront = (std::collections::VecDeque<Chunk>, WriteTimes, Duration);
+
+/// Writes, before the first minute, the pending payments of every chunk the
+/// soak will send if the server keeps up (its requests adding up to the
+/// rate times the duration), as [`run`] would make them one by one. On
+/// SQLite a chunk written during the soak holds the one write lock for its
+/// transactions (22 a second at 3 300 requests/s), and the webhooks'
+/// commits wait behind them: the soak would measure its own writes. A shop creates its payments through the API,
+/// one small transaction each, interleaved with the webhooks by the
+/// server's writer; the upfront writes leave the soak measuring the
+/// webhooks alone. The chunks made this way are the same as made on the
+/// fly (same seeds, same indices), so a soak that needs more than these
+/// (it cannot when the requests are as counted) makes the rest on the fly.
+async fn write_upfront(
+    mut db: Database,
+    config: &LoadConfig,
+    spec: &SoakSpec,
+    chunk_payments: usize,
+) -> anyhow::Result<(Database, Upfront)> {
+    let (mix, run_id, seed) = (config.mix.clone(), config.run_id.clone(), config.seed);
+    let (duplicates, requests_wanted) = (spec.duplicates, spec.rate * spec.duration.as_secs_f64());
+    actix_rt::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut chunks = std::collections::VecDeque::new();
+        let mut times = WriteTimes::default();
+        let mut requests = 0.0;
+        let mut number = 0;
+        while requests < requests_wanted {
+            let chunk_seed = chunk_seed(seed, number);
+            let first = chunks.len() * chunk_payments;
+            let plans = plan::plans_from(&mix, first, chunk_payments, &run_id, chunk_seed);
+            let events: usize = plans.iter().map(|plan| plan.events.len()).sum();
+            let now = Utc::now().naive_utc().trunc_subsecs(6);
+            let (prepared, took) = insert_pending(&mut db, plans, &run_id, now)?;
+            times.merge(&took);
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "a chunk's requests, far below 2^52"
+            )]
+            let chunk_requests = (events + duplicates_of(duplicates, events)) as f64;
+            requests += chunk_requests;
+            chunks.push_back(Chunk {
+                first,
+                count: prepared.len(),
+                seed: chunk_seed,
+                ids: Ids::of(&prepared),
+            });
+            number += 1;
+        }
+        Ok((db, (chunks, times, started.elapsed())))
+    })
+    .await
+    .context("writing the soak's payments panicked")?
+}
+
 /// The seed of chunk `number` of a soak seeded `seed`.
 fn chunk_seed(seed: u64, number: u64) -> u64 {
     seed ^ number.wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -898,6 +958,28 @@ pub async fn run(
         spec.duration, spec.rate, spec.window, config.mix, config.concurrency
     );
 
+    let mut writes = WriteTimes::default();
+    let sqlite = inserter
+        .as_ref()
+        .is_some_and(|db| db.dialect() == Dialect::Sqlite);
+    let mut upfront = if sqlite {
+        let db = inserter.take().context("the chunk writer was lost")?;
+        let (db, made) = write_upfront(db, config, spec, chunk_payments).await?;
+        inserter = Some(db);
+        let (chunks, took, elapsed) = made;
+        println!(
+            "soak: SQLite: wrote the soak's {} pending payments ({} chunks) before its first \
+             minute, in {:.1} s",
+            chunks.iter().map(|chunk| chunk.count).sum::<usize>(),
+            chunks.len(),
+            elapsed.as_secs_f64()
+        );
+        writes.merge(&took);
+        chunks
+    } else {
+        std::collections::VecDeque::new()
+    };
+
     let pace = Rc::new(Pace::new(spec.rate, config.concurrency)?);
     let done = Rc::new(std::cell::Cell::new(false));
     let ticker = actix_rt::spawn(windows(
@@ -916,43 +998,50 @@ pub async fn run(
     let mut running: std::collections::VecDeque<actix_rt::task::JoinHandle<SendOutcome>> =
         std::collections::VecDeque::new();
     let mut sent = SendOutcome::default();
-    let mut writes = WriteTimes::default();
     let mut next_index = 0;
     let mut number = 0;
     let stream = async {
         while planned_until < end {
-            let seed = chunk_seed(config.seed, number);
-            let plans = plan::plans_from(
-                &config.mix,
-                next_index,
-                chunk_payments,
-                &config.run_id,
-                seed,
-            );
-            let mut db = inserter.take().context("the chunk writer was lost")?;
-            let run_id = config.run_id.clone();
-            let (db, prepared) = actix_rt::task::spawn_blocking(move || {
-                let now = Utc::now().naive_utc().trunc_subsecs(6);
-                let prepared = insert_pending(&mut db, plans, &run_id, now);
-                (db, prepared)
-            })
-            .await
-            .context("writing a chunk panicked")?;
-            inserter = Some(db);
-            let (prepared, took) = prepared?;
-            writes.merge(&took);
+            let (chunk, prepared) = if let Some(chunk) = upfront.pop_front() {
+                let prepared = chunk.prepared(&config.mix, &config.run_id);
+                (chunk, prepared)
+            } else {
+                let seed = chunk_seed(config.seed, number);
+                let plans = plan::plans_from(
+                    &config.mix,
+                    next_index,
+                    chunk_payments,
+                    &config.run_id,
+                    seed,
+                );
+                let mut db = inserter.take().context("the chunk writer was lost")?;
+                let run_id = config.run_id.clone();
+                let (db, prepared) = actix_rt::task::spawn_blocking(move || {
+                    let now = Utc::now().naive_utc().trunc_subsecs(6);
+                    let prepared = insert_pending(&mut db, plans, &run_id, now);
+                    (db, prepared)
+                })
+                .await
+                .context("writing a chunk panicked")?;
+                inserter = Some(db);
+                let (prepared, took) = prepared?;
+                writes.merge(&took);
+                let chunk = Chunk {
+                    first: next_index,
+                    count: prepared.len(),
+                    seed,
+                    ids: Ids::of(&prepared),
+                };
+                (chunk, prepared)
+            };
             // Two chunks are sent at once, so that one's tail and the
             // next one's start overlap; a third waits, made, in reserve.
             while running.len() >= 2 {
                 let finished = running.pop_front().expect("two are running");
                 sent.merge(finished.await.context("a chunk's delivery panicked")?);
             }
-            chunks.push(Chunk {
-                first: next_index,
-                count: prepared.len(),
-                seed,
-                ids: Ids::of(&prepared),
-            });
+            let seed = chunk.seed;
+            chunks.push(chunk);
             let events: usize = prepared.iter().map(|p| p.plan.events.len()).sum();
             let chunk_config = LoadConfig {
                 events: prepared.len(),
