@@ -50,7 +50,7 @@ impl DieselStore {
         let mut report = PruneReport::default();
         let mut events = None;
         loop {
-            let (count, next) = self
+            let done = self
                 .run(move |conn| {
                     ops::prune::prune_events(
                         conn,
@@ -62,24 +62,24 @@ impl DieselStore {
                     )
                 })
                 .await?;
-            report.event_bodies += count;
-            report.batches += u32::from(count > 0);
-            match next {
-                Some(cursor) if count == u64::from(batch) => events = Some(cursor),
+            report.event_bodies += done.pruned;
+            report.batches += u32::from(done.pruned > 0);
+            match done.cursor {
+                Some(cursor) if done.more => events = Some(cursor),
                 _ => break,
             }
         }
         let mut outbox = None;
         loop {
-            let (count, next) = self
+            let done = self
                 .run(move |conn| {
                     ops::prune::prune_outbox(conn, query.before, batch, query.dry_run, outbox)
                 })
                 .await?;
-            report.outbox_rows += count;
-            report.batches += u32::from(count > 0);
-            match next {
-                Some(cursor) if count == u64::from(batch) => outbox = Some(cursor),
+            report.outbox_rows += done.pruned;
+            report.batches += u32::from(done.pruned > 0);
+            match done.cursor {
+                Some(cursor) if done.more => outbox = Some(cursor),
                 _ => break,
             }
         }
