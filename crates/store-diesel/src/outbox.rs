@@ -25,12 +25,21 @@ use crate::models::{naive, CorruptRow, OutboxRow};
 use crate::schema::outbox;
 
 /// The candidates of a claim; `$1`/`?1` is now, `$2`/`?2` the limit.
+///
+/// Oldest due first, in the order of the index on `(status,
+/// next_attempt_at)`, so the scan stops after the limit. Ordered by id
+/// alone, the query sorted every pending row for each claim, inside the
+/// write transaction: in an hour-long soak on SQLite the backlog grew to
+/// 700 000 rows in five minutes, each claim took longer than the last, and
+/// the webhooks waiting behind it fell from 2 971 to 2 137 requests/s with
+/// p99 from 76 to 511 ms. Order within an order is kept by the `NOT EXISTS`
+/// (only an order's first pending row is a candidate), not by this order.
 const CLAIM_PG: &str = "SELECT o.id FROM outbox o \
      WHERE o.status = 'pending' AND o.next_attempt_at <= $1 \
        AND (o.locked_until IS NULL OR o.locked_until < $1) \
        AND NOT EXISTS (SELECT 1 FROM outbox e \
                        WHERE e.order_id = o.order_id AND e.status = 'pending' AND e.id < o.id) \
-     ORDER BY o.id LIMIT $2 \
+     ORDER BY o.next_attempt_at, o.id LIMIT $2 \
      FOR UPDATE OF o SKIP LOCKED";
 
 const CLAIM_SQLITE: &str = "SELECT o.id FROM outbox o \
@@ -38,7 +47,7 @@ const CLAIM_SQLITE: &str = "SELECT o.id FROM outbox o \
        AND (o.locked_until IS NULL OR o.locked_until < ?1) \
        AND NOT EXISTS (SELECT 1 FROM outbox e \
                        WHERE e.order_id = o.order_id AND e.status = 'pending' AND e.id < o.id) \
-     ORDER BY o.id LIMIT ?2";
+     ORDER BY o.next_attempt_at, o.id LIMIT ?2";
 
 #[derive(QueryableByName)]
 struct IdRow {
@@ -245,4 +254,41 @@ pub(crate) fn backlog(conn: &mut StoreConn) -> Result<i64, StoreError> {
         .count()
         .get_result(&mut conn.db)
         .map_err(db_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::Text;
+    use diesel_migrations::MigrationHarness;
+
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    #[test]
+    fn a_claim_reads_the_due_index_in_order_and_sorts_nothing() {
+        let mut sqlite = SqliteConnection::establish(":memory:").expect("an in-memory database");
+        sqlite
+            .run_pending_migrations(crate::SQLITE_MIGRATIONS)
+            .expect("the migrations");
+        let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {CLAIM_SQLITE}"))
+            .load::<Step>(&mut sqlite)
+            .expect("the plan")
+            .into_iter()
+            .map(|step| step.detail)
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("outbox_status_next_attempt")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "a claim must not sort the backlog: {plan:?}"
+        );
+    }
 }
