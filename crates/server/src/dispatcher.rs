@@ -109,7 +109,31 @@ impl Dispatcher {
             }
         };
         let count = claimed.len();
-        futures_util::future::join_all(claimed.iter().map(|message| self.deliver(message))).await;
+        let delivered: Vec<i64> =
+            futures_util::future::join_all(claimed.iter().map(|message| self.deliver(message)))
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+        // One write for the batch: marked one by one, the rows each waited
+        // for the store's writer behind the webhooks, and under load the
+        // dispatcher fell hundreds of thousands of rows behind.
+        if !delivered.is_empty() {
+            match self.store.mark_all_delivered(&delivered, Utc::now()).await {
+                Ok(marked) => {
+                    for _ in 0..marked {
+                        self.counter.count("delivered");
+                    }
+                }
+                // Delivered but not recorded: sent again after the lease,
+                // under the same webhook-id.
+                Err(error) => tracing::error!(
+                    notifications = delivered.len(),
+                    %error,
+                    "delivered but cannot mark the notifications delivered"
+                ),
+            }
+        }
         count
     }
 
@@ -121,18 +145,11 @@ impl Dispatcher {
         (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    async fn deliver(&self, message: &OutboxMessage) {
+    /// Sends one notification; its id when the shop took it (the batch
+    /// marks those delivered together), `None` after recording a failure.
+    async fn deliver(&self, message: &OutboxMessage) -> Option<i64> {
         match self.notifier.deliver(message).await {
-            Ok(()) => match self.store.mark_delivered(message.id, Utc::now()).await {
-                Ok(()) => self.counter.count("delivered"),
-                // Delivered but not recorded: it will be sent again after
-                // the lease, under the same webhook-id.
-                Err(error) => tracing::error!(
-                    notification = message.id,
-                    %error,
-                    "delivered but cannot mark the notification delivered"
-                ),
-            },
+            Ok(()) => Some(message.id),
             Err(failure) => {
                 let reason = failure.to_string();
                 let marked = self
@@ -173,6 +190,7 @@ impl Dispatcher {
                         "cannot record a failed delivery; retried after the lease"
                     ),
                 }
+                None
             }
         }
     }

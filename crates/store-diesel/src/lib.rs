@@ -483,6 +483,12 @@ impl OutboxStore for DieselStore {
             .await
     }
 
+    async fn mark_all_delivered(&self, ids: &[i64], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let ids = ids.to_vec();
+        self.run(move |conn| outbox::mark_all_delivered(conn, &ids, now))
+            .await
+    }
+
     async fn mark_failed(
         &self,
         id: i64,

@@ -155,6 +155,30 @@ pub(crate) fn mark_delivered(
     Ok(())
 }
 
+/// Marks the rows `ids` delivered in one write transaction (on SQLite,
+/// one turn of the store's writer, queued with the webhooks' batches
+/// instead of polling for SQLite's lock beside them); returns how many.
+pub(crate) fn mark_all_delivered(
+    conn: &mut StoreConn,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let changed = write_transaction(conn, |conn| {
+        diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+            .set((
+                outbox::status.eq(OutboxStatus::Delivered.as_str()),
+                outbox::delivered_at.eq(naive(now)),
+                outbox::locked_until.eq(None::<chrono::NaiveDateTime>),
+            ))
+            .execute(conn)
+    })
+    .map_err(db_error)?;
+    Ok(u64::try_from(changed).unwrap_or(u64::MAX))
+}
+
 pub(crate) fn mark_failed(
     conn: &mut StoreConn,
     id: i64,

@@ -108,6 +108,41 @@ async fn only_the_oldest_pending_row_of_each_order_is_claimed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_batch_is_marked_delivered_at_once() {
+    for_each_backend(options(), |Backend { name, store, .. }| async move {
+        let first = three_rows(&store).await;
+        one_row(&store).await;
+        one_row(&store).await;
+        let now = at(100);
+        let claimed = store.claim_due(now, LEASE, 10).await.expect("claim");
+        assert_eq!(claimed.len(), 3, "{name}");
+        let mut ids: Vec<i64> = claimed.iter().map(|m| m.id).collect();
+        // An id with no row is passed over, not an error.
+        ids.push(987_654);
+        let marked = store
+            .mark_all_delivered(&ids, at(101))
+            .await
+            .expect("marked");
+        assert_eq!(marked, 3, "{name}");
+        let delivered = store
+            .notifications(Some(OutboxStatus::Delivered), 10)
+            .await
+            .expect("delivered rows");
+        assert_eq!(delivered.len(), 3, "{name}");
+        assert!(
+            delivered.iter().all(|m| m.delivered_at == Some(at(101))),
+            "{name}: {delivered:?}"
+        );
+        // Leases released and the first order's next row now due.
+        let next = store.claim_due(now, LEASE, 10).await.expect("claim");
+        assert_eq!(kinds(&next), ["order.paid"], "{name}");
+        assert_eq!(next[0].order_id, first.order_id, "{name}");
+        assert_eq!(store.mark_all_delivered(&[], now).await.unwrap(), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_is_claimed_again() {
     for_each_backend(options(), |Backend { name, store, .. }| async move {
         one_row(&store).await;
