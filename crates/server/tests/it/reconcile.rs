@@ -49,12 +49,19 @@ fn paypal_app(stand_in: &StandIn, extra: &[(&str, &str)]) -> TestApp {
     spawn_app_with(&variables)
 }
 
-/// Waits until `payment` has `status`, and returns it.
+/// Waits until the reconciler has moved `payment` to `status` and recorded
+/// that check, and returns it.
 async fn wait_status(app: &TestApp, payment: &Value, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let now = app.payment(payment).await;
-        if now["status"] == status {
+        // The reconciler records its check after applying what it found, in
+        // a transaction of its own: wait for both, or a loaded machine reads
+        // the new status beside an earlier pass's check.
+        let applied = now["last_reconciliation"]["result"]
+            .as_str()
+            .is_some_and(|result| result.starts_with("applied"));
+        if now["status"] == status && applied {
             return now;
         }
         assert!(Instant::now() < deadline, "never {status}: {now}");
