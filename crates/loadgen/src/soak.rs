@@ -16,7 +16,7 @@
 //! writes into it: only with `--spawn-server`, whose database is the run's.
 //! On SQLite, whose one write lock those transactions would take from the
 //! server's webhooks all through the soak, every chunk is written before
-//! the first minute instead ([`write_upfront`]).
+//! the first minute instead (`write_upfront`).
 //!
 //! What it deliberately does not do: run longer than [`MAX_DURATION`],
 //! talk to anything but the loopback server and its database, or keep
