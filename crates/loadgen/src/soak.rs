@@ -1202,16 +1202,18 @@ fn read_database(
     let ledger = mix.share(Kind::Refund) > 0 || mix.share(Kind::Dispute) > 0;
     let mut db = Database::connect(url)?;
     let mut check = DatabaseCheck::default();
-    for chunk in chunks {
-        let prepared = chunk.prepared(mix, run_id);
-        let low = prepared.iter().map(|p| p.payment_id).min();
-        let high = prepared.iter().map(|p| p.payment_id).max();
-        let plans: HashMap<i64, PaymentPlan> = prepared
-            .into_iter()
-            .map(|p| (p.payment_id, p.plan))
-            .collect();
+    for batch in batches(chunks, CHECKED_AT_ONCE) {
+        let mut plans: HashMap<i64, PaymentPlan> = HashMap::new();
+        for chunk in batch {
+            plans.extend(
+                chunk
+                    .prepared(mix, run_id)
+                    .into_iter()
+                    .map(|p| (p.payment_id, p.plan)),
+            );
+        }
         let reading = Reading {
-            range: low.zip(high),
+            range: plans.keys().min().copied().zip(plans.keys().max().copied()),
             ledger,
             events_prefix: None,
         };
@@ -1223,6 +1225,32 @@ fn read_database(
     };
     check.merge(load::read_run(&mut db, &events)?.judge(&HashMap::new()));
     Ok(check)
+}
+
+/// Payments whose rows [`read_database`] reads with one set of queries.
+/// The outbox has no index on the payment (the server never looks it up
+/// so), so each reading scans it whole: read chunk by chunk, the hour of
+/// stop 22 (800 chunks, millions of outbox rows) was still being checked
+/// half an hour later. A few hundred thousand plans at once stay within a
+/// few hundred MiB.
+const CHECKED_AT_ONCE: usize = 250_000;
+
+/// `chunks` in consecutive runs of at least `payments` payments (the last
+/// one fewer), so that each run is read at once.
+fn batches(chunks: &[Chunk], payments: usize) -> Vec<&[Chunk]> {
+    let mut batches = Vec::new();
+    let (mut start, mut counted) = (0, 0);
+    for (index, chunk) in chunks.iter().enumerate() {
+        counted += chunk.count;
+        if counted >= payments {
+            batches.push(&chunks[start..=index]);
+            (start, counted) = (index + 1, 0);
+        }
+    }
+    if start < chunks.len() {
+        batches.push(&chunks[start..]);
+    }
+    batches
 }
 
 /// The server's `payhook_pruned_total{what="outbox_rows"}`: 0 before its
@@ -1522,5 +1550,27 @@ mod tests {
         assert_eq!(all.total, Duration::from_millis(16));
         assert_eq!(all.max, Duration::from_millis(5));
         assert_eq!(all.max_wait, Duration::from_millis(40));
+    }
+
+    #[test]
+    fn chunks_are_checked_in_runs_of_at_least_the_given_payments() {
+        let chunk = |count| Chunk {
+            first: 0,
+            count,
+            seed: 1,
+            ids: Ids::Consecutive {
+                order: 1,
+                payment: 1,
+            },
+        };
+        let chunks: Vec<Chunk> = [4, 3, 5, 1, 1, 2].into_iter().map(chunk).collect();
+        let counts: Vec<Vec<usize>> = batches(&chunks, 6)
+            .iter()
+            .map(|batch| batch.iter().map(|c| c.count).collect())
+            .collect();
+        assert_eq!(counts, vec![vec![4, 3], vec![5, 1], vec![1, 2]]);
+        assert_eq!(batches(&chunks, 1).len(), 6);
+        assert_eq!(batches(&chunks, 100).len(), 1);
+        assert!(batches(&[], 6).is_empty());
     }
 }
