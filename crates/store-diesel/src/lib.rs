@@ -366,6 +366,18 @@ impl DieselStore {
             .await
     }
 
+    /// PostgreSQL's plan (`EXPLAIN`, a line per row) for a dispatcher's
+    /// claim at `now` of `limit` rows; empty on SQLite. For tests.
+    #[cfg(feature = "testing")]
+    pub async fn explain_claim(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.run(move |conn| outbox::explain_claim(conn, now, limit))
+            .await
+    }
+
     /// The recorded gateway events, oldest first. For tests (the `testing`
     /// feature).
     #[cfg(feature = "testing")]
