@@ -8,9 +8,10 @@
 //! lease in the same transaction. On PostgreSQL the candidate rows are
 //! locked with `FOR UPDATE SKIP LOCKED`, so two dispatchers claiming at
 //! once take disjoint rows without waiting on each other; on SQLite the
-//! `BEGIN IMMEDIATE` write transaction serialises claims. The partial index
-//! `outbox_pending_order (order_id, id) WHERE status = 'pending'` serves the
-//! "oldest of its order" test; `outbox_status_next_attempt` the due scan.
+//! `BEGIN IMMEDIATE` write transaction serialises claims. The due scan
+//! reads `outbox_pending_due (next_attempt_at, id) WHERE status =
+//! 'pending'` in the claim's order; the "oldest of its order" test reads
+//! `outbox_order (order_id, id)`, a handful of rows per order.
 
 use std::time::Duration;
 
@@ -26,35 +27,45 @@ use crate::schema::outbox;
 
 /// The candidates of a claim; `$1`/`?1` is now, `$2`/`?2` the limit.
 ///
-/// Oldest due first, in the order of the index on `(status,
-/// next_attempt_at)`, so the scan stops after the limit. Ordered by id
-/// alone, the query sorted every pending row for each claim, inside the
-/// write transaction: in an hour-long soak on SQLite the backlog grew to
-/// 700 000 rows in five minutes, each claim took longer than the last, and
-/// the webhooks waiting behind it fell from 2 971 to 2 137 requests/s with
-/// p99 from 76 to 511 ms. Order within an order is kept by the `NOT EXISTS`
-/// (only an order's first pending row is a candidate), not by this order.
+/// Oldest due first, in the order of the partial index
+/// `outbox_pending_due (next_attempt_at, id)`, so the scan stops after the
+/// limit and sorts nothing. Ordered by id alone, the query sorted every
+/// pending row for each claim, inside the write transaction: in an
+/// hour-long soak on SQLite the backlog grew to 700 000 rows in five
+/// minutes, each claim took longer than the last, and the webhooks waiting
+/// behind it fell from 2 971 to 2 137 requests/s with p99 from 76 to
+/// 511 ms. Order within an order is kept by the test that a candidate is
+/// its order's first pending row, not by this order.
 ///
-/// On PostgreSQL the "first pending row of its order" test is a scalar
-/// subquery (`o.id` is the order's lowest pending id), not the `NOT
-/// EXISTS` SQLite runs: the planner turns a `NOT EXISTS` into an anti
-/// join, and when its statistics say pending rows are rare (the healthy
-/// state of an outbox, almost every row delivered) it picks a nested loop
-/// whose inner side scans the whole pending index for every candidate, a
-/// join filter instead of an index probe. In the hour-long soak on
-/// PostgreSQL a burst left 4 000 rows pending behind such statistics, and
-/// one claim ran for over six minutes while the backlog grew past 450 000
-/// (the same plan on a copy: 7.8 s for 4 165 rows, 15.8 million rows
-/// filtered). A scalar subquery stays a probe of
-/// `outbox_pending_order` per candidate whatever the estimates (10.8 ms on
-/// that copy).
+/// On PostgreSQL that test is a scalar subquery (`o.id` is the order's
+/// lowest pending id) whose status test, `NOT IN ('delivered', 'dead')`
+/// (the other two statuses), no index of pending rows can serve: its only
+/// index is `outbox_order`, reached by the candidate's order. In the
+/// hour-long soak on PostgreSQL the statistics, taken while the outbox
+/// kept up, said pending rows were rare, and each time the planner could
+/// find an order's earlier rows among the pending ones it did so by
+/// reading every pending row per candidate: first an anti join with a join
+/// filter over the `NOT EXISTS` (one claim ran over six minutes; on a
+/// copy, 7.8 s for 4 165 pending rows, 15.8 million rows filtered), then,
+/// with a subquery testing `status = 'pending'`, the old index on
+/// `(status, next_attempt_at)` by its status alone (claims of 1 to 14 s in
+/// the first minute), and in a test the partial index of pending rows read
+/// whole. [`CLAIM_PG_SETTINGS`] keeps the due scan in index order.
 const CLAIM_PG: &str = "SELECT o.id FROM outbox o \
      WHERE o.status = 'pending' AND o.next_attempt_at <= $1 \
        AND (o.locked_until IS NULL OR o.locked_until < $1) \
        AND o.id = (SELECT min(e.id) FROM outbox e \
-                   WHERE e.order_id = o.order_id AND e.status = 'pending') \
+                   WHERE e.order_id = o.order_id AND e.status NOT IN ('delivered', 'dead')) \
      ORDER BY o.next_attempt_at, o.id LIMIT $2 \
      FOR UPDATE OF o SKIP LOCKED";
+
+/// Run in the claim's transaction before [`CLAIM_PG`]: the due index
+/// gives the claim's order, and a sort never does better, but with
+/// statistics that say few rows are due the planner sorts all of them
+/// (a bitmap scan of the due index, then a sort: the whole backlog read
+/// for each claim). Ordered by the index, a claim reads its limit and the
+/// rows it skips.
+const CLAIM_PG_SETTINGS: &str = "SET LOCAL enable_sort = off";
 
 const CLAIM_SQLITE: &str = "SELECT o.id FROM outbox o \
      WHERE o.status = 'pending' AND o.next_attempt_at <= ?1 \
@@ -125,10 +136,13 @@ pub(crate) fn claim_due(
     let limit = i64::from(limit);
     transaction(conn, |conn| {
         let ids: Vec<IdRow> = match conn {
-            DbConn::Pg(pg) => diesel::sql_query(CLAIM_PG)
-                .bind::<Timestamp, _>(at)
-                .bind::<BigInt, _>(limit)
-                .load(pg)?,
+            DbConn::Pg(pg) => {
+                diesel::sql_query(CLAIM_PG_SETTINGS).execute(pg)?;
+                diesel::sql_query(CLAIM_PG)
+                    .bind::<Timestamp, _>(at)
+                    .bind::<BigInt, _>(limit)
+                    .load(pg)?
+            }
             DbConn::Sqlite(sqlite) => diesel::sql_query(CLAIM_SQLITE)
                 .bind::<Timestamp, _>(at)
                 .bind::<BigInt, _>(limit)
@@ -302,10 +316,14 @@ pub(crate) fn explain_claim(
     let DbConn::Pg(pg) = &mut conn.db else {
         return Ok(Vec::new());
     };
-    let lines: Vec<PlanLine> = diesel::sql_query(format!("EXPLAIN {CLAIM_PG}"))
-        .bind::<Timestamp, _>(naive(now))
-        .bind::<BigInt, _>(i64::from(limit))
-        .load(pg)
+    let lines: Vec<PlanLine> = pg
+        .transaction(|pg| {
+            diesel::sql_query(CLAIM_PG_SETTINGS).execute(pg)?;
+            diesel::sql_query(format!("EXPLAIN {CLAIM_PG}"))
+                .bind::<Timestamp, _>(naive(now))
+                .bind::<BigInt, _>(i64::from(limit))
+                .load(pg)
+        })
         .map_err(db_error)?;
     Ok(lines.into_iter().map(|l| l.line).collect())
 }
@@ -345,8 +363,7 @@ mod tests {
             .map(|step| step.detail)
             .collect();
         assert!(
-            plan.iter()
-                .any(|step| step.contains("outbox_status_next_attempt")),
+            plan.iter().any(|step| step.contains("outbox_pending_due")),
             "{plan:?}"
         );
         assert!(

@@ -229,8 +229,8 @@ type OutboxRow = (i64, String, Option<NaiveDateTime>, NaiveDateTime);
 ///
 /// The status and delivery time are judged here, not in the query: with
 /// `status = 'delivered'` in its `WHERE`, SQLite's planner took the index
-/// on `(status, next_attempt_at)` and sorted every delivered row by id for
-/// each batch. In id order, on the primary key, a batch costs its own
+/// then on `(status, next_attempt_at)` and sorted every delivered row by id
+/// for each batch. In id order, on the primary key, a batch costs its own
 /// rows. As for events, on SQLite the read is done before the write
 /// transaction; the delete repeats the conditions, so a row another pruner
 /// deleted meanwhile is not counted twice.

@@ -17,12 +17,13 @@ use crate::support::{
 };
 
 /// The versions of the migrations both folders hold.
-const VERSIONS: [&str; 5] = [
+const VERSIONS: [&str; 6] = [
     "20261127000001",
     "20261127000002",
     "20261204000003",
     "20261204000004",
     "20261204000005",
+    "20261204000006",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,6 +91,8 @@ const BEFORE_LIFECYCLE: &str = "20261127000002";
 const LIFECYCLE: &str = "20261204000003";
 const REFUNDS: &str = "20261204000004";
 const RECONCILE: &str = "20261204000005";
+/// The outbox's dispatcher indexes.
+const OUTBOX_DUE: &str = "20261204000006";
 
 /// A plain connection beside the store's pool, for what the store's API
 /// cannot do: write rows of an older schema and read every column back as
@@ -599,7 +602,7 @@ async fn the_lifecycle_migration_keeps_every_row_and_backfills_paid_sums() {
         // migration's columns too.
         assert_eq!(
             store.migrate().expect("the refunds and later migrations"),
-            [REFUNDS, RECONCILE],
+            [REFUNDS, RECONCILE, OUTBOX_DUE],
             "{name}"
         );
 
@@ -746,7 +749,7 @@ async fn the_reconcile_migration_keeps_every_row_and_marks_old_events_as_webhook
 
         assert_eq!(
             store.migrate().expect("the reconcile migration"),
-            [RECONCILE],
+            [RECONCILE, OUTBOX_DUE],
             "{name}"
         );
         // The rows are as they were; the only new key is the new table's.

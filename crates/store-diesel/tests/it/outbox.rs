@@ -277,15 +277,16 @@ async fn concurrent_claimers_take_disjoint_rows() {
     .await;
 }
 
-/// The soak's fault on PostgreSQL: statistics taken while almost every row
-/// was delivered (an outbox that keeps up) say pending rows are rare, and
-/// with the `NOT EXISTS` form of the claim the planner then joined every
-/// candidate against a full scan of the pending index (a join filter, no
-/// index condition): a claim of 32 over a few thousand pending rows took
-/// seconds, over the soak's backlog minutes. The claim must stay one probe
-/// of `outbox_pending_order` per candidate whatever the statistics say.
+/// The soak's faults on PostgreSQL: with statistics that say pending rows
+/// are rare (taken while the outbox kept up, or never taken), the planner
+/// found each candidate's earlier rows by scanning every pending row (an
+/// anti join's join filter, then the old `(status, next_attempt_at)` index
+/// by its status alone), or sorted every due row before taking 32: claims
+/// of seconds to minutes over the soak's backlog. The claim must stay the
+/// due index read in order, with one probe of `outbox_order` per
+/// candidate, whatever the statistics say.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_claim_probes_each_candidates_order_when_statistics_say_pending_is_rare() {
+async fn a_claim_reads_in_order_and_probes_each_order_whatever_the_statistics() {
     use diesel::{Connection, PgConnection, RunQueryDsl};
 
     let Some(db) = crate::support::postgres_db() else {
@@ -293,46 +294,70 @@ async fn a_claim_probes_each_candidates_order_when_statistics_say_pending_is_rar
     };
     let store = db.open_migrated(&options());
     let mut pg = PgConnection::establish(&db.url).expect("a direct connection");
-    let setup = [
+    let mut run = |statements: &[&str]| {
+        for statement in statements {
+            diesel::sql_query(*statement)
+                .execute(&mut pg)
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+    };
+    let plan_is_sound = |plan: Vec<String>, when: &str| {
+        let text = plan.join("\n");
+        assert!(
+            !text.contains("Join Filter") && !text.contains("Sort"),
+            "{when}: a claim sorts or joins by a filter:\n{text}"
+        );
+        assert!(
+            plan.iter()
+                .any(|line| line.contains("Index Scan using outbox_pending_due on outbox o")),
+            "{when}: the due index read in order:\n{text}"
+        );
+        assert!(
+            plan.iter()
+                .any(|line| line.contains("Index Cond") && line.contains("order_id = o.order_id")),
+            "{when}: each candidate's order probed through an index:\n{text}"
+        );
+    };
+    let new_rows = |status: &str, copies: u32, offset: u32| {
+        format!(
+            "INSERT INTO outbox (kind, order_id, payment_id, payload, status, attempts, \
+             next_attempt_at, created_at) \
+             SELECT 'order.paid', p.order_id, p.id, '{{}}', '{status}', 0, \
+             now() - interval '1 minute', now() - interval '1 minute' \
+             FROM payments p, generate_series(1, {copies}) ORDER BY p.id LIMIT 4000 OFFSET {offset}"
+        )
+    };
+    run(&[
         "INSERT INTO orders (client_id, total_minor, currency, status, created_at, updated_at) \
          SELECT 'shop', 100, 'USD', 'paid', now(), now() FROM generate_series(1, 4000)",
         "INSERT INTO payments (order_id, transaction_id, payment_method, amount_minor, currency, \
          status, created_at, updated_at) \
          SELECT id, 'TXN-' || id, 'stripe', 100, 'USD', 'completed', now(), now() FROM orders",
-        // An outbox that keeps up: 2 000 rows, all delivered, and analyzed so.
-        "INSERT INTO outbox (kind, order_id, payment_id, payload, status, attempts, \
-         next_attempt_at, created_at, delivered_at) \
-         SELECT 'order.paid', p.order_id, p.id, '{}', 'delivered', 1, \
-         now() - interval '1 hour', now() - interval '1 hour', now() - interval '1 hour' \
-         FROM payments p ORDER BY p.id LIMIT 2000",
+    ]);
+    // Never analyzed: 2 000 delivered rows, then two pending rows for
+    // each of 2 000 other orders.
+    run(&[&new_rows("delivered", 1, 0), &new_rows("pending", 2, 4000)]);
+    plan_is_sound(
+        store
+            .explain_claim(chrono::Utc::now(), 32)
+            .await
+            .expect("a plan"),
+        "never analyzed",
+    );
+    // Analyzed while every row was delivered, then a burst.
+    run(&[
+        "UPDATE outbox SET status = 'delivered'",
         "ANALYZE outbox",
-        // Then a burst: two pending rows for each of the other 2 000 orders.
-        "INSERT INTO outbox (kind, order_id, payment_id, payload, status, attempts, \
-         next_attempt_at, created_at) \
-         SELECT 'order.paid', p.order_id, p.id, '{}', 'pending', 0, \
-         now() - interval '1 minute', now() - interval '1 minute' \
-         FROM payments p, generate_series(1, 2) ORDER BY p.id OFFSET 4000",
-    ];
-    for statement in setup {
-        diesel::sql_query(statement)
-            .execute(&mut pg)
-            .unwrap_or_else(|e| panic!("{statement}: {e}"));
-    }
+        "UPDATE outbox SET status = 'pending' WHERE id > 2000",
+    ]);
+    plan_is_sound(
+        store
+            .explain_claim(chrono::Utc::now(), 32)
+            .await
+            .expect("a plan"),
+        "analyzed while delivered",
+    );
 
-    let plan = store
-        .explain_claim(chrono::Utc::now(), 32)
-        .await
-        .expect("the plan");
-    let text = plan.join("\n");
-    assert!(
-        !text.contains("Join Filter"),
-        "a claim joins candidates by a filter, not a probe:\n{text}"
-    );
-    assert!(
-        plan.iter()
-            .any(|line| line.contains("Index Cond") && line.contains("order_id = o.order_id")),
-        "each candidate's order must be probed through an index:\n{text}"
-    );
     // And the claim still takes the oldest pending row of each order.
     let claimed = store
         .claim_due(chrono::Utc::now(), LEASE, 32)
@@ -341,4 +366,25 @@ async fn a_claim_probes_each_candidates_order_when_statistics_say_pending_is_rar
     assert_eq!(claimed.len(), 32);
     let orders: HashSet<i64> = claimed.iter().map(|m| m.order_id.0).collect();
     assert_eq!(orders.len(), 32, "one row per order");
+    #[derive(diesel::QueryableByName)]
+    struct First {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let mut reader = PgConnection::establish(&db.url).expect("a direct connection");
+    let firsts: HashSet<i64> = diesel::sql_query(
+        "SELECT min(id) AS id FROM outbox WHERE status = 'pending' GROUP BY order_id",
+    )
+    .load::<First>(&mut reader)
+    .expect("each order's first pending row")
+    .into_iter()
+    .map(|first| first.id)
+    .collect();
+    assert_eq!(firsts.len(), 2000);
+    for message in &claimed {
+        assert!(
+            firsts.contains(&message.id),
+            "not its order's first: {message:?}"
+        );
+    }
 }
