@@ -15,6 +15,10 @@
 //! [`CATCH_UP_FRAMES`] to copy, the last pass holds the store's SQLite
 //! writer mutex: the pause is short, and the next commit restarts the
 //! file, which bounds its size.
+//!
+//! Checkpoints back to back beside committing writers are the setting of
+//! SQLite's WAL-reset bug, fixed in 3.51.3: the bundled SQLite must be at
+//! least that (test `bundled_sqlite_has_the_wal_reset_fix` in `conn`).
 
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::Duration;

@@ -245,6 +245,33 @@ mod tests {
     }
 
     #[test]
+    fn bundled_sqlite_has_the_wal_reset_fix() {
+        // SQLite 3.7.0 to 3.51.2 can corrupt a WAL database when a
+        // checkpoint starts right after another one that copied the whole
+        // WAL while a third connection commits and restarts the WAL. The
+        // checkpoint thread (`checkpoint`) runs passive checkpoints back to
+        // back beside the writers, which is that race's setting: a soak on
+        // SQLite 3.50.2, with the load generator writing from a second
+        // process, stopped on "database disk image is malformed". Fixed in
+        // 3.51.3.
+        #[derive(diesel::QueryableByName)]
+        struct Version {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            version: String,
+        }
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        let version = diesel::sql_query("SELECT sqlite_version() AS version")
+            .get_result::<Version>(&mut conn)
+            .unwrap()
+            .version;
+        let parts: Vec<u32> = version
+            .split('.')
+            .map(|part| part.parse().unwrap())
+            .collect();
+        assert!(parts >= vec![3, 51, 3], "bundled SQLite {version}");
+    }
+
+    #[test]
     fn bundled_sqlite_plans_without_looking_at_bound_values() {
         // Set in .cargo/config.toml (LIBSQLITE3_FLAGS); see the comment there.
         #[derive(diesel::QueryableByName)]
