@@ -86,7 +86,7 @@ struct Options {
     #[arg(long, value_name = "PATH")]
     spawn_server: Option<PathBuf>,
     /// DATABASE_URL of the spawned server [default: a fresh SQLite file in
-    /// the temp directory, removed afterwards].
+    /// the temp directory, removed after a run that passed].
     #[arg(long, requires = "spawn_server")]
     database_url: Option<String>,
     /// Count the outbox rows in this database too [default with
@@ -314,6 +314,14 @@ fn duplicate_count(fraction: f64, events: usize) -> anyhow::Result<usize> {
 /// A SQLite database created for this run, removed with its WAL files.
 struct ScratchSqlite(PathBuf);
 
+impl ScratchSqlite {
+    /// Leaves the files in place (a failed run's) and says where they are.
+    fn keep(self) -> PathBuf {
+        let kept = std::mem::ManuallyDrop::new(self);
+        kept.0.clone()
+    }
+}
+
 impl Drop for ScratchSqlite {
     fn drop(&mut self) {
         for suffix in ["", "-wal", "-shm"] {
@@ -474,10 +482,10 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
             ),
         }
     });
+    let passed = matches!(&result, Ok(outcome) if outcome.ok);
     if let Some(server) = &mut server {
         server.stop(Duration::from_secs(10));
         // A default log is only worth keeping when something went wrong.
-        let passed = matches!(&result, Ok(outcome) if outcome.ok);
         if passed && options.server_log.is_none() {
             let _ = std::fs::remove_file(server.log_file());
         } else {
@@ -485,7 +493,12 @@ fn run(options: &Options) -> anyhow::Result<Outcome> {
         }
     }
     drop(server);
-    drop(scratch);
+    match scratch {
+        // What the server left is evidence of what went wrong (a database
+        // SQLite calls malformed, say): kept, like the log.
+        Some(scratch) if !passed => println!("database kept: {}", scratch.keep().display()),
+        other => drop(other),
+    }
     let mut outcome = result?;
     if let Some(ceiling) = ceiling {
         let ratio = outcome.rate / ceiling;
