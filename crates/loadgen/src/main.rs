@@ -866,6 +866,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_scratch_database_is_removed_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = |db: &std::path::Path| {
+            ["", "-wal", "-shm"].map(|suffix| {
+                let mut path = db.as_os_str().to_owned();
+                path.push(suffix);
+                PathBuf::from(path)
+            })
+        };
+        let removed = dir.path().join("passed.db");
+        let kept = dir.path().join("failed.db");
+        for path in files(&removed).iter().chain(&files(&kept)) {
+            std::fs::write(path, b"x").unwrap();
+        }
+        drop(ScratchSqlite(removed.clone()));
+        assert_eq!(ScratchSqlite(kept.clone()).keep(), kept);
+        assert!(files(&removed).iter().all(|path| !path.exists()));
+        assert!(files(&kept).iter().all(|path| path.exists()));
+    }
+
+    #[test]
     fn duplicates_round_and_stay_in_range() {
         assert_eq!(duplicate_count(0.1, 20_000).unwrap(), 2_000);
         assert_eq!(duplicate_count(0.15, 3).unwrap(), 0);
