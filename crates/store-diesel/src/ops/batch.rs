@@ -14,17 +14,29 @@
 //!    and locked with their orders, in id order
 //!    ([`super::lookup::find_and_lock_first`]);
 //! 3. each event is decided in batch order by the domain, and the
-//!    decisions are written together ([`GroupWrites`]).
+//!    decisions are written together ([`GroupWrites`]); what one
+//!    statement's row cannot hold (a second notification, a refund
+//!    report's ledger) follows it, decision by decision in batch order.
 //!
 //! The result must be what applying the events one after the other gives.
 //! So an event takes the phases only while nothing earlier in the batch
 //! can have changed what it reads: it is new, its payment was found in
 //! phase 2, and no earlier event of the batch touched that payment or its
-//! order. Every other event (a re-delivery, a lookup that found nothing
-//! or found a touched row, a decision with more writes than one statement
-//! holds) is applied as a lone event is, after the writes decided before
-//! it are flushed. Decisions written together are on distinct payments
-//! and orders, and nothing decided after them reads what they wrote.
+//! order. A re-delivery whose first delivery has a final outcome is
+//! answered from that record, without writing anything, when the payment
+//! it names is not one the batch touched (see [`redelivery`]). Every other
+//! event (a re-delivery to evaluate again, a lookup that found nothing or
+//! found a touched row) is applied as a lone event is, after the writes
+//! decided before it are flushed. Decisions written together are on
+//! distinct payments and orders, and nothing decided after them reads what
+//! they wrote. Their rows' ids (outbox, refunds) are not in batch order
+//! across payments: a decision's second notification comes after the
+//! group's first ones. Within an order, and so for the shop, whose
+//! notifications of one order are delivered in id order, the order is the
+//! one-by-one order; the first version of this module flushed the group
+//! before each such decision instead, and in a mixed stream on PostgreSQL
+//! that cut batches into several array statements of a few rows, each
+//! planned anew (perf: planning 5 -> 32 us of CPU per delivery).
 
 use std::collections::HashSet;
 
@@ -36,11 +48,10 @@ use diesel::{Column, QueryResult, RunQueryDsl};
 use payhook_domain::ports::{Applied, EventToApply};
 
 use super::apply::{
-    apply_event_body, apply_recorded, as_decided, decide_locked, finish_decided, write_decided,
-    Decided,
+    apply_event_body, apply_recorded, as_decided, decide_locked, finish_decided, Decided,
 };
 use super::decision::GroupWrites;
-use super::events::{earlier_delivery, new_event_row, Recorded};
+use super::events::{earlier_delivery, new_event_row, read_earlier, Earlier, Recorded};
 use super::lookup::find_and_lock_first;
 use super::TxError;
 use crate::conn::DbConn;
@@ -76,8 +87,10 @@ pub(super) fn apply_batch(
     let mut touched = Touched::default();
     let mut results: Vec<Option<Applied>> = batch.iter().map(|_| None).collect();
     let mut group = Vec::new();
+    let mut delivered = HashSet::new();
     for (index, to_apply) in batch.iter().enumerate() {
         let event = decided_events[index].as_ref();
+        let first_in_batch = delivered.insert((&to_apply.event.gateway, &to_apply.event.event_id));
         let now = stored_precision(to_apply.received_at);
         let fresh = found
             .remove(&index)
@@ -86,36 +99,26 @@ pub(super) fn apply_batch(
             touched.add(found.payment_id(), found.order_id());
             let locked = found.into_locked(conn, event.kind)?;
             let decided = decide_locked(conn, event, locked, to_apply.policy, now)?;
-            if decided.writes(event_row, now).is_combined_only() {
-                group.push(Pending {
-                    index,
-                    event_row,
-                    decided,
-                    to_apply,
-                });
-                continue;
-            }
-            flush(conn, &mut group, &mut results)?;
-            results[index] = Some(write_decided(
-                conn,
+            group.push(Pending {
+                index,
                 event_row,
                 decided,
-                to_apply.policy,
-                now,
-            )?);
+                to_apply,
+            });
             continue;
         }
-        flush(conn, &mut group, &mut results)?;
         let applied = match recorded[index] {
-            Some(event_row) => apply_recorded(conn, to_apply, event_row)?,
-            None => match earlier_delivery(conn, &to_apply.event, naive(to_apply.received_at))? {
-                Recorded::New(event_row) | Recorded::Again(event_row) => {
-                    apply_recorded(conn, to_apply, event_row)?
-                }
-                Recorded::Final { payment } => Applied::Duplicate {
-                    payment: payment.map(|payment| *payment),
-                },
-            },
+            Some(event_row) => {
+                flush(conn, &mut group, &mut results)?;
+                apply_recorded(conn, to_apply, event_row)?
+            }
+            None => {
+                let grouped = Grouped {
+                    group: &mut group,
+                    results: &mut results,
+                };
+                redelivery(conn, to_apply, first_in_batch, &touched, grouped)?
+            }
         };
         if let Applied::Decided { payment, .. } = &applied {
             touched.add(payment.id.0, payment.order_id.0);
@@ -127,6 +130,52 @@ pub(super) fn apply_batch(
         .into_iter()
         .map(|applied| applied.ok_or_else(|| internal("an event of the batch was not applied")))
         .collect()
+}
+
+/// The decisions taken and not yet written, and where their results go.
+struct Grouped<'g, 'b> {
+    group: &'g mut Vec<Pending<'b>>,
+    results: &'g mut [Option<Applied>],
+}
+
+/// A delivery of an event recorded before it (`first_in_batch`: by an
+/// earlier transaction, not earlier in this batch). Its record is read
+/// before the group is written: when its outcome is final and the payment
+/// it names is not one the batch touched, nothing the group holds can
+/// change the answer, and the group stays open. Otherwise the group is
+/// written first and the delivery handled as a lone one is. Re-deliveries
+/// are a tenth of the load generator's deliveries; writing the group
+/// before each cut a batch's decisions into several array statements.
+fn redelivery(
+    conn: &mut DbConn,
+    to_apply: &EventToApply,
+    first_in_batch: bool,
+    touched: &Touched,
+    grouped: Grouped<'_, '_>,
+) -> Result<Applied, TxError> {
+    if first_in_batch {
+        if let Earlier::Final { payment } = read_earlier(conn, &to_apply.event)? {
+            let untouched = payment
+                .as_ref()
+                .is_none_or(|payment| !touched.payments.contains(&payment.id.0));
+            if untouched {
+                return Ok(Applied::Duplicate {
+                    payment: payment.map(|payment| *payment),
+                });
+            }
+        }
+    }
+    flush(conn, grouped.group, grouped.results)?;
+    Ok(
+        match earlier_delivery(conn, &to_apply.event, naive(to_apply.received_at))? {
+            Recorded::New(event_row) | Recorded::Again(event_row) => {
+                apply_recorded(conn, to_apply, event_row)?
+            }
+            Recorded::Final { payment } => Applied::Duplicate {
+                payment: payment.map(|payment| *payment),
+            },
+        },
+    )
 }
 
 /// The payments and orders an earlier event of the batch read or wrote.
@@ -155,9 +204,10 @@ struct Pending<'b> {
     to_apply: &'b EventToApply,
 }
 
-/// Writes the decisions of `group` (one statement for two or more), then
-/// applies the events that waited for the payments they confirm, and
-/// stores each result at its index.
+/// Writes the decisions of `group` (one statement for two or more, then
+/// each decision's further notifications and ledger writes in the group's
+/// order), then applies the events that waited for the payments they
+/// confirm, and stores each result at its index.
 fn flush(
     conn: &mut DbConn,
     group: &mut Vec<Pending<'_>>,
@@ -181,6 +231,9 @@ fn flush(
         match (&mut *conn, together) {
             (DbConn::Pg(pg), Some(together)) => {
                 let rows: Vec<(i64, bool)> = together.load(pg)?;
+                for writes in &writes {
+                    writes.execute_rest(pg)?;
+                }
                 let mut waiting = vec![None; writes.len()];
                 for (position, waits) in rows {
                     let slot = usize::try_from(position)

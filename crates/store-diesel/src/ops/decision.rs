@@ -356,9 +356,7 @@ impl<'a> DecisionWrites<'a> {
         let waiting = match conn {
             DbConn::Pg(pg) => {
                 let waiting = Combined(self).get_result::<bool>(pg)?;
-                for write in self.further_notifications.iter().chain(&self.ledger) {
-                    Single(write).execute(pg)?;
-                }
+                self.execute_rest(pg)?;
                 waiting
             }
             DbConn::Sqlite(sqlite) => {
@@ -597,11 +595,14 @@ impl QueryId for Combined<'_, '_> {
 }
 
 impl DecisionWrites<'_> {
-    /// True when the whole decision is the one statement [`Combined`]
-    /// writes (no second notification, no ledger write): only such
-    /// decisions can be written together by [`GroupWrites`].
-    pub(crate) fn is_combined_only(&self) -> bool {
-        self.further_notifications.is_empty() && self.ledger.is_empty()
+    /// PostgreSQL: the writes that follow [`Combined`]'s (or the
+    /// decision's share of [`GroupWrites`]): the notifications after the
+    /// first, then the ledger's, one statement each.
+    pub(crate) fn execute_rest(&self, pg: &mut PgConnection) -> QueryResult<()> {
+        for write in self.further_notifications.iter().chain(&self.ledger) {
+            Single(write).execute(pg)?;
+        }
+        Ok(())
     }
 }
 
@@ -671,7 +672,8 @@ struct GroupColumn<'a> {
 }
 
 /// PostgreSQL: the [`Combined`] writes of several decisions as one
-/// statement. Each column of the writes is bound as an array with one
+/// statement; each decision's further notifications and ledger writes
+/// follow it ([`DecisionWrites::execute_rest`]). Each column of the writes is bound as an array with one
 /// element per decision, `unnest` turns the arrays back into rows (`d`),
 /// and each write becomes a set-based `UPDATE ... FROM d` or `INSERT ...
 /// SELECT ... FROM d`, guarded per row by its `made` flag; the outbox rows
@@ -689,14 +691,11 @@ pub(crate) struct GroupWrites<'a> {
 }
 
 impl<'a> GroupWrites<'a> {
-    /// The group of `decisions`, or `None` when it is empty, when one of
-    /// them needs more than [`Combined`] or when their writes do not have
-    /// the same columns (then each is written on its own).
+    /// The group of `decisions`' [`Combined`] writes, or `None` when it is
+    /// empty or when their writes do not have the same columns (then each
+    /// is written on its own).
     pub(crate) fn new(decisions: &[DecisionWrites<'a>]) -> Option<Self> {
         let first = decisions.first()?;
-        if !decisions.iter().all(DecisionWrites::is_combined_only) {
-            return None;
-        }
         fn parts<'d, 'a>(writes: &'d DecisionWrites<'a>) -> [(Part, &'d Write<'a>); 4] {
             [
                 (Part::Payment, &writes.payment),

@@ -117,6 +117,32 @@ pub(super) fn earlier_delivery(
     event: &GatewayEvent,
     at: NaiveDateTime,
 ) -> Result<Recorded, TxError> {
+    let existing = match read_earlier(conn, event)? {
+        Earlier::Final { payment } => return Ok(Recorded::Final { payment }),
+        Earlier::Open(existing) => existing,
+    };
+    diesel::update(webhook_events::table.find(existing.id))
+        .set((
+            webhook_events::attempts.eq(existing.attempts.saturating_add(1)),
+            webhook_events::processed_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(Recorded::Again(existing.id))
+}
+
+/// An earlier delivery's record as read, before anything is written.
+pub(super) enum Earlier {
+    /// Its outcome is final: the payment it matched, if any, as it is now.
+    Final { payment: Option<Box<Payment>> },
+    /// Its outcome is not final: the event is to be evaluated again.
+    Open(EventStatusRow),
+}
+
+/// Reads (and on PostgreSQL locks) the record of an earlier delivery of
+/// `event`, writing nothing: [`earlier_delivery`]'s first half, which a
+/// batch also uses on its own to answer a re-delivery without writing the
+/// decisions it holds first (`super::batch`).
+pub(super) fn read_earlier(conn: &mut DbConn, event: &GatewayEvent) -> Result<Earlier, TxError> {
     // The selection names the backend, so it is added per arm.
     let earlier = webhook_events::table
         .filter(webhook_events::gateway.eq(&event.gateway))
@@ -137,25 +163,19 @@ pub(super) fn earlier_delivery(
             format!("unknown outcome {:?}", existing.outcome),
         )
     })?;
-    if outcome.is_final() {
-        let payment = match existing.payment_id {
-            Some(id) => Some(Box::new(Payment::try_from(
-                payments::table
-                    .find(id)
-                    .select(PaymentRow::as_select())
-                    .get_result(conn)?,
-            )?)),
-            None => None,
-        };
-        return Ok(Recorded::Final { payment });
+    if !outcome.is_final() {
+        return Ok(Earlier::Open(existing));
     }
-    diesel::update(webhook_events::table.find(existing.id))
-        .set((
-            webhook_events::attempts.eq(existing.attempts.saturating_add(1)),
-            webhook_events::processed_at.eq(at),
-        ))
-        .execute(conn)?;
-    Ok(Recorded::Again(existing.id))
+    let payment = match existing.payment_id {
+        Some(id) => Some(Box::new(Payment::try_from(
+            payments::table
+                .find(id)
+                .select(PaymentRow::as_select())
+                .get_result(conn)?,
+        )?)),
+        None => None,
+    };
+    Ok(Earlier::Final { payment })
 }
 
 /// The unmatched events of `gateway` whose external id or gateway

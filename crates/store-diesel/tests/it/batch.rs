@@ -7,15 +7,20 @@
 //! batch and of events recorded before, a second event for a payment the
 //! batch already decided, an unmatched event, a confirmation that applies
 //! a refund which came first, an amount mismatch, a refund after its
-//! success, lookups by transaction id, external id and gateway reference.
+//! success, lookups by transaction id, external id and gateway reference,
+//! between confirmations a refund and a dispute of payments the batch has
+//! not touched (decisions with more writes than the batch's array
+//! statement holds: refund rows, a second notification), and re-deliveries
+//! of events recorded final before the batch, of a payment the batch has
+//! just decided on and of one it leaves alone.
 //! The same script runs twice on one database, on payments of its own each
 //! time: once as one batch, once event by event, and both must agree on
 //! every answer, payment, order, outbox row and event record.
 
 use payhook_domain::ports::{Applied, EventToApply, Store};
 use payhook_domain::{
-    AmountPolicy, EventKind, GatewayEvent, OrderId, Outcome, Payment, PaymentStatus, References,
-    Refund, RefundReport, RefundStatus, Report,
+    AmountPolicy, Dispute, DisputeStatus, EventKind, GatewayEvent, OrderId, Outcome, Payment,
+    PaymentStatus, References, Refund, RefundReport, RefundStatus, Report,
 };
 use payhook_store_diesel::{DieselStore, StoreOptions};
 
@@ -58,6 +63,24 @@ fn refunded(event_id: &str, references: References, refund_id: &str, minor: i64)
     }
 }
 
+/// `charge.dispute.created`: a dispute of the whole 150.00 opened.
+fn dispute_opened(event_id: &str, references: References, dispute_id: &str) -> GatewayEvent {
+    GatewayEvent {
+        gateway: "stripe".into(),
+        event_id: event_id.into(),
+        event_type: "charge.dispute.created".into(),
+        kind: EventKind::Dispute,
+        references,
+        amount: None,
+        report: Some(Report::Dispute(Dispute {
+            dispute_id: dispute_id.into(),
+            status: DisputeStatus::Open,
+            amount: usd(15000),
+            reason: Some("fraudulent".into()),
+        })),
+    }
+}
+
 /// What one run of the script left, by position in the script (never by
 /// row id, which differs between runs).
 #[derive(Debug, PartialEq)]
@@ -66,6 +89,7 @@ struct Ending {
     payments: Vec<String>,
     orders: Vec<String>,
     outbox: Vec<Vec<String>>,
+    refunds: Vec<Vec<String>>,
     events: Vec<String>,
 }
 
@@ -79,7 +103,7 @@ fn describe(payment: &Payment) -> String {
             .amount_mismatch
             .as_ref()
             .map(|m| (m.expected, m.received)),
-        payment.dispute.as_ref().map(|d| d.dispute_id.clone()),
+        payment.dispute.as_ref().map(|d| d.status),
     )
 }
 
@@ -108,7 +132,13 @@ async fn run(store: &DieselStore, batched: bool) -> Ending {
     let x5 = fresh_id("pi");
     let p5 = pending_payment(store, "stripe", &x5, usd(15000)).await;
     let p6 = created_payment(store, "stripe", usd(15000)).await;
-    let payments = [&p0, &p1a, &p1b, &p2, &p3, &p4, &p5, &p6];
+    let x7 = fresh_id("pi");
+    let p7 = pending_payment(store, "stripe", &x7, usd(15000)).await;
+    let x8 = fresh_id("pi");
+    let p8 = pending_payment(store, "stripe", &x8, usd(15000)).await;
+    let x9 = fresh_id("pi");
+    let p9 = pending_payment(store, "stripe", &x9, usd(15000)).await;
+    let payments = [&p0, &p1a, &p1b, &p2, &p3, &p4, &p5, &p6, &p7, &p8, &p9];
     let orders: Vec<OrderId> = payments.iter().map(|p| p.order_id).collect();
 
     // Before the batch: a refund of P3 that comes before its success
@@ -119,8 +149,20 @@ async fn run(store: &DieselStore, batched: bool) -> Ending {
         by_external_id(&fresh_id("pi")),
         Some(usd(100)),
     );
+    // P7, P8 and P9 are paid before the batch; the batch refunds P7,
+    // opens a dispute on P8, and delivers P8's and P9's successes again.
+    let paid_p7 = succeeded(&fresh_id("evt"), by_external_id(&x7), Some(usd(15000)));
+    let paid_p8 = succeeded(&fresh_id("evt"), by_external_id(&x8), Some(usd(15000)));
+    let paid_p9 = succeeded(&fresh_id("evt"), by_external_id(&x9), Some(usd(15000)));
     let mut answers = Vec::new();
-    for early in [early_refund.clone(), unknown.clone()] {
+    let early = [
+        early_refund.clone(),
+        unknown.clone(),
+        paid_p7,
+        paid_p8.clone(),
+        paid_p9.clone(),
+    ];
+    for early in early {
         let applied = store.apply_event(arriving(early, 10)).await.expect("apply");
         answers.push(answer(&applied));
     }
@@ -137,13 +179,23 @@ async fn run(store: &DieselStore, batched: bool) -> Ending {
     );
     let batch = vec![
         success_p0.clone(),
+        // Written with the refund rows it adds, between two confirmations.
+        refunded(&fresh_id("evt"), by_external_id(&x7), &fresh_id("re"), 4000),
         succeeded(
             &fresh_id("evt"),
             by_transaction_id(&p1a.transaction_id),
             Some(usd(15000)),
         ),
+        // A dispute opened on a payment paid before the batch.
+        dispute_opened(&fresh_id("evt"), by_external_id(&x8), &fresh_id("dp")),
+        // A re-delivery of a final event whose payment the batch has just
+        // decided on: answered with the dispute.
+        paid_p8,
         // Confirms P3, which applies the refund that came first.
         succeeded(&fresh_id("evt"), by_external_id(&x3), Some(usd(15000))),
+        // A re-delivery of a final event whose payment the batch leaves
+        // alone.
+        paid_p9,
         // The same order as the one before: decided on what it wrote.
         succeeded(
             &fresh_id("evt"),
@@ -200,6 +252,7 @@ async fn run(store: &DieselStore, batched: bool) -> Ending {
         payments: Vec::new(),
         orders: Vec::new(),
         outbox: Vec::new(),
+        refunds: Vec::new(),
         events: Vec::new(),
     };
     for payment in payments {
@@ -209,6 +262,13 @@ async fn run(store: &DieselStore, batched: bool) -> Ending {
         ending
             .outbox
             .push(rows.into_iter().map(|row| row.kind).collect());
+        let refunds = store.refunds(payment.id).await.expect("read refunds");
+        ending.refunds.push(
+            refunds
+                .iter()
+                .map(|refund| format!("{:?} {:?}", refund.amount, refund.status))
+                .collect(),
+        );
     }
     for order_id in orders {
         let now = store.order(order_id).await.expect("read order");
@@ -243,7 +303,8 @@ async fn a_batch_ends_as_its_events_applied_one_by_one() {
         let batched = run(&store, true).await;
         assert_eq!(batched, one_by_one, "{name}");
 
-        // And what both say is what the script means.
+        // And what both say is what the script means (answers 0 to 4 come
+        // before the batch, answer 5 + n is the batch's event n).
         let answers = &one_by_one.answers;
         let outcome = |index: usize| answers[index].split(':').next().unwrap_or("").to_owned();
         assert_eq!(
@@ -252,39 +313,74 @@ async fn a_batch_ends_as_its_events_applied_one_by_one() {
             "{name}"
         );
         assert_eq!(answers[1], "Unmatched", "{name}");
-        assert_eq!(outcome(2), "Confirmed", "{name}");
+        for index in 2..=5 {
+            assert_eq!(outcome(index), "Confirmed", "{name}: {index}");
+        }
         assert!(
-            answers[4].starts_with(&format!(
+            answers[6].contains(&format!("{:?}", PaymentStatus::PartiallyRefunded)),
+            "{name}: {}",
+            answers[6]
+        );
+        assert!(
+            answers[8].contains("dispute Some"),
+            "{name}: {}",
+            answers[8]
+        );
+        assert!(
+            answers[9].starts_with("duplicate") && answers[9].contains("dispute Some"),
+            "{name}: {}",
+            answers[9]
+        );
+        assert!(
+            answers[10].starts_with(&format!(
                 "Confirmed: {:?}",
                 PaymentStatus::PartiallyRefunded
             )),
             "{name}: {}",
-            answers[4]
+            answers[10]
         );
         assert!(
-            answers[6].starts_with("duplicate"),
+            answers[11].starts_with(&format!("duplicate: Some(\"{:?}", PaymentStatus::Completed)),
             "{name}: {}",
-            answers[6]
+            answers[11]
         );
-        assert_eq!(answers[9], "Unmatched", "{name}");
         assert!(
-            answers[12].starts_with("duplicate"),
+            answers[13].starts_with("duplicate"),
             "{name}: {}",
-            answers[12]
+            answers[13]
         );
-        assert_eq!(answers[13], "Unmatched", "{name}");
+        assert_eq!(answers[16], "Unmatched", "{name}");
         assert!(
-            answers[16].starts_with("duplicate"),
+            answers[19].starts_with("duplicate"),
             "{name}: {}",
-            answers[16]
+            answers[19]
+        );
+        assert_eq!(answers[20], "Unmatched", "{name}");
+        assert!(
+            answers[23].starts_with("duplicate"),
+            "{name}: {}",
+            answers[23]
         );
         // The split order is paid once, by its two payments.
         assert!(one_by_one.outbox[1].is_empty(), "{name}");
         assert_eq!(one_by_one.outbox[2], ["order.paid"], "{name}");
         assert!(one_by_one.orders[1].starts_with("Paid"), "{name}");
+        // P7's refund is in its ledger, P8's dispute notified, and P4's
+        // mismatch (two notifications) too.
+        assert_eq!(one_by_one.refunds[8].len(), 1, "{name}");
+        assert_eq!(
+            one_by_one.outbox[9],
+            ["order.paid", "payment.disputed"],
+            "{name}"
+        );
+        assert_eq!(
+            one_by_one.outbox[5],
+            ["order.paid", "payment.amount_mismatch"],
+            "{name}"
+        );
         // The re-delivered unmatched event was counted twice.
         assert_eq!(
-            one_by_one.events[11], "unmatched false attempts 2",
+            one_by_one.events[15], "unmatched false attempts 2",
             "{name}"
         );
     })
