@@ -17,13 +17,14 @@ use crate::support::{
 };
 
 /// The versions of the migrations both folders hold.
-const VERSIONS: [&str; 6] = [
+const VERSIONS: [&str; 7] = [
     "20261127000001",
     "20261127000002",
     "20261204000003",
     "20261204000004",
     "20261204000005",
     "20261204000006",
+    "20261205000007",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,6 +94,8 @@ const REFUNDS: &str = "20261204000004";
 const RECONCILE: &str = "20261204000005";
 /// The outbox's dispatcher indexes.
 const OUTBOX_DUE: &str = "20261204000006";
+/// The events table's autovacuum settings (PostgreSQL; nothing on SQLite).
+const EVENTS_VACUUM: &str = "20261205000007";
 
 /// A plain connection beside the store's pool, for what the store's API
 /// cannot do: write rows of an older schema and read every column back as
@@ -602,7 +605,7 @@ async fn the_lifecycle_migration_keeps_every_row_and_backfills_paid_sums() {
         // migration's columns too.
         assert_eq!(
             store.migrate().expect("the refunds and later migrations"),
-            [REFUNDS, RECONCILE, OUTBOX_DUE],
+            [REFUNDS, RECONCILE, OUTBOX_DUE, EVENTS_VACUUM],
             "{name}"
         );
 
@@ -749,7 +752,7 @@ async fn the_reconcile_migration_keeps_every_row_and_marks_old_events_as_webhook
 
         assert_eq!(
             store.migrate().expect("the reconcile migration"),
-            [RECONCILE, OUTBOX_DUE],
+            [RECONCILE, OUTBOX_DUE, EVENTS_VACUUM],
             "{name}"
         );
         // The rows are as they were; the only new key is the new table's.

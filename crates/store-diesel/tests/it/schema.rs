@@ -1,9 +1,11 @@
 //! Schema parity: the SQLite and PostgreSQL migrations describe the same
 //! tables, columns, nullability and named indexes, so that the one
-//! hand-written `schema.rs` is true on both.
+//! hand-written `schema.rs` is true on both. And what PostgreSQL alone
+//! has: the events table's autovacuum threshold.
 
 use std::collections::BTreeSet;
 
+use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::sql_types::{Bool, Text};
 use diesel::sqlite::SqliteConnection;
@@ -20,6 +22,12 @@ struct ColumnRow {
     column_name: String,
     #[diesel(sql_type = Bool)]
     nullable: bool,
+}
+
+#[derive(Debug, QueryableByName)]
+struct OptionsRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    options: Option<String>,
 }
 
 #[derive(Debug, QueryableByName, PartialEq, Eq, PartialOrd, Ord)]
@@ -135,4 +143,41 @@ fn sqlite_and_postgres_migrations_define_the_same_schema() {
         "the exactly-once index must exist: {lite_indexes:?}"
     );
     assert_eq!(lite_indexes, pg_indexes);
+}
+
+/// Migration 7: the events table is vacuumed once 2 % of it is dead, not
+/// a fifth (every row gets two new versions: its outcome, then its emptied
+/// body), without the cost delay that throttles it. It applies to a database at migration 6, and its `down.sql`
+/// gives the table the server's default back.
+#[test]
+fn postgres_vacuums_the_events_table_once_two_percent_is_dead() {
+    let Some(postgres) = postgres_db() else {
+        say_loudly("events table autovacuum SKIPPED: it needs PostgreSQL");
+        return;
+    };
+    let store = postgres.open(&StoreOptions::default());
+    store
+        .migrate_to("20261204000006")
+        .expect("migrate to migration 6");
+    let mut pg = PgConnection::establish(&postgres.url).expect("connect to PostgreSQL");
+    let options = |pg: &mut PgConnection| -> Option<String> {
+        diesel::sql_query(
+            "SELECT array_to_string(reloptions, ',') AS options FROM pg_class \
+             WHERE relname = 'webhook_events' AND relkind = 'r'",
+        )
+        .get_result::<OptionsRow>(pg)
+        .expect("the events table's options")
+        .options
+    };
+    assert_eq!(options(&mut pg), None, "at migration 6");
+    assert_eq!(store.migrate().expect("migrate"), ["20261205000007"]);
+    assert_eq!(
+        options(&mut pg).as_deref(),
+        Some("autovacuum_vacuum_scale_factor=0.02,autovacuum_vacuum_cost_delay=0")
+    );
+    pg.batch_execute(include_str!(
+        "../../../../migrations/postgres/2026-12-05-000007_events_vacuum/down.sql"
+    ))
+    .expect("migration 7's down.sql");
+    assert_eq!(options(&mut pg), None, "after down.sql");
 }
