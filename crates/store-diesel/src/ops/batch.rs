@@ -22,11 +22,11 @@
 //! So an event takes the phases only while nothing earlier in the batch
 //! can have changed what it reads: it is new, its payment was found in
 //! phase 2, and no earlier event of the batch touched that payment or its
-//! order. A re-delivery whose first delivery has a final outcome is
-//! answered from that record, without writing anything, when the payment
-//! it names is not one the batch touched (see [`redelivery`]). Every other
-//! event (a re-delivery to evaluate again, a lookup that found nothing or
-//! found a touched row) is applied as a lone event is, after the writes
+//! order. A re-delivery is answered from its first delivery's record,
+//! without writing the group first, when nothing the group holds can
+//! change that record (see [`redelivery`]). Every other event (a
+//! re-delivery the group may affect, a lookup that found nothing or found
+//! a touched row) is applied as a lone event is, after the writes
 //! decided before it are flushed. Decisions written together are on
 //! distinct payments and orders, and nothing decided after them reads what
 //! they wrote. Their rows' ids (outbox, refunds) are not in batch order
@@ -51,7 +51,7 @@ use super::apply::{
     apply_event_body, apply_recorded, as_decided, decide_locked, finish_decided, Decided,
 };
 use super::decision::GroupWrites;
-use super::events::{earlier_delivery, new_event_row, read_earlier, Earlier, Recorded};
+use super::events::{again, earlier_delivery, new_event_row, read_earlier, Earlier, Recorded};
 use super::lookup::find_and_lock_first;
 use super::TxError;
 use crate::conn::DbConn;
@@ -112,13 +112,14 @@ pub(super) fn apply_batch(
                 flush(conn, &mut group, &mut results)?;
                 apply_recorded(conn, to_apply, event_row)?
             }
-            None => {
-                let grouped = Grouped {
-                    group: &mut group,
-                    results: &mut results,
-                };
-                redelivery(conn, to_apply, first_in_batch, &touched, grouped)?
-            }
+            None => redelivery(
+                conn,
+                to_apply,
+                first_in_batch,
+                &touched,
+                &mut group,
+                &mut results,
+            )?,
         };
         if let Applied::Decided { payment, .. } = &applied {
             touched.add(payment.id.0, payment.order_id.0);
@@ -132,50 +133,55 @@ pub(super) fn apply_batch(
         .collect()
 }
 
-/// The decisions taken and not yet written, and where their results go.
-struct Grouped<'g, 'b> {
-    group: &'g mut Vec<Pending<'b>>,
-    results: &'g mut [Option<Applied>],
-}
-
 /// A delivery of an event recorded before it (`first_in_batch`: by an
 /// earlier transaction, not earlier in this batch). Its record is read
-/// before the group is written: when its outcome is final and the payment
-/// it names is not one the batch touched, nothing the group holds can
-/// change the answer, and the group stays open. Otherwise the group is
-/// written first and the delivery handled as a lone one is. Re-deliveries
-/// are a tenth of the load generator's deliveries; writing the group
-/// before each cut a batch's decisions into several array statements.
+/// before the group is written, and it is current unless a decision the
+/// group holds can change it: one that confirms a payment may apply an
+/// event waiting for it (an outcome not final yet), one on the payment
+/// the record names changes that payment. So a final outcome whose payment
+/// the batch did not touch, or any record read while the group is empty,
+/// is used as read, and the group stays open; otherwise the group is
+/// written first and the record read again. Re-deliveries are a tenth of
+/// the load generator's deliveries; writing the group before each cut a
+/// batch's decisions into several array statements.
 fn redelivery(
     conn: &mut DbConn,
     to_apply: &EventToApply,
     first_in_batch: bool,
     touched: &Touched,
-    grouped: Grouped<'_, '_>,
+    group: &mut Vec<Pending<'_>>,
+    results: &mut [Option<Applied>],
 ) -> Result<Applied, TxError> {
-    if first_in_batch {
-        if let Earlier::Final { payment } = read_earlier(conn, &to_apply.event)? {
-            let untouched = payment
+    let at = naive(to_apply.received_at);
+    let earlier = if first_in_batch {
+        Some(read_earlier(conn, &to_apply.event)?)
+    } else {
+        None
+    };
+    let earlier = match earlier {
+        Some(Earlier::Final { payment })
+            if payment
                 .as_ref()
-                .is_none_or(|payment| !touched.payments.contains(&payment.id.0));
-            if untouched {
-                return Ok(Applied::Duplicate {
-                    payment: payment.map(|payment| *payment),
-                });
-            }
-        }
-    }
-    flush(conn, grouped.group, grouped.results)?;
-    Ok(
-        match earlier_delivery(conn, &to_apply.event, naive(to_apply.received_at))? {
-            Recorded::New(event_row) | Recorded::Again(event_row) => {
-                apply_recorded(conn, to_apply, event_row)?
-            }
-            Recorded::Final { payment } => Applied::Duplicate {
+                .is_none_or(|payment| !touched.payments.contains(&payment.id.0)) =>
+        {
+            return Ok(Applied::Duplicate {
                 payment: payment.map(|payment| *payment),
-            },
+            });
+        }
+        Some(earlier) if group.is_empty() => again(conn, earlier, at)?,
+        _ => {
+            flush(conn, group, results)?;
+            earlier_delivery(conn, &to_apply.event, at)?
+        }
+    };
+    Ok(match earlier {
+        Recorded::New(event_row) | Recorded::Again(event_row) => {
+            apply_recorded(conn, to_apply, event_row)?
+        }
+        Recorded::Final { payment } => Applied::Duplicate {
+            payment: payment.map(|payment| *payment),
         },
-    )
+    })
 }
 
 /// The payments and orders an earlier event of the batch read or wrote.

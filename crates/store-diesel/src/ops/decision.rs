@@ -673,8 +673,9 @@ struct GroupColumn<'a> {
 
 /// PostgreSQL: the [`Combined`] writes of several decisions as one
 /// statement; each decision's further notifications and ledger writes
-/// follow it ([`DecisionWrites::execute_rest`]). Each column of the writes is bound as an array with one
-/// element per decision, `unnest` turns the arrays back into rows (`d`),
+/// follow it ([`DecisionWrites::execute_rest`]). Each column of the writes
+/// is bound as an array with one element per decision, `unnest` turns the
+/// arrays back into rows (`d`),
 /// and each write becomes a set-based `UPDATE ... FROM d` or `INSERT ...
 /// SELECT ... FROM d`, guarded per row by its `made` flag; the outbox rows
 /// are inserted in the decisions' order. It returns, per decision (by its

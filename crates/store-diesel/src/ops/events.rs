@@ -117,7 +117,19 @@ pub(super) fn earlier_delivery(
     event: &GatewayEvent,
     at: NaiveDateTime,
 ) -> Result<Recorded, TxError> {
-    let existing = match read_earlier(conn, event)? {
+    let earlier = read_earlier(conn, event)?;
+    again(conn, earlier, at)
+}
+
+/// [`earlier_delivery`]'s second half, on the record [`read_earlier`]
+/// read: a final outcome ends the delivery, any other is counted as an
+/// attempt at `at`.
+pub(super) fn again(
+    conn: &mut DbConn,
+    earlier: Earlier,
+    at: NaiveDateTime,
+) -> Result<Recorded, TxError> {
+    let existing = match earlier {
         Earlier::Final { payment } => return Ok(Recorded::Final { payment }),
         Earlier::Open(existing) => existing,
     };
