@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The PostgreSQL ceiling for payhook: pgbench runs payhook's per-event
 # transaction (the SQL work of a first delivery that confirms a payment:
-# insert the event, lock and update the payment, write the order's status and
-# paid sum, insert the outbox row) at payhook's concurrency, one event per
+# insert the event and its body, lock and update the payment, write the
+# order's status and paid sum, insert the outbox row) at payhook's
+# concurrency, one event per
 # transaction, on a scratch database created here from migrations/postgres
 # and dropped on exit.
 #
@@ -96,8 +97,9 @@ cat > "$WORK/event.sql" <<'SQL'
 BEGIN;
 SELECT nextval('payhook_bench_event') AS k \gset
 SAVEPOINT diesel_savepoint_1;
-INSERT INTO webhook_events (gateway, event_id, event_type, kind, outcome, ref_transaction_id, ref_external_id, ref_gateway_reference, amount_minor, currency, payload, attempts, received_at, processed_at) VALUES ('stripe', 'evt_bench_' || :k, 'payment_intent.succeeded', 'succeeded', 'unmatched', NULL, 'pi_bench_' || :k, 'pi_bench_' || :k, 15000, 'USD', convert_to(:payload, 'UTF8'), 1, now(), now()) RETURNING id AS event_row \gset
+INSERT INTO webhook_events (gateway, event_id, event_type, kind, outcome, ref_transaction_id, ref_external_id, ref_gateway_reference, amount_minor, currency, attempts, received_at, processed_at) VALUES ('stripe', 'evt_bench_' || :k, 'payment_intent.succeeded', 'succeeded', 'unmatched', NULL, 'pi_bench_' || :k, 'pi_bench_' || :k, 15000, 'USD', 1, now(), now()) RETURNING id AS event_row \gset
 RELEASE SAVEPOINT diesel_savepoint_1;
+INSERT INTO webhook_event_bodies (event_row, received_at, payload) VALUES (:event_row, now(), convert_to(:payload, 'UTF8'));
 SELECT * FROM payments WHERE external_id = 'pi_bench_' || :k ORDER BY (payment_method = 'stripe') DESC, id LIMIT 1 \gset
 SELECT * FROM payments WHERE id = :id FOR UPDATE;
 SELECT status AS order_status, total_minor AS order_total, paid_minor AS order_paid FROM orders WHERE id = :order_id FOR UPDATE \gset
@@ -114,7 +116,7 @@ SQL
 # event row is written with its outcome at once, since a CTE's insert is not
 # visible to the rest of its statement.
 cat > "$WORK/one.sql" <<'SQL'
-WITH k AS (SELECT nextval('payhook_bench_event') AS k), pay AS (SELECT p.id, p.order_id, p.transaction_id, p.amount_minor, o.total_minor, o.paid_minor, k.k FROM payments p JOIN orders o ON o.id = p.order_id, k WHERE p.external_id = 'pi_bench_' || k.k FOR UPDATE OF p, o), ev AS (INSERT INTO webhook_events (gateway, event_id, event_type, kind, outcome, payment_id, ref_transaction_id, ref_external_id, ref_gateway_reference, amount_minor, currency, payload, attempts, received_at, processed_at) SELECT 'stripe', 'evt_bench_' || pay.k, 'payment_intent.succeeded', 'succeeded', 'confirmed', pay.id, NULL, 'pi_bench_' || pay.k, 'pi_bench_' || pay.k, 15000, 'USD', convert_to(:payload, 'UTF8'), 1, now(), now() FROM pay ON CONFLICT (gateway, event_id) DO NOTHING RETURNING id), upd AS (UPDATE payments SET status = 'completed', gateway_reference = 'pi_bench_' || pay.k, mismatch_expected_minor = NULL, mismatch_expected_currency = NULL, mismatch_received_minor = NULL, mismatch_received_currency = NULL, updated_at = now() FROM pay WHERE payments.id = pay.id), paid AS (UPDATE orders SET status = CASE WHEN pay.paid_minor + pay.amount_minor >= pay.total_minor THEN 'paid' ELSE orders.status END, paid_minor = pay.paid_minor + pay.amount_minor, updated_at = now() FROM pay WHERE orders.id = pay.order_id) INSERT INTO outbox (kind, order_id, payment_id, payload, status, attempts, next_attempt_at, created_at) SELECT 'order.paid', pay.order_id, pay.id, '{"type":"order.paid","order_id":' || pay.order_id || ',"payment_id":' || pay.id || ',"transaction_id":"' || pay.transaction_id || '","payment_status":"completed","amount":"150.00","currency":"USD","occurred_at":"' || now() || '"}', 'pending', 0, now(), now() FROM pay;
+WITH k AS (SELECT nextval('payhook_bench_event') AS k), pay AS (SELECT p.id, p.order_id, p.transaction_id, p.amount_minor, o.total_minor, o.paid_minor, k.k FROM payments p JOIN orders o ON o.id = p.order_id, k WHERE p.external_id = 'pi_bench_' || k.k FOR UPDATE OF p, o), ev AS (INSERT INTO webhook_events (gateway, event_id, event_type, kind, outcome, payment_id, ref_transaction_id, ref_external_id, ref_gateway_reference, amount_minor, currency, attempts, received_at, processed_at) SELECT 'stripe', 'evt_bench_' || pay.k, 'payment_intent.succeeded', 'succeeded', 'confirmed', pay.id, NULL, 'pi_bench_' || pay.k, 'pi_bench_' || pay.k, 15000, 'USD', 1, now(), now() FROM pay ON CONFLICT (gateway, event_id) DO NOTHING RETURNING id, received_at), body AS (INSERT INTO webhook_event_bodies (event_row, received_at, payload) SELECT id, received_at, convert_to(:payload, 'UTF8') FROM ev), upd AS (UPDATE payments SET status = 'completed', gateway_reference = 'pi_bench_' || pay.k, mismatch_expected_minor = NULL, mismatch_expected_currency = NULL, mismatch_received_minor = NULL, mismatch_received_currency = NULL, updated_at = now() FROM pay WHERE payments.id = pay.id), paid AS (UPDATE orders SET status = CASE WHEN pay.paid_minor + pay.amount_minor >= pay.total_minor THEN 'paid' ELSE orders.status END, paid_minor = pay.paid_minor + pay.amount_minor, updated_at = now() FROM pay WHERE orders.id = pay.order_id) INSERT INTO outbox (kind, order_id, payment_id, payload, status, attempts, next_attempt_at, created_at) SELECT 'order.paid', pay.order_id, pay.id, '{"type":"order.paid","order_id":' || pay.order_id || ',"payment_id":' || pay.id || ',"transaction_id":"' || pay.transaction_id || '","payment_status":"completed","amount":"150.00","currency":"USD","occurred_at":"' || now() || '"}', 'pending', 0, now(), now() FROM pay;
 SQL
 SCRIPT=$WORK/event.sql
 [[ $MODE == one ]] && SCRIPT=$WORK/one.sql
@@ -133,5 +135,8 @@ echo "outbox rows: $ROWS, orders paid in full: $PAID (expected $TOTAL each)"
 EVENTS_ROWS=$(psql -qtA "$DB_URL" -c "SELECT count(*) FROM webhook_events WHERE outcome = 'confirmed' AND payment_id IS NOT NULL")
 [[ $EVENTS_ROWS == "$TOTAL" ]] || OK=false
 echo "events confirmed: $EVENTS_ROWS (expected $TOTAL)"
+BODY_ROWS=$(psql -qtA "$DB_URL" -c "SELECT count(*) FROM webhook_event_bodies b JOIN webhook_events e ON e.id = b.event_row")
+[[ $BODY_ROWS == "$TOTAL" ]] || OK=false
+echo "event bodies kept: $BODY_ROWS (expected $TOTAL)"
 echo "RESULT events=$TOTAL clients=$CLIENTS mode=$MODE tps=$TPS latency_avg_ms=$LATENCY ok=$OK"
 [[ $OK == true ]]

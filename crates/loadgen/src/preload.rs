@@ -10,9 +10,10 @@
 //!   (`paid_minor`) its amount: its one payment covered it;
 //! - payment `i + 1`: `transaction_id` `tx_pre_<i>`, method `stripe`,
 //!   status `completed`, external id and gateway reference `pi_pre_<i>`;
-//! - one `webhook_events` row: `stripe` / `evt_pre_<i>`,
-//!   `payment_intent.succeeded`, kind `succeeded`, outcome `confirmed`, a
-//!   Stripe-shaped payload of about 200 bytes;
+//! - event `i + 1` (a `webhook_events` row): `stripe` / `evt_pre_<i>`,
+//!   `payment_intent.succeeded`, kind `succeeded`, outcome `confirmed`,
+//!   with its Stripe-shaped body of about 200 bytes kept (a
+//!   `webhook_event_bodies` row: a day old, it is within any retention);
 //! - one `outbox` row: `order.paid`, status `delivered`, with the body the
 //!   domain renders for it.
 //!
@@ -20,7 +21,7 @@
 //! holds one instant a day before the preload, at the store's microsecond
 //! precision and, on SQLite, in the text format diesel writes for the store.
 //!
-//! The rows are written by four set-based `INSERT ... SELECT` statements
+//! The rows are written by five set-based `INSERT ... SELECT` statements
 //! over a series (SQLite: a `WITH RECURSIVE` counter; PostgreSQL:
 //! `generate_series`) in one transaction, with every constraint of the
 //! schema checked (SQLite's foreign keys included). Then the statistics are
@@ -50,14 +51,21 @@ const AMOUNT_SQL: &str = "1000 + (i * 7919) % 99000";
 const SQLITE_CACHE_KIB: u32 = 256 * 1024;
 
 /// The tables a preload fills, in the order they are written.
-pub const TABLES: [&str; 4] = ["orders", "payments", "webhook_events", "outbox"];
+pub const TABLES: [&str; 5] = [
+    "orders",
+    "payments",
+    "webhook_events",
+    "webhook_event_bodies",
+    "outbox",
+];
 
 /// What a preload wrote and how long it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preloaded {
-    /// Rows in `orders`, `payments`, `webhook_events` and `outbox`
-    /// afterwards, in the order of [`TABLES`].
-    pub rows: [i64; 4],
+    /// Rows in `orders`, `payments`, `webhook_events`,
+    /// `webhook_event_bodies` and `outbox` afterwards, in the order of
+    /// [`TABLES`].
+    pub rows: [i64; TABLES.len()],
     /// The inserting transaction, commit included.
     pub inserting: Duration,
     /// Refreshing the statistics (and, on SQLite, the WAL checkpoint).
@@ -147,20 +155,23 @@ pub fn insert_sql(dialect: Dialect, count: u64, times: &Times) -> String {
          status, external_id, gateway_reference, created_at, updated_at) \
          SELECT i + 1, i + 1, 'tx_pre_' || i, 'stripe', amt, 'USD', 'completed', 'pi_pre_' || i, \
          'pi_pre_' || i, {at}, {at} FROM {from};\n\
-         {with}INSERT INTO webhook_events (gateway, event_id, event_type, kind, outcome, payment_id, \
-         ref_transaction_id, ref_external_id, ref_gateway_reference, amount_minor, currency, payload, \
-         attempts, received_at, processed_at) \
-         SELECT 'stripe', 'evt_pre_' || i, 'payment_intent.succeeded', 'succeeded', 'confirmed', i + 1, \
-         NULL, 'pi_pre_' || i, 'pi_pre_' || i, amt, 'USD', {event_payload}, 1, {at}, {at} FROM {from};\n\
+         {with}INSERT INTO webhook_events (id, gateway, event_id, event_type, kind, outcome, \
+         payment_id, ref_transaction_id, ref_external_id, ref_gateway_reference, amount_minor, \
+         currency, attempts, received_at, processed_at) \
+         SELECT i + 1, 'stripe', 'evt_pre_' || i, 'payment_intent.succeeded', 'succeeded', \
+         'confirmed', i + 1, NULL, 'pi_pre_' || i, 'pi_pre_' || i, amt, 'USD', 1, {at}, {at} \
+         FROM {from};\n\
+         {with}INSERT INTO webhook_event_bodies (event_row, received_at, payload) \
+         SELECT i + 1, {at}, {event_payload} FROM {from};\n\
          {with}INSERT INTO outbox (kind, order_id, payment_id, payload, status, attempts, last_error, \
          next_attempt_at, created_at, delivered_at, locked_until) \
          SELECT 'order.paid', i + 1, i + 1, {notification}, 'delivered', 0, NULL, {at}, {at}, \
          {delivered}, NULL FROM {from};\n"
     );
     // Explicit ids do not move PostgreSQL's sequences; the server's next
-    // order and payment must come after the preloaded ones.
+    // order, payment and event must come after the preloaded ones.
     if dialect == Dialect::Postgres && count > 0 {
-        for table in ["orders", "payments"] {
+        for table in ["orders", "payments", "webhook_events"] {
             sql.push_str(&format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'), {count});\n"
             ));
@@ -229,7 +240,7 @@ pub fn preload(db: &mut Database, count: u64, now: DateTime<Utc>) -> anyhow::Res
     db.batch(&refresh)
         .context("cannot refresh the statistics after preloading")?;
     let analyzing = started.elapsed();
-    let mut rows = [0; 4];
+    let mut rows = [0; TABLES.len()];
     for (table, rows) in TABLES.iter().zip(&mut rows) {
         *rows = db
             .count(&format!("SELECT COUNT(*) AS n FROM {table}"))
@@ -291,13 +302,13 @@ mod tests {
         let times = Times::before(Utc::now());
         let sql = insert_sql(Dialect::Postgres, 10, &times);
         assert!(sql.contains("generate_series(0::bigint, 10::bigint - 1)"));
-        assert_eq!(sql.matches("setval").count(), 2);
+        assert_eq!(sql.matches("setval").count(), 3);
         assert!(!insert_sql(Dialect::Postgres, 0, &times).contains("setval"));
         assert_eq!(
             insert_sql(Dialect::Sqlite, 10, &times)
                 .matches("INSERT")
                 .count(),
-            4
+            5
         );
     }
 }

@@ -162,9 +162,17 @@ pub fn storage_names(database_url: &str) -> anyhow::Result<Vec<String>> {
     })
 }
 
-/// The PostgreSQL tables whose sizes a row records.
-pub const POSTGRES_TABLES: [&str; 5] =
-    ["webhook_events", "payments", "outbox", "orders", "refunds"];
+/// The PostgreSQL tables whose sizes a row records: the events' rows and
+/// their raw bodies apart, since the bodies are pruned and the rows kept.
+pub const POSTGRES_TABLES: [&str; 7] = [
+    "webhook_events",
+    "webhook_event_bodies",
+    "webhook_bodies_pruned",
+    "payments",
+    "outbox",
+    "orders",
+    "refunds",
+];
 
 /// Reads the storage sizes of one database, in MiB.
 enum StorageProbe {

@@ -237,7 +237,7 @@ impl Metrics {
         let pruned = crate::pruner::PrunedCounter::default();
         registry.register(
             "pruned",
-            "Rows removed by the retention pruner: event bodies emptied, delivered outbox rows deleted",
+            "Rows removed by the retention pruner: event bodies removed, delivered outbox rows deleted",
             pruned.0.clone(),
         );
         let reconcile = ReconcileMetrics::default();

@@ -13,7 +13,9 @@ use payhook_domain::{
 };
 
 use crate::report;
-use crate::schema::{orders, outbox, payments, reconciliations, refunds, webhook_events};
+use crate::schema::{
+    orders, outbox, payments, reconciliations, refunds, webhook_event_bodies, webhook_events,
+};
 
 /// A stored row that does not describe a valid domain value.
 #[derive(Debug, thiserror::Error)]
@@ -329,12 +331,22 @@ pub(crate) struct NewEventRow<'a> {
     pub ref_gateway_reference: Option<&'a str>,
     pub amount_minor: Option<i64>,
     pub currency: Option<&'a str>,
-    pub payload: &'a [u8],
     pub attempts: i32,
     pub received_at: NaiveDateTime,
     pub processed_at: NaiveDateTime,
     pub report: Option<&'a str>,
     pub source: &'a str,
+}
+
+/// An event's raw body, inserted with its row (by the first delivery) and
+/// deleted by the retention pruner: kept apart so that neither the
+/// outcome's write nor the pruner ever rewrites the body.
+#[derive(Insertable)]
+#[diesel(table_name = webhook_event_bodies)]
+pub(crate) struct NewEventBody<'a> {
+    pub event_row: i64,
+    pub received_at: NaiveDateTime,
+    pub payload: &'a [u8],
 }
 
 /// One refund of a payment's ledger, as stored.

@@ -25,7 +25,7 @@ pub struct PruneQuery {
 /// What [`DieselStore::prune`] removed (or, in a dry run, would remove).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneReport {
-    /// Events whose raw body was emptied. Their rows stay: a late
+    /// Events whose raw body was removed. Their rows stay: a late
     /// re-delivery is still a duplicate, and the audit still lists them.
     pub event_bodies: u64,
     /// Delivered outbox rows deleted.
@@ -35,7 +35,7 @@ pub struct PruneReport {
 }
 
 impl DieselStore {
-    /// Empties the raw body of the events whose outcome is final
+    /// Removes the raw body of the events whose outcome is final
     /// (never evaluated again) and that were last processed before
     /// `query.before`, and deletes the outbox rows delivered before it,
     /// `query.batch` rows per transaction until none is left.
@@ -43,7 +43,7 @@ impl DieselStore {
     /// An event whose outcome is not final (unmatched, an amount or refund
     /// refused, waiting for its payment to complete) keeps its body: it can
     /// still be applied. A pruned event's body reads as empty and its
-    /// `pruned_at` is set. With `dry_run`, nothing is written and the
+    /// `pruned_at` is when it was removed. With `dry_run`, nothing is written and the
     /// report counts what would go.
     pub async fn prune(&self, query: PruneQuery) -> Result<PruneReport, StoreError> {
         let batch = query.batch.max(1);

@@ -72,13 +72,26 @@ diesel::table! {
         ref_gateway_reference -> Nullable<Text>,
         amount_minor -> Nullable<BigInt>,
         currency -> Nullable<Text>,
-        payload -> Binary,
         attempts -> Integer,
         received_at -> Timestamp,
         processed_at -> Timestamp,
         report -> Nullable<Text>,
         source -> Text,
-        pruned_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_event_bodies (event_row) {
+        event_row -> BigInt,
+        received_at -> Timestamp,
+        payload -> Binary,
+    }
+}
+
+diesel::table! {
+    webhook_bodies_pruned (event_row) {
+        event_row -> BigInt,
+        pruned_at -> Timestamp,
     }
 }
 
@@ -114,10 +127,14 @@ diesel::joinable!(payments -> orders (order_id));
 diesel::joinable!(outbox -> payments (payment_id));
 diesel::joinable!(refunds -> payments (payment_id));
 diesel::joinable!(reconciliations -> payments (payment_id));
+diesel::joinable!(webhook_event_bodies -> webhook_events (event_row));
+diesel::joinable!(webhook_bodies_pruned -> webhook_events (event_row));
 diesel::allow_tables_to_appear_in_same_query!(
     orders,
     payments,
     webhook_events,
+    webhook_event_bodies,
+    webhook_bodies_pruned,
     outbox,
     refunds,
     reconciliations

@@ -6,7 +6,7 @@
 //! foreign keys), seeds N pending payments, then applies N
 //! `payment_intent.succeeded` events one transaction each, with the
 //! statements payhook's store runs for one (`BEGIN IMMEDIATE`; insert the
-//! event in a savepoint; find the payment by external id; read the order's
+//! event in a savepoint, then its body; find the payment by external id; read the order's
 //! status, total and paid sum; update the payment; write the order's
 //! status and paid sum; insert the outbox row; record the outcome;
 //! `COMMIT`), on one connection, since SQLite has one writer.
@@ -207,19 +207,25 @@ fn apply(conn: &mut SqliteConnection, index: usize, payload: &[u8]) -> QueryResu
             sql_query(
                 "INSERT INTO webhook_events (gateway, event_id, event_type, kind, outcome, \
                  ref_transaction_id, ref_external_id, ref_gateway_reference, amount_minor, currency, \
-                 payload, attempts, received_at, processed_at) \
+                 attempts, received_at, processed_at) \
                  VALUES ('stripe', ?, 'payment_intent.succeeded', 'succeeded', 'unmatched', NULL, ?, ?, \
-                 ?, 'USD', ?, 1, ?, ?) RETURNING id",
+                 ?, 'USD', 1, ?, ?) RETURNING id",
             )
             .bind::<Text, _>(&event_id)
             .bind::<Text, _>(&payment_intent)
             .bind::<Text, _>(&payment_intent)
             .bind::<BigInt, _>(minor)
-            .bind::<Binary, _>(payload)
             .bind::<Timestamp, _>(at)
             .bind::<Timestamp, _>(at)
             .get_result(conn)
         })?;
+        sql_query(
+            "INSERT INTO webhook_event_bodies (event_row, received_at, payload) VALUES (?, ?, ?)",
+        )
+        .bind::<BigInt, _>(event.id)
+        .bind::<Timestamp, _>(at)
+        .bind::<Binary, _>(payload)
+        .execute(conn)?;
         let payment: PaymentRow = sql_query(
             "SELECT id, order_id, transaction_id, payment_method, amount_minor, currency, status, \
              external_id, gateway_reference, mismatch_expected_minor, mismatch_expected_currency, \

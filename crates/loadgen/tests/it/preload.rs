@@ -65,7 +65,7 @@ fn lookup_sql(external_id: &str) -> String {
 fn preload_and_check(scratch: &Scratch) {
     let url = &scratch.url;
     let done = preload::migrate_and_preload(url, COUNT.unsigned_abs()).expect("preload");
-    assert_eq!(done.rows, [COUNT; 4], "rows per table");
+    assert_eq!(done.rows, [COUNT; 5], "rows per table");
     let mut db = Database::connect(url).expect("connect");
     let backend = db.dialect().name();
 
@@ -101,6 +101,13 @@ fn preload_and_check(scratch: &Scratch) {
              AND e.event_id = 'evt_pre_' || (p.id - 1)",
             COUNT,
         ),
+        // Each event's body is kept, as of its first delivery.
+        (
+            "SELECT COUNT(*) AS n FROM webhook_events e \
+             JOIN webhook_event_bodies b ON b.event_row = e.id \
+             WHERE b.received_at = e.received_at AND e.id = e.payment_id",
+            COUNT,
+        ),
         (
             "SELECT COUNT(*) AS n FROM outbox x JOIN payments p ON p.id = x.payment_id \
              WHERE x.order_id = p.order_id AND x.kind = 'order.paid' \
@@ -125,7 +132,9 @@ fn preload_and_check(scratch: &Scratch) {
         assert_eq!(minor, amount_minor(i), "{backend}: payment {i}");
         let event: Bytes = db
             .load(&format!(
-                "SELECT payload FROM webhook_events WHERE event_id = 'evt_pre_{i}'"
+                "SELECT b.payload FROM webhook_events e \
+                 JOIN webhook_event_bodies b ON b.event_row = e.id \
+                 WHERE e.event_id = 'evt_pre_{i}'"
             ))
             .expect("event payload")
             .pop()
@@ -249,13 +258,17 @@ fn preload_and_check(scratch: &Scratch) {
         "{backend}: {plan}"
     );
 
-    // The server's next order and payment come after the preloaded ones.
+    // The server's next order, payment and event come after the preloaded
+    // ones.
     db.batch(
         "INSERT INTO orders (client_id, total_minor, currency, status, created_at, updated_at) \
          VALUES ('after', 100, 'USD', 'pending', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP); \
          INSERT INTO payments (order_id, transaction_id, payment_method, amount_minor, currency, \
          status, created_at, updated_at) \
-         VALUES (1001, 'TXN-AFTER', 'stripe', 100, 'USD', 'created', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+         VALUES (1001, 'TXN-AFTER', 'stripe', 100, 'USD', 'created', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP); \
+         INSERT INTO webhook_events (gateway, event_id, event_type, kind, outcome, attempts, \
+         received_at, processed_at) VALUES ('stripe', 'evt_after', 'payment_intent.succeeded', \
+         'succeeded', 'unmatched', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
     )
     .expect("insert after the preload");
     assert_eq!(
@@ -269,6 +282,13 @@ fn preload_and_check(scratch: &Scratch) {
         count(
             &mut db,
             "SELECT id AS n FROM payments WHERE transaction_id = 'TXN-AFTER'"
+        ),
+        1001
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT id AS n FROM webhook_events WHERE event_id = 'evt_after'"
         ),
         1001
     );
@@ -294,5 +314,5 @@ fn preload_fills_postgres() {
 fn preloading_nothing_writes_nothing() {
     let scratch = sqlite();
     let done = preload::migrate_and_preload(&scratch.url, 0).expect("preload 0");
-    assert_eq!(done.rows, [0; 4]);
+    assert_eq!(done.rows, [0; 5]);
 }

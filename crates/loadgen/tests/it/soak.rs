@@ -151,7 +151,15 @@ fn a_short_soak_writes_its_rows_and_plot_on_postgres() {
     if let Some(scratch) = postgres() {
         short_soak(
             &scratch,
-            &["webhook_events", "payments", "outbox", "orders", "refunds"],
+            &[
+                "webhook_events",
+                "webhook_event_bodies",
+                "webhook_bodies_pruned",
+                "payments",
+                "outbox",
+                "orders",
+                "refunds",
+            ],
         );
     }
 }

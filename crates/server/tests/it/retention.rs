@@ -22,8 +22,11 @@ use serde_json::Value;
 use crate::helpers::{intent_succeeded, spawn_app_with, spawn_apps_with, TestApp};
 use crate::processes::Server;
 
-/// Moves every event's processing time and every delivery time `days`
-/// back, in one transaction, so the pruner sees all of it old or none.
+/// Moves every event's arrival and processing times (its kept body's
+/// arrival too) and every delivery time `days` back, in one transaction,
+/// so the pruner sees all of it old or none. An event is never processed
+/// before it arrived, and the pruner's scan starts from the bodies'
+/// arrival.
 fn age_rows(database_url: &str, days: u32) {
     match database_url.strip_prefix("sqlite://") {
         Some(path) => {
@@ -32,7 +35,10 @@ fn age_rows(database_url: &str, days: u32) {
             conn.batch_execute(&format!(
                 "PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE;
                  UPDATE webhook_events
-                    SET processed_at = strftime('%Y-%m-%d %H:%M:%f', processed_at, '-{days} days');
+                    SET received_at = strftime('%Y-%m-%d %H:%M:%f', received_at, '-{days} days'),
+                        processed_at = strftime('%Y-%m-%d %H:%M:%f', processed_at, '-{days} days');
+                 UPDATE webhook_event_bodies
+                    SET received_at = strftime('%Y-%m-%d %H:%M:%f', received_at, '-{days} days');
                  UPDATE outbox
                     SET delivered_at = strftime('%Y-%m-%d %H:%M:%f', delivered_at, '-{days} days')
                   WHERE delivered_at IS NOT NULL;
@@ -44,7 +50,9 @@ fn age_rows(database_url: &str, days: u32) {
             let mut conn = diesel::PgConnection::establish(database_url).expect("open PostgreSQL");
             conn.batch_execute(&format!(
                 "BEGIN;
-                 UPDATE webhook_events SET processed_at = processed_at - interval '{days} days';
+                 UPDATE webhook_events SET received_at = received_at - interval '{days} days',
+                    processed_at = processed_at - interval '{days} days';
+                 UPDATE webhook_event_bodies SET received_at = received_at - interval '{days} days';
                  UPDATE outbox SET delivered_at = delivered_at - interval '{days} days'
                   WHERE delivered_at IS NOT NULL;
                  COMMIT;"

@@ -297,7 +297,8 @@ fn record_all(conn: &mut DbConn, batch: &[EventToApply]) -> Result<Vec<Option<i6
         .zip(&reports)
         .map(|(to_apply, report)| new_event_row(to_apply, report.as_deref()))
         .collect();
-    let inserted: Vec<(i64, String, String)> = RecordAll::new(&rows).load(pg)?;
+    let payloads: Vec<&[u8]> = batch.iter().map(|to_apply| &to_apply.payload[..]).collect();
+    let inserted: Vec<(i64, String, String)> = RecordAll::new(&rows, payloads).load(pg)?;
     let mut by_key: std::collections::HashMap<(String, String), i64> = inserted
         .into_iter()
         .map(|(id, gateway, event_id)| ((gateway, event_id), id))
@@ -315,8 +316,9 @@ fn record_all(conn: &mut DbConn, batch: &[EventToApply]) -> Result<Vec<Option<i6
         .collect())
 }
 
-/// The columns [`RecordAll`] writes, as `NewEventRow` has them.
-const RECORDED_COLUMNS: [&str; 16] = [
+/// The columns [`RecordAll`] writes to `webhook_events`, as `NewEventRow`
+/// has them.
+const RECORDED_COLUMNS: [&str; 15] = [
     webhook_events::gateway::NAME,
     webhook_events::event_id::NAME,
     webhook_events::event_type::NAME,
@@ -327,7 +329,6 @@ const RECORDED_COLUMNS: [&str; 16] = [
     webhook_events::ref_gateway_reference::NAME,
     webhook_events::amount_minor::NAME,
     webhook_events::currency::NAME,
-    webhook_events::payload::NAME,
     webhook_events::attempts::NAME,
     webhook_events::received_at::NAME,
     webhook_events::processed_at::NAME,
@@ -337,7 +338,10 @@ const RECORDED_COLUMNS: [&str; 16] = [
 
 /// `INSERT INTO webhook_events (...) SELECT ... FROM unnest(...) ORDER BY
 /// gateway, event_id ON CONFLICT DO NOTHING RETURNING id, gateway,
-/// event_id`: one array per column, in [`RECORDED_COLUMNS`] order.
+/// event_id`, one array per column in [`RECORDED_COLUMNS`] order, with the
+/// bodies of the rows it inserted put in `webhook_event_bodies` by the same
+/// statement (a second `WITH` part), so recording a batch stays one round
+/// trip.
 struct RecordAll<'a> {
     gateway: Vec<&'a str>,
     event_id: Vec<&'a str>,
@@ -349,16 +353,17 @@ struct RecordAll<'a> {
     ref_gateway_reference: Vec<Option<&'a str>>,
     amount_minor: Vec<Option<i64>>,
     currency: Vec<Option<&'a str>>,
-    payload: Vec<&'a [u8]>,
     attempts: Vec<i32>,
     received_at: Vec<NaiveDateTime>,
     processed_at: Vec<NaiveDateTime>,
     report: Vec<Option<&'a str>>,
     source: Vec<&'a str>,
+    /// The raw bodies, in the rows' order.
+    payload: Vec<&'a [u8]>,
 }
 
 impl<'a> RecordAll<'a> {
-    fn new(rows: &[NewEventRow<'a>]) -> Self {
+    fn new(rows: &[NewEventRow<'a>], payload: Vec<&'a [u8]>) -> Self {
         macro_rules! column {
             ($field:ident) => {
                 rows.iter().map(|row| row.$field).collect()
@@ -375,12 +380,12 @@ impl<'a> RecordAll<'a> {
             ref_gateway_reference: column!(ref_gateway_reference),
             amount_minor: column!(amount_minor),
             currency: column!(currency),
-            payload: column!(payload),
             attempts: column!(attempts),
             received_at: column!(received_at),
             processed_at: column!(processed_at),
             report: column!(report),
             source: column!(source),
+            payload,
         }
     }
 }
@@ -388,11 +393,7 @@ impl<'a> RecordAll<'a> {
 impl QueryFragment<Pg> for RecordAll<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let columns = RECORDED_COLUMNS.join(", ");
-        out.push_sql("INSERT INTO webhook_events (");
-        out.push_sql(&columns);
-        out.push_sql(") SELECT ");
-        out.push_sql(&columns);
-        out.push_sql(" FROM unnest(");
+        out.push_sql("WITH e AS (SELECT * FROM unnest(");
         out.push_bind_param::<Array<Text>, _>(&self.gateway)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Text>, _>(&self.event_id)?;
@@ -413,8 +414,6 @@ impl QueryFragment<Pg> for RecordAll<'_> {
         out.push_sql(", ");
         out.push_bind_param::<Array<Nullable<Text>>, _>(&self.currency)?;
         out.push_sql(", ");
-        out.push_bind_param::<Array<Binary>, _>(&self.payload)?;
-        out.push_sql(", ");
         out.push_bind_param::<Array<Integer>, _>(&self.attempts)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Timestamp>, _>(&self.received_at)?;
@@ -424,12 +423,28 @@ impl QueryFragment<Pg> for RecordAll<'_> {
         out.push_bind_param::<Array<Nullable<Text>>, _>(&self.report)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Text>, _>(&self.source)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Binary>, _>(&self.payload)?;
         out.push_sql(") WITH ORDINALITY AS e(");
+        out.push_sql(&columns);
+        out.push_sql(", payload, ord)), inserted AS (INSERT INTO webhook_events (");
+        out.push_sql(&columns);
+        out.push_sql(") SELECT ");
         out.push_sql(&columns);
         // The ordinality breaks ties: of two deliveries of one event in the
         // batch, the first is inserted and the second conflicts with it.
-        out.push_sql(", ord) ORDER BY gateway, event_id, ord ON CONFLICT (gateway, event_id) ");
-        out.push_sql("DO NOTHING RETURNING id, gateway, event_id");
+        out.push_sql(" FROM e ORDER BY gateway, event_id, ord ON CONFLICT (gateway, event_id) ");
+        out.push_sql("DO NOTHING RETURNING id, gateway, event_id, received_at), ");
+        // So the body of an inserted row is its first delivery's too.
+        out.push_sql(
+            "bodies AS (INSERT INTO webhook_event_bodies (event_row, received_at, payload) \
+             SELECT i.id, i.received_at, f.payload FROM inserted i \
+             JOIN (SELECT DISTINCT ON (gateway, event_id) gateway, event_id, payload \
+             FROM e ORDER BY gateway, event_id, ord) f \
+             ON f.gateway = i.gateway AND f.event_id = i.event_id) ",
+        );
+        // A data-modifying `WITH` part runs whether or not it is read.
+        out.push_sql("SELECT id, gateway, event_id FROM inserted");
         Ok(())
     }
 }

@@ -13,9 +13,11 @@ use payhook_domain::{GatewayEvent, Payment};
 
 use super::{store_error, TxError};
 use crate::conn::{DbConn, StoreConn};
-use crate::models::{naive, CorruptRow, EventRow, EventStatusRow, NewEventRow, PaymentRow};
+use crate::models::{
+    naive, CorruptRow, EventRow, EventStatusRow, NewEventBody, NewEventRow, PaymentRow,
+};
 use crate::report;
-use crate::schema::{payments, webhook_events};
+use crate::schema::{payments, webhook_bodies_pruned, webhook_event_bodies, webhook_events};
 
 /// The stored outcome of an event that matched no payment yet.
 const UNMATCHED: &str = "unmatched";
@@ -61,7 +63,6 @@ pub(super) fn new_event_row<'a>(
         ref_gateway_reference: refs.gateway_reference.as_deref(),
         amount_minor: event.amount.map(|m| m.minor()),
         currency: event.amount.map(|m| m.currency().code()),
-        payload: &to_apply.payload,
         attempts: 1,
         received_at: at,
         processed_at: at,
@@ -104,7 +105,16 @@ pub(super) fn record_event(
         DbConn::Sqlite(sqlite) => insert!(sqlite),
     };
     match inserted {
-        Some(id) => Ok(Recorded::New(id)),
+        Some(id) => {
+            diesel::insert_into(webhook_event_bodies::table)
+                .values(NewEventBody {
+                    event_row: id,
+                    received_at: at,
+                    payload: &to_apply.payload,
+                })
+                .execute(conn)?;
+            Ok(Recorded::New(id))
+        }
         None => earlier_delivery(conn, event, at),
     }
 }
@@ -281,27 +291,45 @@ pub(crate) fn webhook_events(
         .collect()
 }
 
-/// The recorded event with this id and its payload, if any.
+/// The recorded event with this id and its payload, if any. Its body is
+/// either kept or was pruned, never both nor neither: the pruner deletes
+/// it and records when in one transaction, and this is one statement.
 pub(crate) fn webhook_event(
     conn: &mut StoreConn,
     id: i64,
 ) -> Result<Option<EventDetail>, StoreError> {
-    let found: Option<(EventRow, Vec<u8>, Option<NaiveDateTime>)> = webhook_events::table
-        .find(id)
+    type Found = (EventRow, Option<Vec<u8>>, Option<NaiveDateTime>);
+    let found: Option<Found> = webhook_events::table
+        .left_join(webhook_event_bodies::table)
+        .left_join(webhook_bodies_pruned::table)
+        .filter(webhook_events::id.eq(id))
         .select((
             EventRow::as_select(),
-            webhook_events::payload,
-            webhook_events::pruned_at,
+            webhook_event_bodies::payload.nullable(),
+            webhook_bodies_pruned::pruned_at.nullable(),
         ))
         .get_result(&mut conn.db)
         .optional()
         .map_err(store_error)?;
+    let corrupt = |reason: &str| {
+        StoreError::Backend(Box::new(CorruptRow::new(
+            "webhook_events",
+            id,
+            reason.into(),
+        )))
+    };
     found
         .map(|(row, payload, pruned_at)| {
+            let (payload, pruned_at) = match (payload, pruned_at) {
+                (Some(payload), None) => (payload, None),
+                (None, Some(at)) => (Vec::new(), Some(at.and_utc())),
+                (Some(_), Some(_)) => return Err(corrupt("a body kept and pruned")),
+                (None, None) => return Err(corrupt("neither a body nor its pruning")),
+            };
             Ok(EventDetail {
                 record: StoredEvent::try_from(row).map_err(|e| StoreError::Backend(Box::new(e)))?,
                 payload,
-                pruned_at: pruned_at.map(|at| at.and_utc()),
+                pruned_at,
             })
         })
         .transpose()

@@ -1,19 +1,20 @@
 //! The retention pruner's units of work: one short transaction per batch.
 //!
-//! An event's raw body is emptied (and `pruned_at` set) once its outcome
-//! is final and it was last processed before the cut-off; its row stays,
-//! so a late re-delivery still hits the unique index and is answered as a
-//! duplicate. An event whose outcome is not final (unmatched, an amount or
-//! refund refused, waiting for its payment) keeps its body: it can still
-//! be applied. Delivered outbox rows delivered before the cut-off are
-//! deleted; nothing refers to them.
+//! An event's raw body (its row in `webhook_event_bodies`) is deleted, and
+//! when recorded in `webhook_bodies_pruned`, once its outcome is final and
+//! it was last processed before the cut-off; the event's row is not
+//! touched, so a late re-delivery still hits the unique index and is
+//! answered as a duplicate. An event whose outcome is not final
+//! (unmatched, an amount or refund refused, waiting for its payment) keeps
+//! its body: it can still be applied. Delivered outbox rows delivered
+//! before the cut-off are deleted; nothing refers to them.
 //!
 //! Each batch walks on from where the previous one stopped (keyset on the
-//! scan's order), so rows left alone (locked by a delivery in flight on
-//! PostgreSQL, skipped with `SKIP LOCKED`; an event that is not final; a
-//! notification not delivered; or a dry run, which writes nothing) are not
-//! read again in the same run. Every scan is an index range in the index's
-//! own order, so a batch costs its own rows whatever the table's size.
+//! scan's order), so rows left alone (an event that is not final or was
+//! processed again after the cut-off; a notification not delivered; or a
+//! dry run, which writes nothing) are not read again in the same run.
+//! Every scan is an index range in the index's own order, so a batch costs
+//! its own rows whatever the table's size.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -23,9 +24,10 @@ use payhook_domain::{OutboxStatus, Outcome};
 use super::{store_error, with_retry};
 use crate::conn::{DbConn, StoreConn};
 use crate::models::naive;
-use crate::schema::{outbox, webhook_events};
+use crate::schema::{outbox, webhook_event_bodies, webhook_events};
 
-/// Where the event scan stands: the last `(processed_at, id)` it passed.
+/// Where the event scan stands: the last body's `(received_at, event_row)`
+/// it passed.
 pub(crate) type EventCursor = Option<(NaiveDateTime, i64)>;
 
 /// Before any event: where the first batch starts. Year 1, not
@@ -67,20 +69,27 @@ fn rest_after(conn: &DbConn, held: std::time::Duration) {
     }
 }
 
-/// One batch of events: reads the next `batch` unpruned events last
-/// processed before `before`, after `cursor`, in the order of the partial
-/// index `webhook_events_unpruned`, and empties those whose outcome is
-/// final unless `dry_run`.
+/// A kept body as the pruner reads it: the body's first delivery time and
+/// event row, the event's last processing time and outcome.
+type BodyRow = (NaiveDateTime, i64, NaiveDateTime, String);
+
+/// One batch of events: reads the next `batch` kept bodies first received
+/// before `before`, after `cursor`, in the order of the index
+/// `webhook_event_bodies_received`, and deletes those whose event's outcome
+/// is final and which were last processed before `before`, unless
+/// `dry_run`.
 ///
-/// The outcome is judged here, not in the query: with `outcome IN (...)` in
-/// its `WHERE`, SQLite's planner took the index on `outcome` and sorted
-/// every final event of the table for each batch (2.5 s a batch at 1.5
-/// million events, inside the write lock: webhooks stalled for minutes).
-/// Read in index order, a batch costs its own rows. On SQLite the read is
-/// done before the write transaction (WAL readers take no lock) and the
-/// transaction only rewrites the chosen rows; on PostgreSQL it is done in
-/// the transaction, locking the rows with `SKIP LOCKED` so that a delivery
-/// holding one (a re-delivery reading its final outcome) never waits.
+/// An event is last processed no earlier than it first arrived, so the
+/// scan's range holds every event due. The outcome and processing time are
+/// judged here, not in the query, so that the scan stays a range of the
+/// index whatever the planner thinks of the events' columns (with `outcome
+/// IN (...)` in its `WHERE`, SQLite's planner once took the index on
+/// `outcome` and sorted every final event of the table for each batch).
+/// On SQLite the read is done before the write transaction (WAL readers
+/// take no lock) and the transaction only deletes the chosen bodies. No
+/// row is locked on PostgreSQL either: a final outcome never changes, and
+/// the delete is what decides, so that of two pruners on one body the
+/// second deletes nothing and records nothing.
 pub(crate) fn prune_events(
     conn: &mut StoreConn,
     before: DateTime<Utc>,
@@ -92,129 +101,88 @@ pub(crate) fn prune_events(
     let before = naive(before);
     let now = naive(now);
     let finals = final_outcomes();
-    let (after_at, after_id) = cursor.unwrap_or((scan_start(), 0));
-    let scan = |conn: &mut DbConn, lock: bool| -> QueryResult<Vec<(NaiveDateTime, i64, String)>> {
-        let due = webhook_events::table
-            .filter(webhook_events::pruned_at.is_null())
-            .filter(webhook_events::processed_at.lt(before))
+    let (after_at, after_row) = cursor.unwrap_or((scan_start(), 0));
+    let scan = |conn: &mut DbConn| -> QueryResult<Vec<BodyRow>> {
+        webhook_event_bodies::table
+            .inner_join(webhook_events::table)
+            .filter(webhook_event_bodies::received_at.lt(before))
             .filter(
-                webhook_events::processed_at
-                    .gt(after_at)
-                    .or(webhook_events::processed_at
+                webhook_event_bodies::received_at.gt(after_at).or(
+                    webhook_event_bodies::received_at
                         .eq(after_at)
-                        .and(webhook_events::id.gt(after_id))),
+                        .and(webhook_event_bodies::event_row.gt(after_row)),
+                ),
             )
-            .order((webhook_events::processed_at, webhook_events::id))
+            .order((
+                webhook_event_bodies::received_at,
+                webhook_event_bodies::event_row,
+            ))
             .limit(i64::from(batch))
             .select((
+                webhook_event_bodies::received_at,
+                webhook_event_bodies::event_row,
                 webhook_events::processed_at,
-                webhook_events::id,
                 webhook_events::outcome,
-            ));
-        match conn {
-            DbConn::Pg(pg) if lock => due.for_update().skip_locked().load(pg),
-            _ => due.load(conn),
-        }
+            ))
+            .load(conn)
     };
-    let judged = |rows: &[(NaiveDateTime, i64, String)]| {
+    let judged = |rows: &[BodyRow]| {
         let ids: Vec<i64> = rows
             .iter()
-            .filter(|(_, _, outcome)| finals.contains(&outcome.as_str()))
-            .map(|(_, id, _)| *id)
+            .filter(|(_, _, processed_at, outcome)| {
+                *processed_at < before && finals.contains(&outcome.as_str())
+            })
+            .map(|(_, row, ..)| *row)
             .collect();
-        let cursor = rows.last().map(|(at, id, _)| (*at, *id));
+        let cursor = rows.last().map(|(at, row, ..)| (*at, *row));
         let more = rows.len() == usize::try_from(batch).unwrap_or(usize::MAX);
         (ids, cursor, more)
     };
-    let count = |ids: &[i64]| u64::try_from(ids.len()).unwrap_or(u64::MAX);
-    if dry_run {
-        // A read: no transaction, no lock.
-        let rows = scan(&mut conn.db, false).map_err(store_error)?;
-        let (ids, cursor, more) = judged(&rows);
-        return Ok(Batch {
-            pruned: count(&ids),
-            cursor,
-            more,
-        });
-    }
-    if matches!(conn.db, DbConn::Sqlite(_)) {
-        let rows = scan(&mut conn.db, false).map_err(store_error)?;
-        let (ids, cursor, more) = judged(&rows);
-        let mut pruned = 0;
-        if !ids.is_empty() {
-            let started = std::time::Instant::now();
-            pruned = with_retry(conn, |conn| match conn {
-                DbConn::Sqlite(sqlite) => Ok(reinsert_emptied(sqlite, &ids, now)?),
-                DbConn::Pg(_) => Ok(0),
-            })?;
-            rest_after(&conn.db, started.elapsed());
-        }
-        return Ok(Batch {
-            pruned,
-            cursor,
-            more,
-        });
-    }
-    with_retry(conn, |conn| {
-        let rows = scan(conn, true)?;
-        let (ids, cursor, more) = judged(&rows);
-        let mut pruned = 0;
-        if !ids.is_empty() {
-            let emptied = diesel::update(
-                webhook_events::table
-                    .filter(webhook_events::id.eq_any(&ids))
-                    .filter(webhook_events::pruned_at.is_null()),
-            )
-            .set((
-                webhook_events::payload.eq(Vec::<u8>::new()),
-                webhook_events::pruned_at.eq(now),
-            ))
-            .execute(conn)?;
-            pruned = u64::try_from(emptied).unwrap_or(u64::MAX);
-        }
-        Ok(Batch {
-            pruned,
-            cursor,
-            more,
-        })
+    // A read outside any transaction: no lock.
+    let rows = scan(&mut conn.db).map_err(store_error)?;
+    let (ids, cursor, more) = judged(&rows);
+    let pruned = if dry_run || ids.is_empty() {
+        u64::try_from(ids.len()).unwrap_or(u64::MAX)
+    } else {
+        let started = std::time::Instant::now();
+        let pruned = with_retry(conn, |conn| Ok(delete_bodies(conn, &ids, now)?))?;
+        rest_after(&conn.db, started.elapsed());
+        pruned
+    };
+    Ok(Batch {
+        pruned,
+        cursor,
+        more,
     })
 }
 
-/// Empties the bodies of the events `ids` on SQLite by deleting the rows
-/// and inserting them again, emptied, with their ids: all inside the
-/// batch's transaction, so nothing else sees them missing.
+/// Deletes the bodies of the events `ids` that are still kept and records
+/// them pruned at `now`, in the caller's transaction; how many it deleted.
 ///
-/// An `UPDATE` that shrinks a row leaves its page mostly empty, and SQLite
-/// never reuses that space: new events have higher ids and go at the end of
-/// the table. Measured on 20 000 events of 1.5 KB: emptying them in place
-/// freed 72 of 10 273 pages and 20 000 more events grew the file by 10 210
-/// pages; deleting and re-inserting them freed 9 769 pages, and the next
-/// 20 000 events grew it by 514. PostgreSQL's vacuum reuses the space of an
-/// update, so it keeps the plain `UPDATE`.
-fn reinsert_emptied(
-    conn: &mut SqliteConnection,
-    ids: &[i64],
-    now: NaiveDateTime,
-) -> QueryResult<u64> {
+/// The record is written first, skipping events recorded already, then the
+/// bodies are deleted: on PostgreSQL a second pruner on the same bodies
+/// waits on the first one's new keys, then records nothing and deletes
+/// nothing, and the count is the delete's. Integers only go into the
+/// lists, so they cannot carry anything but numbers.
+fn delete_bodies(conn: &mut DbConn, ids: &[i64], now: NaiveDateTime) -> QueryResult<u64> {
     use diesel::sql_types::Timestamp;
-    // Integers only: the list cannot carry anything but numbers.
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    diesel::sql_query("DROP TABLE IF EXISTS temp.prune_batch").execute(conn)?;
+    let placeholder = match conn {
+        DbConn::Pg(_) => "$1",
+        DbConn::Sqlite(_) => "?",
+    };
     diesel::sql_query(format!(
-        "CREATE TEMP TABLE prune_batch AS SELECT * FROM webhook_events \
-         WHERE id IN ({list}) AND pruned_at IS NULL"
+        "INSERT INTO webhook_bodies_pruned (event_row, pruned_at) \
+         SELECT event_row, {placeholder} FROM webhook_event_bodies WHERE event_row IN ({list}) \
+         ON CONFLICT (event_row) DO NOTHING"
     ))
+    .bind::<Timestamp, _>(now)
     .execute(conn)?;
-    diesel::sql_query("UPDATE temp.prune_batch SET payload = X'', pruned_at = ?")
-        .bind::<Timestamp, _>(now)
-        .execute(conn)?;
-    diesel::sql_query("DELETE FROM webhook_events WHERE id IN (SELECT id FROM temp.prune_batch)")
-        .execute(conn)?;
-    // The temporary table was made from `SELECT *`: same columns, same order.
-    let emptied = diesel::sql_query("INSERT INTO webhook_events SELECT * FROM temp.prune_batch")
-        .execute(conn)?;
-    diesel::sql_query("DROP TABLE temp.prune_batch").execute(conn)?;
-    Ok(u64::try_from(emptied).unwrap_or(u64::MAX))
+    let deleted = diesel::delete(
+        webhook_event_bodies::table.filter(webhook_event_bodies::event_row.eq_any(ids)),
+    )
+    .execute(conn)?;
+    Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
 }
 
 /// An outbox row as the pruner reads it: id, status, delivered and

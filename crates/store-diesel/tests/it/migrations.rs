@@ -17,7 +17,7 @@ use crate::support::{
 };
 
 /// The versions of the migrations both folders hold.
-const VERSIONS: [&str; 7] = [
+const VERSIONS: [&str; 8] = [
     "20261127000001",
     "20261127000002",
     "20261204000003",
@@ -25,6 +25,7 @@ const VERSIONS: [&str; 7] = [
     "20261204000005",
     "20261204000006",
     "20261205000007",
+    "20261205000008",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,6 +97,8 @@ const RECONCILE: &str = "20261204000005";
 const OUTBOX_DUE: &str = "20261204000006";
 /// The events table's autovacuum settings (PostgreSQL; nothing on SQLite).
 const EVENTS_VACUUM: &str = "20261205000007";
+/// Moves the events' bodies to a table of their own.
+const EVENT_BODIES: &str = "20261205000008";
 
 /// A plain connection beside the store's pool, for what the store's API
 /// cannot do: write rows of an older schema and read every column back as
@@ -149,6 +152,20 @@ impl Raw {
     /// Runs an `INSERT ... RETURNING id` and returns the id.
     fn insert(&mut self, sql: &str) -> i64 {
         self.count(&format!("{sql} RETURNING id AS n"))
+    }
+
+    /// Whether the schema has table `name`.
+    fn has_table(&mut self, name: &str) -> bool {
+        let sql = match self {
+            Self::Sqlite(_) => {
+                format!("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = '{name}'")
+            }
+            Self::Pg(_) => format!(
+                "SELECT COUNT(*) AS n FROM information_schema.tables \
+                 WHERE table_schema = 'public' AND table_name = '{name}'"
+            ),
+        };
+        self.count(&sql) > 0
     }
 
     /// `text` as a literal of a binary column.
@@ -338,11 +355,31 @@ impl Snapshot {
         Self {
             orders: raw.load(&all(ORDER_COLUMNS, "orders")),
             payments: raw.load(&all(PAYMENT_COLUMNS, "payments")),
-            events: raw.load(&all(EVENT_COLUMNS, "webhook_events")),
+            events: {
+                let sql = events_sql(raw);
+                raw.load(&sql)
+            },
             outbox: raw.load(&all(OUTBOX_COLUMNS, "outbox")),
             foreign_keys: raw.load(foreign_keys),
         }
     }
+}
+
+/// Every event row, every column [`EVENT_COLUMNS`] names: from migration
+/// 8 on, the body comes from its own table (empty once pruned).
+fn events_sql(raw: &mut Raw) -> String {
+    if !raw.has_table("webhook_event_bodies") {
+        return format!("SELECT {EVENT_COLUMNS} FROM webhook_events ORDER BY id");
+    }
+    let columns = EVENT_COLUMNS.replace(
+        "payload",
+        &format!(
+            "COALESCE((SELECT b.payload FROM webhook_event_bodies b \
+             WHERE b.event_row = webhook_events.id), {}) AS payload",
+            raw.blob("")
+        ),
+    );
+    format!("SELECT {columns} FROM webhook_events ORDER BY id")
 }
 
 /// The ids of what [`seed_before_lifecycle`] wrote.
@@ -605,7 +642,7 @@ async fn the_lifecycle_migration_keeps_every_row_and_backfills_paid_sums() {
         // migration's columns too.
         assert_eq!(
             store.migrate().expect("the refunds and later migrations"),
-            [REFUNDS, RECONCILE, OUTBOX_DUE, EVENTS_VACUUM],
+            [REFUNDS, RECONCILE, OUTBOX_DUE, EVENTS_VACUUM, EVENT_BODIES],
             "{name}"
         );
 
@@ -752,7 +789,7 @@ async fn the_reconcile_migration_keeps_every_row_and_marks_old_events_as_webhook
 
         assert_eq!(
             store.migrate().expect("the reconcile migration"),
-            [RECONCILE, OUTBOX_DUE, EVENTS_VACUUM],
+            [RECONCILE, OUTBOX_DUE, EVENTS_VACUUM, EVENT_BODIES],
             "{name}"
         );
         // The rows are as they were; the only new key is the new table's.
@@ -775,8 +812,9 @@ async fn the_reconcile_migration_keeps_every_row_and_marks_old_events_as_webhook
         // Every event recorded before came from a webhook, and keeps its body.
         assert_eq!(
             raw.count(
-                "SELECT COUNT(*) AS n FROM webhook_events \
-                 WHERE source = 'webhook' AND pruned_at IS NULL"
+                "SELECT COUNT(*) AS n FROM webhook_events e \
+                 JOIN webhook_event_bodies b ON b.event_row = e.id \
+                 WHERE e.source = 'webhook'"
             ),
             i64::try_from(before.events.len()).expect("small"),
             "{name}"
@@ -825,5 +863,156 @@ async fn the_reconcile_migration_keeps_every_row_and_marks_old_events_as_webhook
         // A claim's row references the payment, as the foreign key says.
         let orphan = "INSERT INTO reconciliations (payment_id, failures) VALUES (999999, 0)";
         assert!(raw.try_execute(orphan).is_err(), "{name}: {orphan}");
+    }
+}
+
+#[derive(Debug, PartialEq, QueryableByName)]
+struct KeptBody {
+    #[diesel(sql_type = BigInt)]
+    event_row: i64,
+    #[diesel(sql_type = Timestamp)]
+    received_at: NaiveDateTime,
+    #[diesel(sql_type = Binary)]
+    payload: Vec<u8>,
+}
+
+#[derive(Debug, PartialEq, QueryableByName)]
+struct PrunedBody {
+    #[diesel(sql_type = BigInt)]
+    event_row: i64,
+    #[diesel(sql_type = Timestamp)]
+    pruned_at: NaiveDateTime,
+}
+
+#[derive(Debug, PartialEq, QueryableByName)]
+struct PrunedMark {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    pruned_at: Option<NaiveDateTime>,
+}
+
+/// Migration 8 moves every kept body to `webhook_event_bodies` and every
+/// pruning's time to `webhook_bodies_pruned`, keeps every other column of
+/// every row, and the store reads the events as before; its `down.sql`
+/// puts the bodies and marks back where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_bodies_migration_moves_bodies_and_marks_and_back() {
+    for db in databases() {
+        let name = db.backend;
+        let store = db.open(&StoreOptions::default());
+        store
+            .migrate_to(BEFORE_LIFECYCLE)
+            .expect("migrate to version 2");
+        let mut raw = Raw::connect(&db);
+        let seeded = seed_before_lifecycle(&mut raw);
+        assert_eq!(
+            store
+                .migrate_to(EVENTS_VACUUM)
+                .expect("migrate to version 7"),
+            VERSIONS[2..7],
+            "{name}"
+        );
+        // The first event was pruned by the pruner of version 7.
+        let first: i64 = raw.count("SELECT MIN(id) AS n FROM webhook_events");
+        raw.execute(&format!(
+            "UPDATE webhook_events SET payload = {}, pruned_at = '2026-12-01 08:00:00' \
+             WHERE id = {first}",
+            raw.blob("")
+        ));
+        let marks_sql = "SELECT id, pruned_at FROM webhook_events ORDER BY id";
+        let marks: Vec<PrunedMark> = raw.load(marks_sql);
+        let before = Snapshot::take(&mut raw);
+        assert_eq!(before.events.len(), 3, "{name}");
+
+        assert_eq!(
+            store.migrate().expect("migration 8"),
+            [EVENT_BODIES],
+            "{name}"
+        );
+        let after = Snapshot::take(&mut raw);
+        assert_eq!(after, before, "{name}: rows changed");
+        let kept: Vec<KeptBody> = raw.load(
+            "SELECT event_row, received_at, payload FROM webhook_event_bodies ORDER BY event_row",
+        );
+        let expected: Vec<KeptBody> = before
+            .events
+            .iter()
+            .filter(|event| event.id != first)
+            .map(|event| KeptBody {
+                event_row: event.id,
+                received_at: event.received_at,
+                payload: event.payload.clone(),
+            })
+            .collect();
+        assert_eq!(kept, expected, "{name}");
+        let pruned: Vec<PrunedBody> =
+            raw.load("SELECT event_row, pruned_at FROM webhook_bodies_pruned ORDER BY event_row");
+        assert_eq!(
+            pruned,
+            [PrunedBody {
+                event_row: first,
+                pruned_at: "2026-12-01T08:00:00".parse().expect("time"),
+            }],
+            "{name}"
+        );
+        // The store reads a kept body and a pruned one as before.
+        let detail = |id: i64| {
+            let store = &store;
+            async move {
+                store
+                    .webhook_event(id)
+                    .await
+                    .expect("event detail")
+                    .expect("the event")
+            }
+        };
+        let pruned_detail = detail(first).await;
+        assert!(pruned_detail.payload.is_empty(), "{name}");
+        assert_eq!(
+            pruned_detail.pruned_at,
+            "2026-12-01T08:00:00Z".parse().ok(),
+            "{name}"
+        );
+        let kept_detail = detail(expected[0].event_row).await;
+        assert_eq!(kept_detail.payload, expected[0].payload, "{name}");
+        assert_eq!(kept_detail.pruned_at, None, "{name}");
+        // A second delivery of a migrated event is still a duplicate.
+        let again = store
+            .apply_event(warn(stripe_event(
+                "evt_m1",
+                EventKind::Succeeded,
+                by_external_id("pi_evt_m1"),
+                Some(usd(15000)),
+            )))
+            .await
+            .expect("a re-delivery");
+        assert!(
+            matches!(again, Applied::Duplicate { .. }),
+            "{name}: {again:?}"
+        );
+        assert_eq!(
+            store
+                .payment(PaymentId(seeded.completed))
+                .await
+                .expect("payment")
+                .status,
+            PaymentStatus::Completed,
+            "{name}"
+        );
+
+        // Back: the bodies and marks are where version 7 had them.
+        let down = match raw {
+            Raw::Sqlite(_) => include_str!(
+                "../../../../migrations/sqlite/2026-12-05-000008_event_bodies/down.sql"
+            ),
+            Raw::Pg(_) => include_str!(
+                "../../../../migrations/postgres/2026-12-05-000008_event_bodies/down.sql"
+            ),
+        };
+        raw.execute(down);
+        assert!(!raw.has_table("webhook_event_bodies"), "{name}");
+        assert_eq!(Snapshot::take(&mut raw), before, "{name}: after down.sql");
+        assert_eq!(raw.load::<PrunedMark>(marks_sql), marks, "{name}");
     }
 }
