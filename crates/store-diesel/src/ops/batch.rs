@@ -41,7 +41,7 @@
 use std::collections::HashSet;
 
 use chrono::NaiveDateTime;
-use diesel::pg::Pg;
+use diesel::pg::{Pg, PgConnection};
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Binary, Integer, Nullable, Text, Timestamp};
 use diesel::{Column, QueryResult, RunQueryDsl};
@@ -314,6 +314,19 @@ fn record_all(conn: &mut DbConn, batch: &[EventToApply]) -> Result<Vec<Option<i6
             ))
         })
         .collect())
+}
+
+/// Records one event and its body in one statement ([`RecordAll`] for a
+/// batch of one): the new row's id, or `None` when the event was recorded
+/// before.
+pub(super) fn record_one(
+    pg: &mut PgConnection,
+    row: &NewEventRow<'_>,
+    payload: &[u8],
+) -> QueryResult<Option<i64>> {
+    let inserted: Vec<(i64, String, String)> =
+        RecordAll::new(std::slice::from_ref(row), vec![payload]).load(pg)?;
+    Ok(inserted.first().map(|(id, ..)| *id))
 }
 
 /// The columns [`RecordAll`] writes to `webhook_events`, as `NewEventRow`

@@ -84,37 +84,32 @@ pub(super) fn record_event(
     // on PostgreSQL a failed statement aborts the transaction, so catching
     // it would need a savepoint (two more round trips). A conflict with a
     // transaction in flight waits for it, as the violation did, and then
-    // returns no row.
-    // A macro because MultiConnection has no upsert of its own: the
-    // statement must be built per backend, and its type (an insert with
-    // a conflict clause and RETURNING) is not one a function can name
-    // without diesel's internal traits.
-    macro_rules! insert {
-        ($conn:expr) => {
-            diesel::insert_into(webhook_events::table)
+    // returns no row. On PostgreSQL the batch's recording statement, for a
+    // batch of one, writes the row and its body in one round trip.
+    let inserted = match conn {
+        DbConn::Pg(pg) => super::batch::record_one(pg, &row, &to_apply.payload)?,
+        DbConn::Sqlite(sqlite) => {
+            let inserted = diesel::insert_into(webhook_events::table)
                 .values(&row)
                 .on_conflict((webhook_events::gateway, webhook_events::event_id))
                 .do_nothing()
                 .returning(webhook_events::id)
-                .get_result::<i64>($conn)
-                .optional()?
-        };
-    }
-    let inserted = match conn {
-        DbConn::Pg(pg) => insert!(pg),
-        DbConn::Sqlite(sqlite) => insert!(sqlite),
+                .get_result::<i64>(sqlite)
+                .optional()?;
+            if let Some(id) = inserted {
+                diesel::insert_into(webhook_event_bodies::table)
+                    .values(NewEventBody {
+                        event_row: id,
+                        received_at: at,
+                        payload: &to_apply.payload,
+                    })
+                    .execute(sqlite)?;
+            }
+            inserted
+        }
     };
     match inserted {
-        Some(id) => {
-            diesel::insert_into(webhook_event_bodies::table)
-                .values(NewEventBody {
-                    event_row: id,
-                    received_at: at,
-                    payload: &to_apply.payload,
-                })
-                .execute(conn)?;
-            Ok(Recorded::New(id))
-        }
+        Some(id) => Ok(Recorded::New(id)),
         None => earlier_delivery(conn, event, at),
     }
 }
