@@ -141,19 +141,33 @@ pub(crate) fn prune_events(
     // A read outside any transaction: no lock.
     let rows = scan(&mut conn.db).map_err(store_error)?;
     let (ids, cursor, more) = judged(&rows);
-    let pruned = if dry_run || ids.is_empty() {
-        u64::try_from(ids.len()).unwrap_or(u64::MAX)
-    } else {
-        let started = std::time::Instant::now();
-        let pruned = with_retry(conn, |conn| Ok(delete_bodies(conn, &ids, now)?))?;
-        rest_after(&conn.db, started.elapsed());
-        pruned
-    };
+    let pruned = delete_chosen(conn, dry_run, &ids, |conn, ids| {
+        delete_bodies(conn, ids, now)
+    })?;
     Ok(Batch {
         pruned,
         cursor,
         more,
     })
+}
+
+/// Deletes the rows `ids` a scan outside any transaction chose, with
+/// `delete` in a write transaction of its own, then rests
+/// ([`rest_after`]); how many it deleted. A dry run, or nothing chosen,
+/// only counts.
+fn delete_chosen(
+    conn: &mut StoreConn,
+    dry_run: bool,
+    ids: &[i64],
+    delete: impl Fn(&mut DbConn, &[i64]) -> QueryResult<u64>,
+) -> Result<u64, StoreError> {
+    if dry_run || ids.is_empty() {
+        return Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX));
+    }
+    let started = std::time::Instant::now();
+    let deleted = with_retry(conn, |conn| Ok(delete(conn, ids)?))?;
+    rest_after(&conn.db, started.elapsed());
+    Ok(deleted)
 }
 
 /// Deletes the bodies of the events `ids` that are still kept and records
@@ -249,14 +263,7 @@ pub(crate) fn prune_outbox(
         // A read outside any transaction: no lock.
         let rows = scan(&mut conn.db).map_err(store_error)?;
         let (ids, cursor, more) = judged(&rows);
-        let pruned = if dry_run || ids.is_empty() {
-            u64::try_from(ids.len()).unwrap_or(u64::MAX)
-        } else {
-            let started = std::time::Instant::now();
-            let deleted = with_retry(conn, |conn| Ok(delete(conn, &ids)?))?;
-            rest_after(&conn.db, started.elapsed());
-            deleted
-        };
+        let pruned = delete_chosen(conn, dry_run, &ids, delete)?;
         return Ok(Batch {
             pruned,
             cursor,
