@@ -364,3 +364,48 @@ async fn on_sqlite_pruned_space_is_reused_by_later_events() {
         "600 more events grew the file by {grown} pages from {before}"
     );
 }
+
+/// Runs `sql` beside the store's pool.
+fn execute(url: &str, sql: &str) {
+    match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            diesel::sql_query(sql).execute(&mut SqliteConnection::establish(path).expect("SQLite"))
+        }
+        None => {
+            diesel::sql_query(sql).execute(&mut PgConnection::establish(url).expect("PostgreSQL"))
+        }
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// An event's body is kept or was pruned: a detail read that finds
+/// neither, or both, is an error, not an event without a body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_with_neither_or_both_a_body_and_its_pruning_is_corrupt() {
+    let options = StoreOptions::default();
+    crate::support::for_each_backend(options, |Backend { name, url, store }| async move {
+        let external_id = fresh_id("pi");
+        pending_payment(&store, "stripe", &external_id, usd(15000)).await;
+        let event = received(
+            warn(succeeded(&fresh_id("evt"), by_external_id(&external_id), Some(usd(15000)))),
+            100,
+        );
+        store.apply_event(event.clone()).await.expect("apply");
+        let id = event_row(&store, &event.event.event_id).await;
+        let kept = store.webhook_event(id).await.expect("read").expect("recorded");
+        assert_eq!(kept.payload, event.payload, "{name}");
+
+        execute(
+            &url,
+            &format!("INSERT INTO webhook_bodies_pruned (event_row, pruned_at) VALUES ({id}, '2026-12-01 00:00:00')"),
+        );
+        let both = store.webhook_event(id).await;
+        assert!(both.is_err(), "{name}: {both:?}");
+
+        execute(&url, &format!("DELETE FROM webhook_event_bodies WHERE event_row = {id}"));
+        execute(&url, &format!("DELETE FROM webhook_bodies_pruned WHERE event_row = {id}"));
+        let neither = store.webhook_event(id).await;
+        assert!(neither.is_err(), "{name}: {neither:?}");
+    })
+    .await;
+}
