@@ -12,7 +12,11 @@
 //! not touched (decisions with more writes than the batch's array
 //! statement holds: refund rows, a second notification), and re-deliveries
 //! of events recorded final before the batch, of a payment the batch has
-//! just decided on and of one it leaves alone.
+//! just decided on and of one it leaves alone, and refund reports decided
+//! on rows the batch reads besides the payment and its order: a second
+//! refund of a payment (its first refund's row, its running total), and a
+//! refund in full of one of an order's two paid payments (the other's
+//! status).
 //! The same script runs twice on one database, on payments of its own each
 //! time: once as one batch, once event by event, and both must agree on
 //! every answer, payment, order, outbox row and event record.
@@ -61,6 +65,22 @@ fn refunded(event_id: &str, references: References, refund_id: &str, minor: i64)
             reported_at: at(30),
         })),
     }
+}
+
+/// `refund.created`: one succeeded refund of `minor` cents, without a
+/// running total (a report of one refund, not of the charge).
+fn refund_created(
+    event_id: &str,
+    references: References,
+    refund_id: &str,
+    minor: i64,
+) -> GatewayEvent {
+    let mut event = refunded(event_id, references, refund_id, minor);
+    event.event_type = "refund.created".into();
+    if let Some(Report::Refund(report)) = &mut event.report {
+        report.running_total = None;
+    }
+    event
 }
 
 /// `charge.dispute.created`: a dispute of the whole 150.00 opened.
@@ -138,7 +158,14 @@ async fn run(store: &DieselStore, batched: bool) -> Ending {
     let p8 = pending_payment(store, "stripe", &x8, usd(15000)).await;
     let x9 = fresh_id("pi");
     let p9 = pending_payment(store, "stripe", &x9, usd(15000)).await;
-    let payments = [&p0, &p1a, &p1b, &p2, &p3, &p4, &p5, &p6, &p7, &p8, &p9];
+    let x10 = fresh_id("pi");
+    let p10 = pending_payment(store, "stripe", &x10, usd(15000)).await;
+    let split_paid = order(store, usd(30000)).await;
+    let p11a = payment_for(store, split_paid.id, usd(15000)).await;
+    let p11b = payment_for(store, split_paid.id, usd(15000)).await;
+    let payments = [
+        &p0, &p1a, &p1b, &p2, &p3, &p4, &p5, &p6, &p7, &p8, &p9, &p10, &p11a, &p11b,
+    ];
     let orders: Vec<OrderId> = payments.iter().map(|p| p.order_id).collect();
 
     // Before the batch: a refund of P3 that comes before its success
@@ -165,6 +192,26 @@ async fn run(store: &DieselStore, batched: bool) -> Ending {
     for early in early {
         let applied = store.apply_event(arriving(early, 10)).await.expect("apply");
         answers.push(answer(&applied));
+    }
+    // Also before the batch (their answers are not compared): P10 paid and
+    // refunded 30.00, and both payments of the second split order paid.
+    let before = [
+        succeeded(&fresh_id("evt"), by_external_id(&x10), Some(usd(15000))),
+        refunded(&fresh_id("evt"), by_external_id(&x10), &fresh_id("re"), 3000),
+        succeeded(
+            &fresh_id("evt"),
+            by_transaction_id(&p11a.transaction_id),
+            Some(usd(15000)),
+        ),
+        succeeded(
+            &fresh_id("evt"),
+            by_transaction_id(&p11b.transaction_id),
+            Some(usd(15000)),
+        ),
+    ];
+    for event in before {
+        let applied = store.apply_event(arriving(event, 10)).await.expect("apply");
+        assert!(matches!(applied, Applied::Decided { .. }), "{applied:?}");
     }
 
     let success_p0 = succeeded(
@@ -233,6 +280,15 @@ async fn run(store: &DieselStore, batched: bool) -> Ending {
         success_p6.clone(),
         // Two deliveries of one new event in the batch.
         success_p6,
+        // A second refund of P10, 40.00, decided on its first one's row.
+        refund_created(&fresh_id("evt"), by_external_id(&x10), &fresh_id("re"), 4000),
+        // P11a refunded in full: its order stays paid by P11b.
+        refunded(
+            &fresh_id("evt"),
+            by_transaction_id(&p11a.transaction_id),
+            &fresh_id("re"),
+            15000,
+        ),
     ];
     let batch: Vec<EventToApply> = batch.into_iter().map(|e| arriving(e, 20)).collect();
     let event_ids: Vec<String> = batch.iter().map(|e| e.event.event_id.clone()).collect();
@@ -378,6 +434,25 @@ async fn a_batch_ends_as_its_events_applied_one_by_one() {
             ["order.paid", "payment.amount_mismatch"],
             "{name}"
         );
+        // P10's ledger holds both refunds; P11a's full refund leaves its
+        // order paid, since P11b still pays it.
+        assert!(
+            one_by_one.payments[11].starts_with(&format!(
+                "{:?} refunded {:?}",
+                PaymentStatus::PartiallyRefunded,
+                usd(7000)
+            )),
+            "{name}: {}",
+            one_by_one.payments[11]
+        );
+        assert_eq!(one_by_one.refunds[11].len(), 2, "{name}");
+        assert!(
+            one_by_one.payments[12].starts_with(&format!("{:?}", PaymentStatus::Refunded)),
+            "{name}: {}",
+            one_by_one.payments[12]
+        );
+        assert!(one_by_one.orders[12].starts_with("Paid"), "{name}");
+        assert!(!one_by_one.outbox[12].contains(&"order.refunded".to_owned()));
         // The re-delivered unmatched event was counted twice.
         assert_eq!(
             one_by_one.events[15], "unmatched false attempts 2",
