@@ -49,8 +49,9 @@ impl Found {
     }
 
     /// The rows as domain values, reading the order's completed payments
-    /// when `decide` needs them (the order is no longer pending); a row that
-    /// does not convert is corrupt.
+    /// when `decide` needs them for an event of `kind`
+    /// ([`OrderState::needs_paid_by`]); a row that does not convert is
+    /// corrupt.
     pub(super) fn into_locked(
         self,
         conn: &mut DbConn,
