@@ -155,24 +155,59 @@ pub(super) enum Earlier {
     Open(EventStatusRow),
 }
 
-/// Reads (and on PostgreSQL locks) the record of an earlier delivery of
-/// `event`, writing nothing: [`earlier_delivery`]'s first half, which a
-/// batch also uses on its own to answer a re-delivery without writing the
-/// decisions it holds first (`super::batch`).
+/// Reads the record of an earlier delivery of `event` (locked on
+/// PostgreSQL when its outcome is not final), writing nothing:
+/// [`earlier_delivery`]'s first half, which a batch also uses on its own to
+/// answer a re-delivery without writing the decisions it holds first
+/// (`super::batch`).
+///
+/// It is read first without a lock, with the payment it matched, in one
+/// statement: a final outcome never changes, so the committed record is
+/// the answer, and a re-delivery of a final event (nearly all of them)
+/// costs one statement instead of two. An outcome not final may be
+/// evaluated again, so the record is read again, locked, which waits for a
+/// transaction applying it right now.
 pub(super) fn read_earlier(conn: &mut DbConn, event: &GatewayEvent) -> Result<Earlier, TxError> {
-    // The selection names the backend, so it is added per arm.
     let earlier = webhook_events::table
         .filter(webhook_events::gateway.eq(&event.gateway))
         .filter(webhook_events::event_id.eq(&event.event_id));
+    let (existing, payment): (EventStatusRow, Option<PaymentRow>) = earlier
+        .left_join(payments::table.on(webhook_events::payment_id.eq(payments::id.nullable())))
+        .select((
+            EventStatusRow::as_select(),
+            Option::<PaymentRow>::as_select(),
+        ))
+        .get_result(conn)?;
+    if is_final(&existing)? {
+        return final_with(payment);
+    }
+    // The selection names the backend, so it is added per arm.
     let existing: EventStatusRow = match conn {
         DbConn::Pg(pg) => earlier
             .select(EventStatusRow::as_select())
             .for_update()
             .get_result(pg)?,
-        DbConn::Sqlite(_) => earlier
-            .select(EventStatusRow::as_select())
-            .get_result(conn)?,
+        // One writer at a time: what was read is current.
+        DbConn::Sqlite(_) => return Ok(Earlier::Open(existing)),
     };
+    if !is_final(&existing)? {
+        return Ok(Earlier::Open(existing));
+    }
+    // Applied between the two reads: its payment as it is now.
+    let payment = match existing.payment_id {
+        Some(id) => Some(
+            payments::table
+                .find(id)
+                .select(PaymentRow::as_select())
+                .get_result(conn)?,
+        ),
+        None => None,
+    };
+    final_with(payment)
+}
+
+/// Whether the record's outcome is final; an unknown one is corrupt.
+fn is_final(existing: &EventStatusRow) -> Result<bool, TxError> {
     let outcome = EventOutcome::parse(&existing.outcome).ok_or_else(|| {
         CorruptRow::new(
             "webhook_events",
@@ -180,18 +215,12 @@ pub(super) fn read_earlier(conn: &mut DbConn, event: &GatewayEvent) -> Result<Ea
             format!("unknown outcome {:?}", existing.outcome),
         )
     })?;
-    if !outcome.is_final() {
-        return Ok(Earlier::Open(existing));
-    }
-    let payment = match existing.payment_id {
-        Some(id) => Some(Box::new(Payment::try_from(
-            payments::table
-                .find(id)
-                .select(PaymentRow::as_select())
-                .get_result(conn)?,
-        )?)),
-        None => None,
-    };
+    Ok(outcome.is_final())
+}
+
+/// A final record's answer, with the payment it matched.
+fn final_with(payment: Option<PaymentRow>) -> Result<Earlier, TxError> {
+    let payment = payment.map(Payment::try_from).transpose()?.map(Box::new);
     Ok(Earlier::Final { payment })
 }
 
