@@ -604,3 +604,91 @@ async fn redeliveries_of_an_open_event_arriving_at_once_apply_it_once() {
     })
     .await;
 }
+
+/// The database drops every connection of the store in the middle of a
+/// stream. A group-commit writer keeps its connection from one batch to
+/// the next while events are queued (`group.rs`), but never one that
+/// failed: the events of the batches that ran on a dropped connection fail
+/// with an error (never a wrong answer), and then every event applies, on
+/// connections the pool replaced. Sent again, the failed ones confirm
+/// their payments (or were committed after all: a duplicate), and every
+/// order is paid once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_dropped_in_a_stream_fail_events_only_until_they_are_replaced() {
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+
+    let Some(db) = crate::support::postgres_db() else {
+        return;
+    };
+    let store = db.open_migrated(&options());
+    let mut payments = Vec::new();
+    for _ in 0..160 {
+        let external_id = fresh_id("pi");
+        let payment = pending_payment(&store, "stripe", &external_id, usd(1000)).await;
+        payments.push((payment, external_id));
+    }
+    let success = |external_id: &str| {
+        warn(succeeded(
+            &fresh_id("evt"),
+            by_external_id(external_id),
+            Some(usd(1000)),
+        ))
+    };
+    let events: Vec<EventToApply> = payments.iter().map(|(_, x)| success(x)).collect();
+    let (first, second) = events.split_at(100);
+
+    // The first hundred as a stream, with every other connection to the
+    // database terminated while it runs.
+    let stream: Vec<_> = first
+        .iter()
+        .cloned()
+        .map(|event| {
+            let store = store.clone();
+            tokio::spawn(async move { store.apply_event(event).await })
+        })
+        .collect();
+    let url = db.url.clone();
+    let terminated = tokio::task::spawn_blocking(move || {
+        let mut admin = PgConnection::establish(&url).expect("connect");
+        diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .execute(&mut admin)
+        .expect("terminate the store's connections")
+    })
+    .await
+    .expect("terminate");
+    let mut failed = Vec::new();
+    for (task, event) in stream.into_iter().zip(first) {
+        match task.await.expect("task panicked") {
+            Ok(Applied::Decided { outcome, .. }) => assert_eq!(outcome, Outcome::Confirmed),
+            Ok(other) => panic!("a first delivery answered {other:?}"),
+            Err(_) => failed.push(event.clone()),
+        }
+    }
+    println!(
+        "{terminated} connections terminated; {} of 100 events failed",
+        failed.len()
+    );
+
+    // Then every event applies.
+    for answer in apply_at_once(&store, second.to_vec()).await {
+        match answer {
+            Ok(Applied::Decided { outcome, .. }) => assert_eq!(outcome, Outcome::Confirmed),
+            other => panic!("after the connections were dropped: {other:?}"),
+        }
+    }
+    for answer in apply_at_once(&store, failed).await {
+        match answer {
+            Ok(Applied::Decided { outcome, .. }) => assert_eq!(outcome, Outcome::Confirmed),
+            Ok(Applied::Duplicate { .. }) => {}
+            other => panic!("a failed event sent again: {other:?}"),
+        }
+    }
+    for (payment, _) in &payments {
+        let now = store.payment(payment.id).await.expect("read payment");
+        assert_eq!(now.status, PaymentStatus::Completed);
+        assert_eq!(outbox_kinds(&store, payment).await, ["order.paid"]);
+    }
+}
