@@ -176,8 +176,9 @@ impl Manager {
 /// On SQLite it holds the store's [`Writer`] and starts with `BEGIN IMMEDIATE`,
 /// taking the write lock up front: a deferred transaction that reads first
 /// and writes later can fail with `SQLITE_BUSY` instead of waiting. On
-/// PostgreSQL it is a plain READ COMMITTED transaction; rows are locked
-/// explicitly where needed.
+/// PostgreSQL it is a READ COMMITTED transaction, planned without
+/// sequential scans (`enable_seqscan = off`); rows are locked explicitly
+/// where needed.
 pub(crate) fn write_transaction<T, E>(
     store_conn: &mut StoreConn,
     body: impl FnOnce(&mut DbConn) -> Result<T, E>,
@@ -192,8 +193,19 @@ where
             AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
             Some(guard)
         }
-        DbConn::Pg(_) => {
-            <DbConn as TransactionManager<DbConn>>::begin_transaction(conn)?;
+        DbConn::Pg(pg) => {
+            // Every statement of a write transaction finds its rows by a
+            // key, through an index. A prepared statement's generic plan is
+            // kept for the connection's life, and one made while the tables
+            // were a few pages would scan them whole as they grow, until
+            // an ANALYZE replaces it. Planned without sequential scans, a
+            // plan keeps its index scans from the first; the setting goes
+            // with the BEGIN, in the same round trip, and ends with the
+            // transaction.
+            AnsiTransactionManager::begin_transaction_sql(
+                pg,
+                "BEGIN; SET LOCAL enable_seqscan = off",
+            )?;
             None
         }
     };
