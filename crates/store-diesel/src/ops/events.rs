@@ -114,9 +114,9 @@ pub(super) fn record_event(
     }
 }
 
-/// The record of an earlier delivery of `event`, locked on PostgreSQL: a
-/// final outcome ends the delivery, any other is counted as an attempt
-/// and evaluated again.
+/// The record of an earlier delivery of `event` ([`read_earlier`]: locked
+/// on PostgreSQL unless its outcome is final): a final outcome ends the
+/// delivery, any other is counted as an attempt and evaluated again.
 pub(super) fn earlier_delivery(
     conn: &mut DbConn,
     event: &GatewayEvent,
