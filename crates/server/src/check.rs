@@ -66,6 +66,10 @@ pub fn describe(config: &Config) -> String {
     );
     line("PAYHOOK_DB_POOL_SIZE", &config.db_pool_size.to_string());
     line(
+        "PAYHOOK_DB_WRITERS",
+        &crate::startup::writers_description(config),
+    );
+    line(
         "PAYHOOK_DB_TIMEOUT_MS",
         &config.db_timeout.as_millis().to_string(),
     );

@@ -52,6 +52,9 @@ pub struct Config {
     pub max_receiving_bytes: usize,
     /// Most database connections.
     pub db_pool_size: u32,
+    /// Group-commit writers on PostgreSQL (`PAYHOOK_DB_WRITERS`), at most
+    /// the pool; `None`: the store's default (half the pool, at most four).
+    pub db_writers: Option<NonZeroU32>,
     /// How long a request waits for a database connection.
     pub db_timeout: Duration,
     /// Log lines as JSON or as text for people.
@@ -643,6 +646,32 @@ fn retention(env: &Env<'_>) -> Result<Option<Duration>, ConfigError> {
     }
 }
 
+/// `PAYHOOK_DB_WRITERS`: from 1 to the pool's size on PostgreSQL. SQLite
+/// takes one writer at a time, so any other number there is a mistake to
+/// report, not a setting to ignore.
+fn db_writers(
+    env: &Env<'_>,
+    target: &payhook_store_diesel::Target,
+    pool_size: u32,
+) -> Result<Option<NonZeroU32>, ConfigError> {
+    const NAME: &str = "PAYHOOK_DB_WRITERS";
+    if env.text(NAME).is_none() {
+        return Ok(None);
+    }
+    if target.is_sqlite() {
+        let writers = env.number(
+            NAME,
+            1,
+            1..=1,
+            "SQLite has one writer: expected 1, or unset",
+        )?;
+        return Ok(NonZeroU32::new(writers));
+    }
+    let expected = format!("expected a number from 1 to PAYHOOK_DB_POOL_SIZE ({pool_size})");
+    let writers = env.number(NAME, 1, 1..=pool_size, &expected)?;
+    Ok(NonZeroU32::new(writers))
+}
+
 /// 64 MiB of bodies in reception at once (64 bodies of the default largest
 /// size), or `PAYHOOK_MAX_BODY_BYTES` when that is larger.
 pub const DEFAULT_MAX_RECEIVING_BYTES: usize = 64 * 1024 * 1024;
@@ -662,7 +691,7 @@ impl Config {
         let database_url = env
             .text("DATABASE_URL")
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        payhook_store_diesel::Target::parse(&database_url)
+        let target = payhook_store_diesel::Target::parse(&database_url)
             .map_err(|e| invalid("DATABASE_URL", &e.to_string()))?;
 
         let addr = env
@@ -711,6 +740,14 @@ impl Config {
             "expected a number of bytes no smaller than PAYHOOK_MAX_BODY_BYTES",
         )?;
 
+        let db_pool_size = env.number(
+            "PAYHOOK_DB_POOL_SIZE",
+            8,
+            1..=1024,
+            "expected a number from 1 to 1024",
+        )?;
+        let db_writers = db_writers(&env, &target, db_pool_size)?;
+
         Ok(Self {
             stripe_secrets: env.secrets("STRIPE_WEBHOOK_SECRET")?,
             generic_secrets: env.secrets("WEBHOOK_SECRET")?,
@@ -727,12 +764,8 @@ impl Config {
             max_body_bytes,
             body_timeout: env.millis("PAYHOOK_BODY_TIMEOUT_MS", DEFAULT_BODY_TIMEOUT_MS)?,
             max_receiving_bytes,
-            db_pool_size: env.number(
-                "PAYHOOK_DB_POOL_SIZE",
-                8,
-                1..=1024,
-                "expected a number from 1 to 1024",
-            )?,
+            db_pool_size,
+            db_writers,
             db_timeout: env.millis("PAYHOOK_DB_TIMEOUT_MS", 5_000)?,
             log_format: env.choice(
                 "PAYHOOK_LOG_FORMAT",
@@ -829,6 +862,7 @@ mod tests {
             ("PAYHOOK_BODY_TIMEOUT_MS", "0"),
             ("PAYHOOK_MAX_RECEIVING_BYTES", "lots"),
             ("PAYHOOK_DB_POOL_SIZE", "0"),
+            ("PAYHOOK_DB_WRITERS", "0"),
             ("PAYHOOK_DB_TIMEOUT_MS", "soon"),
             ("PAYHOOK_LOG_FORMAT", "xml"),
             ("PAYHOOK_FAILED_ATTEMPTS_PER_SECOND", "0"),
@@ -851,6 +885,40 @@ mod tests {
             };
             assert_eq!(error.variable, expected, "{variable}={value}");
         }
+    }
+
+    #[test]
+    fn writers_are_bounded_by_the_pool_and_one_on_sqlite() {
+        let postgres = ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/payhook");
+        let writers = |vars: &[(&str, &str)]| config(vars).map(|c| c.db_writers.map(|w| w.get()));
+        assert_eq!(writers(&[postgres]).unwrap(), None);
+        assert_eq!(
+            writers(&[postgres, ("PAYHOOK_DB_WRITERS", "1")]).unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            writers(&[postgres, ("PAYHOOK_DB_WRITERS", "8")]).unwrap(),
+            Some(8)
+        );
+        let pool_16 = ("PAYHOOK_DB_POOL_SIZE", "16");
+        assert_eq!(
+            writers(&[postgres, pool_16, ("PAYHOOK_DB_WRITERS", "12")]).unwrap(),
+            Some(12)
+        );
+        for bad in ["0", "9", "-1", "two"] {
+            let error = writers(&[postgres, ("PAYHOOK_DB_WRITERS", bad)]).unwrap_err();
+            assert_eq!(error.variable, "PAYHOOK_DB_WRITERS", "{bad}");
+            assert!(
+                error.reason.contains("PAYHOOK_DB_POOL_SIZE (8)"),
+                "{}",
+                error.reason
+            );
+        }
+        // SQLite: one writer, whatever the pool.
+        assert_eq!(writers(&[("PAYHOOK_DB_WRITERS", "1")]).unwrap(), Some(1));
+        let error = writers(&[("PAYHOOK_DB_WRITERS", "2")]).unwrap_err();
+        assert_eq!(error.variable, "PAYHOOK_DB_WRITERS");
+        assert!(error.reason.contains("SQLite"), "{}", error.reason);
     }
 
     #[test]

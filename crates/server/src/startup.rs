@@ -30,9 +30,24 @@ use crate::telemetry::RequestId;
 pub(crate) fn store_options(config: &Config) -> StoreOptions {
     StoreOptions {
         pool_size: config.db_pool_size,
+        writers: config.db_writers,
         connect_timeout: config.db_timeout,
         group_commit: config.group_commit,
         ..StoreOptions::default()
+    }
+}
+
+/// The group-commit writers the store will start, and whether that is
+/// the default, for `check-config`.
+pub(crate) fn writers_description(config: &Config) -> String {
+    let Ok(target) = payhook_store_diesel::Target::parse(config.database_url.expose()) else {
+        return "(no database)".to_owned();
+    };
+    let writers = store_options(config).writers_on(&target);
+    match (target.is_sqlite(), config.db_writers) {
+        (true, _) => format!("{writers} (SQLite: one writer)"),
+        (false, Some(_)) => writers.to_string(),
+        (false, None) => format!("{writers} (default: half the pool, at most 4)"),
     }
 }
 

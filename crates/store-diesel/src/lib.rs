@@ -103,6 +103,7 @@ mod reconcile;
 mod report;
 mod schema;
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,6 +147,30 @@ pub struct StoreOptions {
     /// for many events, each under its own savepoint); see the `group`
     /// module. Off, each event is its own transaction.
     pub group_commit: bool,
+    /// Group-commit writer threads on PostgreSQL, at most `pool_size`.
+    /// Each takes what is queued and holds a connection while events keep
+    /// coming, so the writers of every process on one database share its
+    /// cores: more than its cores can run makes each batch smaller and
+    /// costs more per event, not less. `None`: half the pool, at most
+    /// four. SQLite always has one (one writer at a time).
+    pub writers: Option<NonZeroU32>,
+}
+
+impl StoreOptions {
+    /// How many group-commit writers a store opened with these options on
+    /// `target` starts (also when group commit is off, for a report). SQLite
+    /// has one writer at a time: one thread batches for it. PostgreSQL
+    /// takes several, each batching what is queued, never more than the
+    /// pool holds.
+    pub fn writers_on(&self, target: &Target) -> u32 {
+        if target.is_sqlite() {
+            return 1;
+        }
+        match self.writers {
+            Some(writers) => writers.get().min(self.pool_size).max(1),
+            None => (self.pool_size / 2).clamp(1, 4),
+        }
+    }
 }
 
 impl Default for StoreOptions {
@@ -155,6 +180,7 @@ impl Default for StoreOptions {
             connect_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
             group_commit: true,
+            writers: None,
         }
     }
 }
@@ -214,15 +240,7 @@ impl DieselStore {
     }
 
     fn with_pool(pool: r2d2::Pool<conn::Manager>, target: Target, options: &StoreOptions) -> Self {
-        // SQLite has one writer at a time: one thread batches for it.
-        // PostgreSQL takes several, each batching what is queued.
-        let writers = if target.is_sqlite() {
-            1
-        } else {
-            usize::try_from(options.pool_size / 2)
-                .unwrap_or(1)
-                .clamp(1, 4)
-        };
+        let writers = usize::try_from(options.writers_on(&target)).unwrap_or(1);
         let group = options
             .group_commit
             .then(|| Arc::new(group::GroupCommit::start(pool.clone(), writers)));
@@ -554,6 +572,29 @@ mod tests {
             .filter(|migration| !migration.metadata().run_in_transaction())
             .map(|migration| migration.name().version().to_string())
             .collect()
+    }
+
+    #[test]
+    fn writers_are_one_on_sqlite_and_as_configured_within_the_pool_on_postgresql() {
+        let sqlite = Target::parse("sqlite://x.db").unwrap();
+        let postgres = Target::parse("postgres://localhost/x").unwrap();
+        let options = |pool_size, writers| StoreOptions {
+            pool_size,
+            writers: NonZeroU32::new(writers),
+            ..StoreOptions::default()
+        };
+        // The default: half the pool, at least one, at most four.
+        let writer_count = |target, options: StoreOptions| options.writers_on(target);
+        assert_eq!(writer_count(&postgres, options(8, 0)), 4);
+        assert_eq!(writer_count(&postgres, options(32, 0)), 4);
+        assert_eq!(writer_count(&postgres, options(6, 0)), 3);
+        assert_eq!(writer_count(&postgres, options(1, 0)), 1);
+        // As set, never more than the pool holds.
+        assert_eq!(writer_count(&postgres, options(8, 1)), 1);
+        assert_eq!(writer_count(&postgres, options(32, 12)), 12);
+        assert_eq!(writer_count(&postgres, options(2, 5)), 2);
+        assert_eq!(writer_count(&sqlite, options(8, 0)), 1);
+        assert_eq!(writer_count(&sqlite, options(8, 3)), 1);
     }
 
     #[test]

@@ -492,6 +492,16 @@ fn check_config_masks_secrets_and_fails_on_a_problem() {
         text.contains("PAYHOOK_AMOUNT_MISMATCH") && text.contains("warn"),
         "{text}"
     );
+    // The writers the store will start: the default on PostgreSQL with the
+    // default pool of 8.
+    let writers = text
+        .lines()
+        .find(|line| line.starts_with("PAYHOOK_DB_WRITERS"))
+        .unwrap_or_else(|| panic!("no writers line: {text}"));
+    assert!(
+        writers.ends_with("= 4 (default: half the pool, at most 4)"),
+        "{writers}"
+    );
 
     let bad_value = payhook(
         &["check-config"],
