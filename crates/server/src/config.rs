@@ -53,7 +53,7 @@ pub struct Config {
     /// Most database connections.
     pub db_pool_size: u32,
     /// Group-commit writers on PostgreSQL (`PAYHOOK_DB_WRITERS`), at most
-    /// the pool; `None`: the store's default (half the pool, at most four).
+    /// the pool less one; `None`: the store's default (half the pool, at most four).
     pub db_writers: Option<NonZeroU32>,
     /// How long a request waits for a database connection.
     pub db_timeout: Duration,
@@ -646,7 +646,9 @@ fn retention(env: &Env<'_>) -> Result<Option<Duration>, ConfigError> {
     }
 }
 
-/// `PAYHOOK_DB_WRITERS`: from 1 to the pool's size on PostgreSQL. SQLite
+/// `PAYHOOK_DB_WRITERS`: from 1 to the pool's size less one on PostgreSQL
+/// (a writer keeps its connection while events are queued, and the API's
+/// requests need one too; 1 with a pool of 1). SQLite
 /// takes one writer at a time, so any other number there is a mistake to
 /// report, not a setting to ignore.
 fn db_writers(
@@ -667,8 +669,12 @@ fn db_writers(
         )?;
         return Ok(NonZeroU32::new(writers));
     }
-    let expected = format!("expected a number from 1 to PAYHOOK_DB_POOL_SIZE ({pool_size})");
-    let writers = env.number(NAME, 1, 1..=pool_size, &expected)?;
+    let most = pool_size.saturating_sub(1).max(1);
+    let expected = format!(
+        "expected a number from 1 to {most}, one less than PAYHOOK_DB_POOL_SIZE ({pool_size}), \
+         so that a connection is left for the API"
+    );
+    let writers = env.number(NAME, 1, 1..=most, &expected)?;
     Ok(NonZeroU32::new(writers))
 }
 
@@ -897,15 +903,20 @@ mod tests {
             Some(1)
         );
         assert_eq!(
-            writers(&[postgres, ("PAYHOOK_DB_WRITERS", "8")]).unwrap(),
-            Some(8)
+            writers(&[postgres, ("PAYHOOK_DB_WRITERS", "7")]).unwrap(),
+            Some(7)
         );
         let pool_16 = ("PAYHOOK_DB_POOL_SIZE", "16");
         assert_eq!(
             writers(&[postgres, pool_16, ("PAYHOOK_DB_WRITERS", "12")]).unwrap(),
             Some(12)
         );
-        for bad in ["0", "9", "-1", "two"] {
+        let pool_1 = ("PAYHOOK_DB_POOL_SIZE", "1");
+        assert_eq!(
+            writers(&[postgres, pool_1, ("PAYHOOK_DB_WRITERS", "1")]).unwrap(),
+            Some(1)
+        );
+        for bad in ["0", "8", "-1", "two"] {
             let error = writers(&[postgres, ("PAYHOOK_DB_WRITERS", bad)]).unwrap_err();
             assert_eq!(error.variable, "PAYHOOK_DB_WRITERS", "{bad}");
             assert!(

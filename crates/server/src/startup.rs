@@ -43,6 +43,9 @@ pub(crate) fn writers_description(config: &Config) -> String {
     let Ok(target) = payhook_store_diesel::Target::parse(config.database_url.expose()) else {
         return "(no database)".to_owned();
     };
+    if !config.group_commit {
+        return "none (PAYHOOK_GROUP_COMMIT=false)".to_owned();
+    }
     let writers = store_options(config).writers_on(&target);
     match (target.is_sqlite(), config.db_writers) {
         (true, _) => format!("{writers} (SQLite: one writer)"),

@@ -147,7 +147,8 @@ pub struct StoreOptions {
     /// for many events, each under its own savepoint); see the `group`
     /// module. Off, each event is its own transaction.
     pub group_commit: bool,
-    /// Group-commit writer threads on PostgreSQL, at most `pool_size`.
+    /// Group-commit writer threads on PostgreSQL, at most `pool_size - 1`
+    /// (a writer keeps its connection under load; the API needs one too).
     /// Each takes what is queued and holds a connection while events keep
     /// coming, so the writers of every process on one database share its
     /// cores: more than its cores can run makes each batch smaller and
@@ -160,14 +161,15 @@ impl StoreOptions {
     /// How many group-commit writers a store opened with these options on
     /// `target` starts (also when group commit is off, for a report). SQLite
     /// has one writer at a time: one thread batches for it. PostgreSQL
-    /// takes several, each batching what is queued, never more than the
-    /// pool holds.
+    /// takes several, each batching what is queued; one set explicitly
+    /// leaves at least one of the pool's connections to the rest of the
+    /// work.
     pub fn writers_on(&self, target: &Target) -> u32 {
         if target.is_sqlite() {
             return 1;
         }
         match self.writers {
-            Some(writers) => writers.get().min(self.pool_size).max(1),
+            Some(writers) => writers.get().min(self.pool_size.saturating_sub(1)).max(1),
             None => (self.pool_size / 2).clamp(1, 4),
         }
     }
@@ -589,10 +591,12 @@ mod tests {
         assert_eq!(writer_count(&postgres, options(32, 0)), 4);
         assert_eq!(writer_count(&postgres, options(6, 0)), 3);
         assert_eq!(writer_count(&postgres, options(1, 0)), 1);
-        // As set, never more than the pool holds.
+        // As set, leaving a connection to the rest of the work.
         assert_eq!(writer_count(&postgres, options(8, 1)), 1);
         assert_eq!(writer_count(&postgres, options(32, 12)), 12);
-        assert_eq!(writer_count(&postgres, options(2, 5)), 2);
+        assert_eq!(writer_count(&postgres, options(2, 5)), 1);
+        assert_eq!(writer_count(&postgres, options(8, 8)), 7);
+        assert_eq!(writer_count(&postgres, options(1, 1)), 1);
         assert_eq!(writer_count(&sqlite, options(8, 0)), 1);
         assert_eq!(writer_count(&sqlite, options(8, 3)), 1);
     }

@@ -502,6 +502,24 @@ fn check_config_masks_secrets_and_fails_on_a_problem() {
         writers.ends_with("= 4 (default: half the pool, at most 4)"),
         "{writers}"
     );
+    let one = payhook(
+        &["check-config"],
+        &[
+            ("DATABASE_URL", "postgres://u@127.0.0.1/db"),
+            ("PAYHOOK_DB_WRITERS", "1"),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&one.stdout)
+            .lines()
+            .any(|line| line.starts_with("PAYHOOK_DB_WRITERS") && line.ends_with("= 1")),
+        "{one:?}"
+    );
+    let off = payhook(&["check-config"], &[("PAYHOOK_GROUP_COMMIT", "false")]);
+    assert!(
+        String::from_utf8_lossy(&off.stdout).contains("none (PAYHOOK_GROUP_COMMIT=false)"),
+        "{off:?}"
+    );
 
     let bad_value = payhook(
         &["check-config"],
