@@ -224,6 +224,16 @@ async fn wait_for_path(browser: &Client, prefix: &str) -> String {
     .await
 }
 
+/// Waits for exactly `path`: where the page before is under it (the
+/// sign-in page is under `/console/`), [`wait_for_path`] would return at
+/// once, before the browser has left it.
+async fn wait_for_exact_path(browser: &Client, path: &str) {
+    eventually(&format!("the page {path}"), || async {
+        (path_of(browser).await == path).then_some(())
+    })
+    .await
+}
+
 #[actix_rt::test]
 async fn an_operator_walks_the_console_in_a_real_browser() {
     let (driver_path, chromium) = match browser() {
@@ -318,7 +328,7 @@ async fn walk(
         .await
         .expect("typed");
     click(browser, "main form button[type=submit]").await;
-    wait_for_path(browser, "/console/").await;
+    wait_for_exact_path(browser, "/console/").await;
     assert_eq!(text(browser, "h1").await, "Overview");
     let counts = text(browser, "dl.counts").await;
     assert!(counts.contains("Dead notifications\n1"), "{counts}");
